@@ -1,0 +1,63 @@
+# The MDMS in two commands: `make run` (the whole stack with demo data) and `make test`.
+# Both install what is missing and start what is not running; running them again is harmless.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_METERS ?= 200
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help install services run stop test lint format typecheck migrations-check bench constraints clean
+
+help:
+	@echo "make run        start everything (services, migrate, demo data, web, workers, simulator) on http://127.0.0.1:8000"
+	@echo "make test       install, start the services, run the whole suite against them"
+	@echo "make bench      run the benchmarks; figures to BENCHMARKS.md and bench/results.json"
+	@echo "make lint       ruff (format check + lint) and mypy"
+	@echo "make services   start only PostgreSQL, MongoDB, Redis and Mosquitto"
+	@echo "make stop       stop what this project started, and nothing else"
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt scripts/bootstrap.sh
+	@PYTHON=$(PYTHON) bash scripts/bootstrap.sh
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+services: install
+	@$(BIN)/python scripts/services.py up
+
+run: services
+	@$(BIN)/python manage.py migrate --noinput -v0
+	@$(BIN)/python manage.py seed_demo --if-empty --meters $(DEMO_METERS)
+	@$(BIN)/python scripts/supervise.py
+
+stop:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python scripts/supervise.py --stop; $(BIN)/python scripts/services.py down; fi
+
+test: services
+	@$(BIN)/python manage.py makemigrations --check --dry-run -v0 || (echo "migrations are missing: run manage.py makemigrations" && exit 1)
+	@$(BIN)/python -m pytest
+
+lint: install
+	@$(BIN)/ruff format --check .
+	@$(BIN)/ruff check .
+	@$(BIN)/mypy
+
+format: install
+	@$(BIN)/ruff format .
+	@$(BIN)/ruff check --fix .
+
+migrations-check: services
+	@$(BIN)/python manage.py makemigrations --check --dry-run
+
+bench: services
+	@$(BIN)/python manage.py migrate --noinput -v0
+	@$(BIN)/python -m bench
+
+constraints: install
+	@$(BIN)/pip freeze --exclude-editable | grep -v -E '^(pip|setuptools|wheel)==' \
+	  | sed '1i # Every transitive dependency, pinned (pip freeze of requirements-dev.txt). Regenerate with `make constraints`.' > constraints.txt
+
+clean: stop
+	rm -rf var/

@@ -1,0 +1,193 @@
+"""Configuration read from the environment, in one place.
+
+Both the Django settings and the service manager (`scripts/services.py`, which runs before Django
+is configured) read the same variables through this module, so a default never differs between
+them. Defaults serve local development; production sets every variable (see README).
+
+A bad value raises ``ImproperlyConfigured``-like ``ConfigError`` naming the variable, at start.
+"""
+
+from __future__ import annotations
+
+import os
+import zoneinfo
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("MDMS_VAR_DIR", BASE_DIR / "var"))
+
+# Secrets the service manager generates on first start for local development (MQTT admin and
+# ingest passwords). Production passes them in the environment and never has this file.
+DEV_SECRETS_FILE = VAR_DIR / "secrets.env"
+
+
+class ConfigError(Exception):
+    """A configuration variable is missing or malformed."""
+
+
+def _dev_secrets() -> dict[str, str]:
+    if not DEV_SECRETS_FILE.exists():
+        return {}
+    values: dict[str, str] = {}
+    for line in DEV_SECRETS_FILE.read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def env(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        value = _dev_secrets().get(name, default)
+    if value is None:
+        raise ConfigError(f"{name} is not set")
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = env(name, "true" if default else "false").strip().lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = env(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def env_float(name: str, default: float) -> float:
+    raw = env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+
+
+def env_time_zone(name: str, default: str) -> str:
+    value = env(name, default)
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{name} must be an IANA time zone such as Europe/Paris, not {value!r}") from None
+    return value
+
+
+@dataclass(frozen=True)
+class DatabaseURL:
+    """A postgres:// URL taken apart."""
+
+    host: str
+    port: int
+    name: str
+    user: str
+    password: str
+    options: dict[str, str]
+
+    def django(self) -> dict[str, object]:
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": self.host,
+            "PORT": str(self.port),
+            "NAME": self.name,
+            "USER": self.user,
+            "PASSWORD": self.password,
+            "OPTIONS": dict(self.options),
+            # Persistent connections: the ingest path and the portal reuse them across requests.
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+        }
+
+
+def parse_database_url(name: str, default: str) -> DatabaseURL:
+    raw = env(name, default)
+    parts = urlsplit(raw)
+    if parts.scheme not in {"postgres", "postgresql", "postgresql+psycopg"}:
+        raise ConfigError(f"{name} must be a postgres:// URL, not {raw!r}")
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        raise ConfigError(f"{name} has a bad port: {raw!r}") from None
+    db_name = parts.path.lstrip("/")
+    if not db_name:
+        raise ConfigError(f"{name} must name a database, as in postgres://user@host:5432/mdms")
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    return DatabaseURL(
+        host=parts.hostname or "127.0.0.1",
+        port=port,
+        name=db_name,
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password or ""),
+        options=options,
+    )
+
+
+@dataclass(frozen=True)
+class HostPort:
+    host: str
+    port: int
+
+
+def parse_host_port(name: str, default: str, scheme: str) -> HostPort:
+    raw = env(name, default)
+    parts = urlsplit(raw)
+    if parts.scheme != scheme:
+        raise ConfigError(f"{name} must be a {scheme}:// URL, not {raw!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{name} has a bad port: {raw!r}") from None
+    return HostPort(host=parts.hostname or "127.0.0.1", port=port or 0)
+
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/mdms"
+DEFAULT_MONGODB_URI = "mongodb://127.0.0.1:27017/mdms?replicaSet=rs0"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# 1884, not 1883: a shared machine may already run an anonymous broker on the standard port,
+# and the MDMS always needs its own broker with authentication and per-meter ACLs.
+DEFAULT_MQTT_PORT = 1884
+# Where the service manager records the port its own broker listens on, when 1884 was taken by
+# a broker that is not this checkout's (another clone of the project on the same machine).
+MQTT_PORT_FILE = VAR_DIR / "run" / "mosquitto.port"
+
+
+def default_mqtt_port() -> int:
+    try:
+        return int(MQTT_PORT_FILE.read_text())
+    except (OSError, ValueError):
+        return DEFAULT_MQTT_PORT
+
+
+# A DST-observing zone by default, because utilities bill in local time and the hard cases
+# (23- and 25-hour days) must be exercised from day one.
+DEFAULT_TIME_ZONE = "Europe/Paris"
+
+
+def env_redis_url(name: str, default: str) -> str:
+    raw = env(name, default)
+    if urlsplit(raw).scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError(f"{name} must be a redis:// URL, not {raw!r}")
+    return raw
+
+
+def env_mongodb_uri(name: str, default: str) -> str:
+    raw = env(name, default)
+    if urlsplit(raw).scheme not in {"mongodb", "mongodb+srv"}:
+        raise ConfigError(f"{name} must be a mongodb:// URL, not {raw!r}")
+    return raw
+
+
+def mongodb_database_name(uri: str) -> str:
+    path = urlsplit(uri).path.lstrip("/")
+    return path or "mdms"

@@ -1,0 +1,255 @@
+"""Master data in PostgreSQL: the grid, premises, customers, accounts, meters and tariffs.
+
+Readings never live here: they are in MongoDB (mdms.core.timeseries), keyed by Meter.pk, which
+never changes for a meter, so the time-series metaField stays stable for the meter's life.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+
+class Region(models.Model):
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=120)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Feeder(models.Model):
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="feeders")
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=120)
+    # The feeder's thermal rating: demand forecasts warn when a peak approaches it.
+    capacity_kw = models.DecimalField(max_digits=10, decimal_places=1, null=True, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.region.code})"
+
+
+class Premise(models.Model):
+    """A service point: where energy is delivered and a meter is installed."""
+
+    feeder = models.ForeignKey(Feeder, on_delete=models.PROTECT, related_name="premises")
+    address = models.CharField(max_length=200)
+    city = models.CharField(max_length=80, blank=True)
+    postcode = models.CharField(max_length=16, blank=True)
+    latitude = models.DecimalField(
+        max_digits=9, decimal_places=6, validators=[MinValueValidator(-90), MaxValueValidator(90)]
+    )
+    longitude = models.DecimalField(
+        max_digits=9, decimal_places=6, validators=[MinValueValidator(-180), MaxValueValidator(180)]
+    )
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.address
+
+    @property
+    def region(self) -> Region:
+        return self.feeder.region
+
+
+class Customer(models.Model):
+    name = models.CharField(max_length=160)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=32, blank=True)
+    # The consumer login, if the customer has one. Everything a consumer sees is filtered by it.
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="customer"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tariff(models.Model):
+    """Prices. Energy is charged at energy_rate_per_kwh, or by time-of-use periods when it has any."""
+
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=120)
+    currency = models.CharField(max_length=3, default="EUR")
+    fixed_monthly_charge = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0"))
+    energy_rate_per_kwh = models.DecimalField(
+        max_digits=8, decimal_places=5, null=True, blank=True, help_text="Flat rate; leave empty for time of use."
+    )
+    demand_charge_per_kw = models.DecimalField(max_digits=8, decimal_places=4, default=Decimal("0"))
+    export_credit_per_kwh = models.DecimalField(max_digits=8, decimal_places=5, default=Decimal("0"))
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_time_of_use(self) -> bool:
+        return self.energy_rate_per_kwh is None
+
+
+class TouPeriod(models.Model):
+    """A time-of-use band: on `day_type` days, from start to end (local time) at rate_per_kwh.
+
+    end_time 00:00 means midnight at the end of the day. Periods of one day type must not overlap;
+    billing checks that every hour of every day type is covered by exactly one period.
+    """
+
+    class DayType(models.TextChoices):
+        WEEKDAY = "weekday", "Weekday"
+        WEEKEND = "weekend", "Weekend and holiday"
+
+    tariff = models.ForeignKey(Tariff, on_delete=models.CASCADE, related_name="tou_periods")
+    name = models.CharField(max_length=40, help_text="peak, off-peak, shoulder, ...")
+    day_type = models.CharField(max_length=10, choices=DayType.choices)
+    start_time = models.TimeField()
+    end_time = models.TimeField()
+    rate_per_kwh = models.DecimalField(max_digits=8, decimal_places=5)
+
+    class Meta:
+        ordering = ["tariff", "day_type", "start_time"]
+
+    def __str__(self) -> str:
+        return f"{self.tariff.code} {self.day_type} {self.name} {self.start_time:%H:%M}-{self.end_time:%H:%M}"
+
+    def covers_hour(self, hour: int) -> bool:
+        start = self.start_time.hour
+        end = self.end_time.hour or 24
+        if start < end:
+            return start <= hour < end
+        return hour >= start or hour < end  # wraps midnight
+
+
+class Holiday(models.Model):
+    """A public holiday: billed with weekend time-of-use periods."""
+
+    date = models.DateField(unique=True)
+    name = models.CharField(max_length=80)
+
+    class Meta:
+        ordering = ["date"]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.name}"
+
+
+class Account(models.Model):
+    number = models.CharField(max_length=20, unique=True, validators=[RegexValidator(r"^[A-Z0-9-]+$")])
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="accounts")
+    premise = models.ForeignKey(Premise, on_delete=models.PROTECT, related_name="accounts")
+    tariff = models.ForeignKey(Tariff, on_delete=models.PROTECT, related_name="accounts")
+    # Day of the month the account is billed; 1 is the monthly run on the 1st. At most 28, so
+    # that every month has the day.
+    bill_cycle_day = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(28)]
+    )
+    move_in_date = models.DateField()
+    move_out_date = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(bill_cycle_day__gte=1) & Q(bill_cycle_day__lte=28), name="account_bill_cycle_day_1_28"
+            ),
+            models.CheckConstraint(
+                condition=Q(move_out_date__isnull=True) | Q(move_out_date__gte=models.F("move_in_date")),
+                name="account_move_out_after_move_in",
+            ),
+        ]
+        indexes = [models.Index(fields=["bill_cycle_day"], name="account_cycle_day_idx")]
+
+    def __str__(self) -> str:
+        return self.number
+
+    def is_active_on(self, day: dt.date) -> bool:
+        return self.move_in_date <= day and (self.move_out_date is None or day < self.move_out_date)
+
+
+class Meter(models.Model):
+    class Status(models.TextChoices):
+        REGISTERED = "registered", "Registered"  # credentials issued, not yet heard from
+        ACTIVE = "active", "Active"
+        DISABLED = "disabled", "Disabled"  # refused by the broker; may be enabled again
+        REMOVED = "removed", "Removed"  # taken off the premise; kept for its history
+
+    serial = models.CharField(
+        max_length=32,
+        unique=True,
+        # The serial is also the MQTT username and a topic level: no wildcards, slashes or spaces.
+        validators=[RegexValidator(r"^[A-Za-z0-9_-]+$", "Letters, digits, '-' and '_' only.")],
+    )
+    premise = models.ForeignKey(
+        Premise, on_delete=models.PROTECT, related_name="meters", null=True, blank=True,
+        help_text="Where the meter is installed now; the history is in MeterInstallation.",
+    )  # fmt: skip
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.REGISTERED)
+    multiplier = models.DecimalField(
+        max_digits=8, decimal_places=3, default=Decimal("1"), help_text="CT/PT ratio applied to energy."
+    )
+    nominal_voltage_v = models.DecimalField(max_digits=6, decimal_places=1, default=Decimal("230"))
+    nominal_frequency_hz = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("50"))
+    rated_current_a = models.DecimalField(max_digits=6, decimal_places=1, default=Decimal("60"))
+    interval_s = models.PositiveIntegerField(default=900)
+    install_date = models.DateField(null=True, blank=True)
+    removal_date = models.DateField(null=True, blank=True)
+    has_solar = models.BooleanField(default=False)
+    solar_capacity_kw = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+    # The MQTT password is shown once at registration; only its hash is kept.
+    mqtt_password_hash = models.CharField(max_length=200, blank=True, editable=False)
+    mqtt_credentials_issued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["serial"]
+        indexes = [models.Index(fields=["status"], name="meter_status_idx")]
+
+    def __str__(self) -> str:
+        return self.serial
+
+    def clean(self) -> None:
+        if self.removal_date and self.install_date and self.removal_date < self.install_date:
+            raise ValidationError({"removal_date": "Removal cannot come before installation."})
+
+    @property
+    def can_connect(self) -> bool:
+        return self.status in (self.Status.REGISTERED, self.Status.ACTIVE)
+
+
+class MeterInstallation(models.Model):
+    """The history of a meter's premises: one row per installation, the open one is current."""
+
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="installations")
+    premise = models.ForeignKey(Premise, on_delete=models.PROTECT, related_name="installations")
+    installed_on = models.DateField()
+    removed_on = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["meter", "installed_on"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["meter"], condition=Q(removed_on__isnull=True), name="one_open_installation_per_meter"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.meter} at {self.premise} from {self.installed_on}"

@@ -1,0 +1,51 @@
+"""The MQTT topic scheme of the design's contract. Nothing else spells a topic.
+
+| topic                      | direction     | payload                                    |
+|----------------------------|---------------|--------------------------------------------|
+| meters/{serial}/readings   | meter -> MDMS | one reading object, or a JSON list of them |
+| meters/{serial}/events     | meter -> MDMS | {"ts", "type", "detail"?}                  |
+| meters/{serial}/commands   | MDMS -> meter | {"id", "type": "read"}                     |
+| meters/{serial}/replies    | meter -> MDMS | {"id", "ts", "register_import_kwh", ...}   |
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+PREFIX = "meters"
+# The ingest workers share one subscription group, so that N workers split the stream.
+SHARE_GROUP = "ingest"
+
+
+class Kind(StrEnum):
+    READINGS = "readings"
+    EVENTS = "events"
+    COMMANDS = "commands"
+    REPLIES = "replies"
+
+
+# What the ingest worker subscribes to (meter -> MDMS).
+INBOUND = (Kind.READINGS, Kind.EVENTS, Kind.REPLIES)
+
+
+def topic(serial: str, kind: Kind) -> str:
+    return f"{PREFIX}/{serial}/{kind.value}"
+
+
+def wildcard(kind: Kind) -> str:
+    return f"{PREFIX}/+/{kind.value}"
+
+
+def shared(kind: Kind, group: str = SHARE_GROUP) -> str:
+    return f"$share/{group}/{wildcard(kind)}"
+
+
+def parse(topic_name: str) -> tuple[str, Kind] | None:
+    """(serial, kind) of a meter topic, or None for anything else."""
+    parts = topic_name.split("/")
+    if len(parts) != 3 or parts[0] != PREFIX or not parts[1]:
+        return None
+    try:
+        return parts[1], Kind(parts[2])
+    except ValueError:
+        return None

@@ -1,0 +1,69 @@
+"""Reads of master data. Every consumer-facing query is filtered by the user, never by an id alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, Q, QuerySet
+
+from mdms.core.models import Account, Meter, Region
+from mdms.core.roles import Role, user_roles
+
+
+def accounts_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Account]:
+    """The accounts a user may see: a consumer's own; staff roles see all; anyone else none."""
+    base = Account.objects.select_related("customer", "premise__feeder__region", "tariff")
+    roles = user_roles(user)
+    if roles & {Role.OPERATOR, Role.BILLING}:
+        return base.all()
+    if Role.CONSUMER in roles:
+        return base.filter(customer__user=user)
+    return base.none()
+
+
+def meters_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Meter]:
+    base = Meter.objects.select_related("premise__feeder__region")
+    roles = user_roles(user)
+    if roles & {Role.OPERATOR, Role.BILLING}:
+        return base.all()
+    if Role.CONSUMER in roles:
+        return base.filter(premise__accounts__customer__user=user).distinct()
+    return base.none()
+
+
+def grid_summary() -> list[dict[str, Any]]:
+    """Per region: feeders, premises, and meters by status."""
+    rows = Region.objects.annotate(
+        feeder_count=Count("feeders", distinct=True),
+        premise_count=Count("feeders__premises", distinct=True),
+        meter_count=Count("feeders__premises__meters", distinct=True),
+        active_meters=Count(
+            "feeders__premises__meters", filter=Q(feeders__premises__meters__status=Meter.Status.ACTIVE), distinct=True
+        ),
+        disabled_meters=Count(
+            "feeders__premises__meters",
+            filter=Q(feeders__premises__meters__status=Meter.Status.DISABLED),
+            distinct=True,
+        ),
+    ).order_by("code")
+    return [
+        {
+            "region": r,
+            "feeders": r.feeder_count,  # type: ignore[attr-defined]
+            "premises": r.premise_count,  # type: ignore[attr-defined]
+            "meters": r.meter_count,  # type: ignore[attr-defined]
+            "active": r.active_meters,  # type: ignore[attr-defined]
+            "disabled": r.disabled_meters,  # type: ignore[attr-defined]
+        }
+        for r in rows
+    ]
+
+
+def accounts_by_cycle_day() -> list[dict[str, Any]]:
+    return list(
+        Account.objects.filter(move_out_date__isnull=True)
+        .values("bill_cycle_day", "tariff__name")
+        .annotate(accounts=Count("id"))
+        .order_by("bill_cycle_day", "tariff__name")
+    )

@@ -1,0 +1,81 @@
+"""Small factories for tests across apps: a grid, tariffs, and people with their meters.
+
+Named after people, as in healthchecks' hc/test.py: alice and bob are consumers, olivia an
+operator, bill from billing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.contrib.auth.models import User
+
+from mdms.core import services
+from mdms.core.models import Account, Customer, Feeder, Meter, Premise, Region, Tariff
+from mdms.core.roles import Role
+
+_serials = itertools.count(1)
+
+
+def make_grid(region_code: str = "test") -> Feeder:
+    region, _ = Region.objects.get_or_create(code=region_code, defaults={"name": f"Region {region_code}"})
+    feeder, _ = Feeder.objects.get_or_create(
+        code=f"{region_code}-f1", defaults={"region": region, "name": f"{region_code} feeder 1"}
+    )
+    return feeder
+
+
+def make_flat_tariff(rate: str = "0.25") -> Tariff:
+    tariff, _ = Tariff.objects.get_or_create(
+        code=f"flat-{rate}",
+        defaults={"name": f"Flat {rate}", "energy_rate_per_kwh": Decimal(rate), "fixed_monthly_charge": Decimal("10")},
+    )
+    return tariff
+
+
+@dataclass
+class Person:
+    user: User
+    customer: Customer
+    account: Account
+    meter: Meter
+    mqtt_password: str
+
+
+def make_consumer(
+    username: str,
+    *,
+    feeder: Feeder | None = None,
+    tariff: Tariff | None = None,
+    move_in: dt.date = dt.date(2025, 1, 1),
+    bill_cycle_day: int = 1,
+    has_solar: bool = False,
+) -> Person:
+    feeder = feeder or make_grid()
+    premise = Premise.objects.create(
+        feeder=feeder, address=f"1 {username.title()} Street", latitude=Decimal("45.75"), longitude=Decimal("4.85")
+    )
+    customer = services.customer_create(
+        name=username.title(), email=f"{username}@example.org", username=username, password=f"{username}-pw"
+    )
+    account = services.account_open(
+        number=f"ACC-{username.upper()}",
+        customer=customer,
+        premise=premise,
+        tariff=tariff or make_flat_tariff(),
+        move_in_date=move_in,
+        bill_cycle_day=bill_cycle_day,
+    )
+    meter, credentials = services.meter_register(
+        serial=f"T{username.upper()}{next(_serials):04d}", premise=premise, install_date=move_in, has_solar=has_solar
+    )
+    services.meter_set_status(meter=meter, status=Meter.Status.ACTIVE)
+    assert customer.user is not None
+    return Person(customer.user, customer, account, meter, credentials.mqtt_password)
+
+
+def make_staff(username: str, role: Role) -> User:
+    return services.staff_user_create(username=username, password=f"{username}-pw", role=role)

@@ -1,0 +1,208 @@
+"""The one settings module, driven by environment variables (see the README's configuration table).
+
+Defaults serve local development (`make run`, `make test`); production differs only by
+environment. A bad value raises ImproperlyConfigured naming the variable.
+"""
+
+from __future__ import annotations
+
+import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
+
+from mdms import config
+from mdms.config import BASE_DIR, VAR_DIR
+
+
+def _read() -> dict[str, object]:
+    """Read every variable once, turning ConfigError into Django's ImproperlyConfigured."""
+    try:
+        debug = config.env_bool("DJANGO_DEBUG", True)
+        secret_key = config.env("SECRET_KEY", "dev-only-insecure-secret-key-change-me" if debug else None)
+        return {
+            "debug": debug,
+            "secret_key": secret_key,
+            "allowed_hosts": [h.strip() for h in config.env("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h],
+            "database": config.parse_database_url("DATABASE_URL", config.DEFAULT_DATABASE_URL),
+            "mongodb_uri": config.env_mongodb_uri("MONGODB_URI", config.DEFAULT_MONGODB_URI),
+            "redis_url": config.env_redis_url("REDIS_URL", config.DEFAULT_REDIS_URL),
+            "mqtt_host": config.env("MQTT_HOST", "127.0.0.1"),
+            "mqtt_port": config.env_int("MQTT_PORT", config.default_mqtt_port(), minimum=1),
+            "mqtt_tls": config.env_bool("MQTT_TLS", False),
+            "mqtt_ca_file": config.env("MQTT_CA_FILE", ""),
+            "mqtt_admin_username": config.env("MQTT_ADMIN_USERNAME", "mdms-admin"),
+            "mqtt_admin_password": config.env("MQTT_ADMIN_PASSWORD", "" if debug else None),
+            "mqtt_ingest_username": config.env("MQTT_INGEST_USERNAME", "mdms-ingest"),
+            "mqtt_ingest_password": config.env("MQTT_INGEST_PASSWORD", "" if debug else None),
+            "time_zone": config.env_time_zone("TIME_ZONE", config.DEFAULT_TIME_ZONE),
+            "csrf_trusted": [o for o in config.env("CSRF_TRUSTED_ORIGINS", "").split(",") if o],
+            "secure": config.env_bool("DJANGO_SECURE", not debug),
+            "outbox_dir": config.env("BILLING_OUTBOX_DIR", str(VAR_DIR / "outbox")),
+        }
+    except config.ConfigError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
+
+
+# Lets ModelAdmin[Meter] and friends be subscripted at run time, as the type stubs want.
+django_stubs_ext.monkeypatch()
+
+_env = _read()
+
+DEBUG: bool = bool(_env["debug"])
+SECRET_KEY: str = str(_env["secret_key"])
+ALLOWED_HOSTS: list[str] = list(_env["allowed_hosts"])  # type: ignore[call-overload]
+CSRF_TRUSTED_ORIGINS: list[str] = list(_env["csrf_trusted"])  # type: ignore[call-overload]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "mdms.core",
+    "ingest",
+    "billing",
+    "portal",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mdms.urls"
+WSGI_APPLICATION = "mdms.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_db = _env["database"]
+assert isinstance(_db, config.DatabaseURL)
+DATABASES = {"default": _db.django()}
+# Two checkouts (or two developers) on one machine each get their own test databases.
+MDMS_TEST_SUFFIX = config.env("MDMS_TEST_SUFFIX", "")
+DATABASES["default"]["TEST"] = {"NAME": f"test_{_db.name}{MDMS_TEST_SUFFIX}"}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# MongoDB: raw readings, events, anomalies (time series), rollups. mdms.core.timeseries is the one
+# module that knows collection names and queries.
+MONGODB_URI: str = str(_env["mongodb_uri"])
+MONGODB_DB: str = config.mongodb_database_name(MONGODB_URI)
+
+REDIS_URL: str = str(_env["redis_url"])
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "mdms",
+    }
+}
+
+# MQTT: the project's own Mosquitto, with the dynamic-security plugin (see scripts/services.py).
+MQTT_HOST: str = str(_env["mqtt_host"])
+MQTT_PORT: int = int(_env["mqtt_port"])  # type: ignore[call-overload]
+MQTT_TLS: bool = bool(_env["mqtt_tls"])
+MQTT_CA_FILE: str = str(_env["mqtt_ca_file"])
+MQTT_ADMIN_USERNAME: str = str(_env["mqtt_admin_username"])
+MQTT_ADMIN_PASSWORD: str = str(_env["mqtt_admin_password"])
+MQTT_INGEST_USERNAME: str = str(_env["mqtt_ingest_username"])
+MQTT_INGEST_PASSWORD: str = str(_env["mqtt_ingest_password"])
+
+# Celery: Redis is broker and result store. The beat schedule is defined in mdms.schedule.
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TIMEZONE = str(_env["time_zone"])
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_RESULT_EXPIRES = 3600
+
+from mdms.schedule import BEAT_SCHEDULE  # noqa: E402
+
+CELERY_BEAT_SCHEDULE = BEAT_SCHEDULE
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+# Local days and billing months are in the utility's zone; everything is stored in UTC.
+TIME_ZONE: str = str(_env["time_zone"])
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+BILLING_OUTBOX_DIR: str = str(_env["outbox_dir"])
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 100,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "MDMS API",
+    "DESCRIPTION": "Meter data management: master data, usage, billing determinants, reads, outages.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+if bool(_env["secure"]):
+    SECURE_SSL_REDIRECT = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True

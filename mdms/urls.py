@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from mdms.views import healthz
+
+admin.site.site_header = "MDMS administration"
+admin.site.site_title = "MDMS admin"
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("", include("portal.urls")),
+]

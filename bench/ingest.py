@@ -1,0 +1,327 @@
+"""Ingest throughput: publish to stored, against the ceilings measured in the same run.
+
+Measured, all on this machine with the broker, MongoDB, the publisher and the worker on it:
+- the broker's own ceiling: the same publisher to a trivial QoS 1 subscriber that only counts;
+- MongoDB's insert_many ceiling for the same documents (batches of 5,000, unordered);
+- the reference solution's naive approach: one insert_one per message;
+- the ingest worker (`celery -A mdms worker --ingest`, a subprocess) with one reading per
+  message for 10,000 meters, and with interval blocks of 96 readings per message;
+- the time series' bytes on disk against a plain collection with its (meter, ts) index.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from bench.common import ROOT, Publisher, progress, save_results, save_section
+from ingest import parsing
+from mdms.core import timeseries
+from mdms.core.models import Meter
+from mdms.core.mqtt import broker, topics
+from mdms.core.mqtt import client as mqtt_client
+from mdms.core.timeseries import readings as stored
+
+METERS = 10_000
+SINGLE_MESSAGES = 100_000  # 10 intervals for each of 10,000 meters
+BLOCK_MESSAGES = 2_500  # x 96 readings = 240,000 readings
+BLOCK = 96
+NAIVE_SAMPLE = 20_000
+START = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+
+
+def ensure_meters(count: int) -> list[tuple[int, str]]:
+    """count active meters BENCH000001..., created in bulk (the bench publishes as a HES)."""
+    existing = Meter.objects.filter(serial__startswith="BENCH").count()
+    if existing < count:
+        Meter.objects.bulk_create(
+            [Meter(serial=f"BENCH{n:06d}", status=Meter.Status.ACTIVE) for n in range(existing + 1, count + 1)],
+            batch_size=2000,
+        )
+    return list(Meter.objects.filter(serial__startswith="BENCH").order_by("serial").values_list("pk", "serial"))[:count]
+
+
+def reading(n: int, ts: dt.datetime) -> dict[str, Any]:
+    energy = 0.1 + (n % 17) * 0.03
+    return {
+        "ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "interval_s": 900,
+        "energy_import_kwh": round(energy, 4),
+        "energy_export_kwh": 0.0,
+        "register_import_kwh": round(10_000 + n * 0.25, 3),
+        "power_w": round(energy * 4000, 1),
+        "voltage_v": 230.0 + (n % 7) * 0.4,
+        "current_a": round(energy * 4000 / 230 / 0.95, 3),
+        "frequency_hz": 50.0,
+        "power_factor": 0.95,
+    }
+
+
+def single_messages(serials: list[str], count: int, offset: int = 0) -> Iterator[tuple[str, bytes]]:
+    for i in range(count):
+        step = offset + i // len(serials)
+        serial = serials[i % len(serials)]
+        yield (
+            topics.topic(serial, topics.Kind.READINGS),
+            json.dumps(reading(i, START + dt.timedelta(minutes=15 * (step + 1)))).encode(),
+        )
+
+
+def block_messages(serials: list[str], count: int, offset_days: int = 30) -> Iterator[tuple[str, bytes]]:
+    for i in range(count):
+        serial = serials[i % len(serials)]
+        day = offset_days + i // len(serials)
+        day_start = START + dt.timedelta(days=day)
+        block = [reading(i * BLOCK + k, day_start + dt.timedelta(minutes=15 * (k + 1))) for k in range(BLOCK)]
+        yield topics.topic(serial, topics.Kind.READINGS), json.dumps(block).encode()
+
+
+def new_publisher(tag: str) -> Publisher:
+    username, password = mqtt_client.admin_credentials()
+    client = mqtt_client.new_client(
+        client_id=f"bench-pub-{tag}-{uuid.uuid4().hex[:6]}", username=username, password=password
+    )
+    mqtt_client.connect(client)
+    publisher = Publisher(client)
+    publisher.start()
+    return publisher
+
+
+def mqtt_ceiling(messages: list[tuple[str, bytes]]) -> float:
+    """Publisher to a subscriber that only counts (QoS 1 both ways): the broker's ceiling."""
+    received = 0
+    done = threading.Event()
+    ready = threading.Event()
+    total = len(messages)
+
+    def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        nonlocal received
+        received += 1
+        if received >= total:
+            done.set()
+
+    username, password = mqtt_client.admin_credentials()
+    subscriber = mqtt_client.new_client(
+        client_id=f"bench-sub-{uuid.uuid4().hex[:6]}", username=username, password=password
+    )
+    subscriber.on_message = on_message
+    subscriber.on_connect = lambda c, u, f, r, p: c.subscribe(topics.wildcard(topics.Kind.READINGS), qos=1)
+    subscriber.on_subscribe = lambda c, u, mid, reasons, p: ready.set()
+    mqtt_client.connect(subscriber)
+    subscriber.loop_start()
+    ready.wait(10)
+    publisher = new_publisher("ceiling")
+    started = time.perf_counter()
+    publisher.publish_all(messages)
+    done.wait(600)
+    elapsed = time.perf_counter() - started
+    publisher.stop()
+    subscriber.disconnect()
+    subscriber.loop_stop()
+    return received / elapsed
+
+
+def documents_for(messages: list[tuple[str, bytes]], pk_by_serial: dict[str, int]) -> list[dict[str, Any]]:
+    now = dt.datetime.now(tz=dt.UTC)
+    docs = []
+    for topic_name, payload in messages:
+        serial = topic_name.split("/")[1]
+        for r in parsing.parse_readings(payload, serial=serial, now=now).readings:
+            docs.append(
+                stored.reading_document(
+                    meter_pk=pk_by_serial[serial], ts=r.ts, received_at=now, values=r.values, interval_s=r.interval_s
+                )
+            )
+    return docs
+
+
+def scratch_timeseries(name: str) -> Any:
+    database = timeseries.db()
+    database.drop_collection(name)
+    database.create_collection(name, timeseries={"timeField": "ts", "metaField": "meter", "granularity": "minutes"})
+    return database[name]
+
+
+def mongo_insert_many_ceiling(docs: list[dict[str, Any]]) -> float:
+    target = scratch_timeseries("bench_ceiling")
+    docs = sorted((dict(d) for d in docs), key=lambda d: (d["meter"], d["ts"]))
+    started = time.perf_counter()
+    for i in range(0, len(docs), 5000):
+        target.insert_many(docs[i : i + 5000], ordered=False)
+    rate = len(docs) / (time.perf_counter() - started)
+    timeseries.db().drop_collection("bench_ceiling")
+    return rate
+
+
+def naive_insert_one(docs: list[dict[str, Any]]) -> float:
+    target = scratch_timeseries("bench_naive")
+    started = time.perf_counter()
+    for d in docs:
+        target.insert_one(dict(d))
+    rate = len(docs) / (time.perf_counter() - started)
+    timeseries.db().drop_collection("bench_naive")
+    return rate
+
+
+def start_worker() -> subprocess.Popen[bytes]:
+    env = dict(os.environ, INGEST_CLIENT_ID=f"bench-ingest-{uuid.uuid4().hex[:6]}")
+    log = open(ROOT / "var" / "log" / "bench-ingest.log", "wb")  # noqa: SIM115 - lives as long as the worker
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "mdms", "worker", "--ingest", "-P", "solo", "-Q", "bench-ingest",
+         "-n", f"bench-ingest-{uuid.uuid4().hex[:6]}@%h", "-l", "WARNING"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    # Ready when a probe reading published now is stored.
+    probe_serial = Meter.objects.filter(serial__startswith="BENCH").values_list("serial", flat=True).first()
+    assert probe_serial
+    publisher = new_publisher("probe")
+    deadline = time.monotonic() + 60
+    before = stored_count()
+    while time.monotonic() < deadline:
+        publisher.publish_all(
+            [(topics.topic(probe_serial, topics.Kind.READINGS), json.dumps(reading(0, START)).encode())]
+        )
+        time.sleep(0.5)
+        if stored_count() > before:
+            break
+    publisher.stop()
+    return worker
+
+
+def stored_count() -> int:
+    return int(timeseries.collection(timeseries.READINGS).count_documents({}))
+
+
+def worker_throughput(messages: list[tuple[str, bytes]], expected_readings: int, label: str) -> tuple[float, int]:
+    """Publish everything, time until every reading is stored; returns (readings/s, lost)."""
+    before = stored_count()
+    publisher = new_publisher(label)
+    started = time.perf_counter()
+    publisher.publish_all(messages)
+    deadline = time.monotonic() + 900
+    stored_now = 0
+    while time.monotonic() < deadline:
+        stored_now = stored_count() - before
+        if stored_now >= expected_readings:
+            break
+        progress(f"  {label}: stored", stored_now, expected_readings)
+        time.sleep(0.25)
+    elapsed = time.perf_counter() - started
+    progress(f"  {label}: stored", stored_now, expected_readings)
+    publisher.stop()
+    return stored_now / elapsed, max(0, expected_readings - stored_now)
+
+
+def distinct_readings() -> int:
+    result = list(
+        timeseries.collection(timeseries.READINGS).aggregate(
+            [{"$group": {"_id": {"m": "$meter", "t": "$ts"}}}, {"$count": "n"}], allowDiskUse=True
+        )
+    )
+    return int(result[0]["n"]) if result else 0
+
+
+def storage_ratio() -> float:
+    """Bytes on disk (data + indexes) of the readings time series over a plain collection of the same data."""
+    database = timeseries.db()
+    plain = database["bench_plain"]
+    database.drop_collection("bench_plain")
+    batch: list[dict[str, Any]] = []
+    for doc in timeseries.collection(timeseries.READINGS).find({}, {"_id": 0}):
+        batch.append(doc)
+        if len(batch) == 10_000:
+            plain.insert_many(batch, ordered=False)
+            batch = []
+    if batch:
+        plain.insert_many(batch, ordered=False)
+    plain.create_index([("meter", 1), ("ts", 1)])
+    timeseries.client().admin.command("fsync")
+
+    def size(name: str) -> int:
+        stats = next(database[name].aggregate([{"$collStats": {"storageStats": {}}}]))["storageStats"]
+        return int(stats.get("storageSize", 0)) + int(stats.get("totalIndexSize", 0))
+
+    ratio = size(timeseries.READINGS) / size("bench_plain")
+    database.drop_collection("bench_plain")
+    return ratio
+
+
+def run() -> dict[str, Any]:
+    print("ingest: preparing 10,000 meters and the messages")
+    broker.ensure_ingest_account()
+    pairs = ensure_meters(METERS)
+    serials = [s for _, s in pairs]
+    pk_by_serial = {s: pk for pk, s in pairs}
+    timeseries.db().drop_collection(timeseries.READINGS)
+    timeseries.ensure_collections()
+
+    singles = list(single_messages(serials, SINGLE_MESSAGES))
+    blocks = list(block_messages(serials, BLOCK_MESSAGES))
+    block_readings = BLOCK_MESSAGES * BLOCK
+
+    print("ingest: broker ceiling (trivial QoS 1 subscriber)")
+    mqtt_ceiling_single = mqtt_ceiling(singles)
+    mqtt_ceiling_block = mqtt_ceiling(blocks) * BLOCK
+    print("ingest: MongoDB insert_many ceiling and naive insert_one")
+    block_docs = documents_for(blocks, pk_by_serial)
+    mongo_ceiling = mongo_insert_many_ceiling(block_docs)
+    naive = naive_insert_one(documents_for(singles[:NAIVE_SAMPLE], pk_by_serial))
+
+    print("ingest: the ingest worker")
+    worker = start_worker()
+    try:
+        single_rate, single_lost = worker_throughput(singles, SINGLE_MESSAGES, "single")
+        block_rate, block_lost = worker_throughput(blocks, block_readings, "block")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+    probe_and_sent = distinct_readings()
+    ratio = storage_ratio()
+
+    results = {
+        "ingest_single_readings_per_s": round(single_rate),
+        "ingest_single_ceiling_mqtt_per_s": round(mqtt_ceiling_single),
+        "ingest_single_ratio_to_ceiling": round(single_rate / mqtt_ceiling_single, 3),
+        "ingest_block_readings_per_s": round(block_rate),
+        "ingest_block_ceiling_mongo_per_s": round(mongo_ceiling),
+        "ingest_block_ceiling_mqtt_readings_per_s": round(mqtt_ceiling_block),
+        "ingest_block_ratio_to_ceiling": round(block_rate / mongo_ceiling, 3),
+        "ingest_naive_insert_one_per_s": round(naive),
+        "ingest_lost_readings": single_lost + block_lost,
+        "ingest_distinct_readings_stored": probe_and_sent,
+        "timeseries_storage_ratio": round(ratio, 3),
+    }
+    save_results(results)
+    save_section(
+        "10-ingest",
+        f"""
+## Ingest (issue 3): publish to stored
+
+10,000 meters; {SINGLE_MESSAGES:,} messages of one reading each, then {BLOCK_MESSAGES:,} interval blocks of
+{BLOCK} readings ({block_readings:,} readings). QoS 1 end to end; the worker acknowledges a message only after its
+batch is in MongoDB. Publisher, Mosquitto, MongoDB and the worker share the 2 cores.
+
+| figure | readings/s | ceiling (same run) | ratio | goal |
+|---|---:|---:|---:|---|
+| one reading per message | {single_rate:,.0f} | broker, trivial QoS 1 subscriber: {mqtt_ceiling_single:,.0f} | {single_rate / mqtt_ceiling_single:.2f} | ≥ 10,000 |
+| blocks of 96 readings | {block_rate:,.0f} | MongoDB insert_many: {mongo_ceiling:,.0f} | {block_rate / mongo_ceiling:.2f} | ≥ 60,000 |
+| blocks, broker alone | {mqtt_ceiling_block:,.0f} | | | |
+| reference solution's insert_one per message | {naive:,.0f} | MongoDB insert_many: {mongo_ceiling:,.0f} | {naive / mongo_ceiling:.2f} | |
+
+- Readings lost: **{single_lost + block_lost}** (sent minus stored).
+- Time series on disk (data + indexes) over a plain collection with its (meter, ts) index, same data:
+  **{ratio:.3f}**.
+""",
+    )
+    return results

@@ -1,0 +1,4 @@
+"""Billing models, split by concern: usage (VEE edits, exceptions, estimates) and bills (runs, bills, reads)."""
+
+from billing.models.bills import *  # noqa: F403
+from billing.models.usage import *  # noqa: F403

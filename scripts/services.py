@@ -309,7 +309,9 @@ def mongodb_up() -> str:
         )  # fmt: skip
         mark_started("mongodb", pidfile=str(pidfile))
         wait_until(lambda: port_open("127.0.0.1", port), "MongoDB")
-    direct = pymongo.MongoClient(where.host, port, directConnection=True, serverSelectionTimeoutMS=5000)
+    direct: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
+        where.host, port, directConnection=True, serverSelectionTimeoutMS=5000
+    )
     try:
         hello = direct.admin.command("hello")
         if "setName" not in hello:
@@ -324,7 +326,7 @@ def mongodb_up() -> str:
         wait_until(lambda: bool(direct.admin.command("hello").get("isWritablePrimary")), "MongoDB primary")
     finally:
         direct.close()
-    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=10000)
+    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(uri, serverSelectionTimeoutMS=10000)
     client.admin.command("ping")
     client.close()
     return f"mongodb {where.host}:{port} ({origin})"
@@ -468,7 +470,7 @@ def down(names: list[str]) -> int:
 
 def status(names: list[str]) -> int:
     state = started()
-    checks = {
+    checks: dict[str, config.DatabaseURL | config.HostPort] = {
         "postgres": config.parse_database_url("DATABASE_URL", config.DEFAULT_DATABASE_URL),
         "redis": config.parse_host_port("REDIS_URL", config.DEFAULT_REDIS_URL, "redis"),
         "mongodb": config.parse_host_port("MONGODB_URI", config.DEFAULT_MONGODB_URI, "mongodb"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 
 
 class Role(StrEnum):
@@ -13,14 +13,14 @@ class Role(StrEnum):
     BILLING = "billing"
 
 
-def user_roles(user: AbstractBaseUser | AnonymousUser) -> set[Role]:
+def user_roles(user: User | AnonymousUser) -> set[Role]:
     if not user.is_authenticated:
         return set()
     if getattr(user, "is_superuser", False):
         return {Role.OPERATOR, Role.BILLING}
-    names = set(user.groups.values_list("name", flat=True))  # type: ignore[union-attr]
+    names = set(user.groups.values_list("name", flat=True))
     return {role for role in Role if role.value in names}
 
 
-def has_role(user: AbstractBaseUser | AnonymousUser, role: Role) -> bool:
+def has_role(user: User | AnonymousUser, role: Role) -> bool:
     return role in user_roles(user)

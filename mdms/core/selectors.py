@@ -4,30 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, Q, QuerySet
 
 from mdms.core.models import Account, Meter, Region
 from mdms.core.roles import Role, user_roles
 
 
-def accounts_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Account]:
+def accounts_for_user(user: User | AnonymousUser) -> QuerySet[Account]:
     """The accounts a user may see: a consumer's own; staff roles see all; anyone else none."""
     base = Account.objects.select_related("customer", "premise__feeder__region", "tariff")
     roles = user_roles(user)
     if roles & {Role.OPERATOR, Role.BILLING}:
         return base.all()
-    if Role.CONSUMER in roles:
+    if Role.CONSUMER in roles and isinstance(user, User):
         return base.filter(customer__user=user)
     return base.none()
 
 
-def meters_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Meter]:
+def meters_for_user(user: User | AnonymousUser) -> QuerySet[Meter]:
     base = Meter.objects.select_related("premise__feeder__region")
     roles = user_roles(user)
     if roles & {Role.OPERATOR, Role.BILLING}:
         return base.all()
-    if Role.CONSUMER in roles:
+    if Role.CONSUMER in roles and isinstance(user, User):
         return base.filter(premise__accounts__customer__user=user).distinct()
     return base.none()
 
@@ -61,9 +61,10 @@ def grid_summary() -> list[dict[str, Any]]:
 
 
 def accounts_by_cycle_day() -> list[dict[str, Any]]:
-    return list(
+    rows: Any = (
         Account.objects.filter(move_out_date__isnull=True)
         .values("bill_cycle_day", "tariff__name")
         .annotate(accounts=Count("id"))
         .order_by("bill_cycle_day", "tariff__name")
     )
+    return [dict(row) for row in rows]

@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -87,10 +88,10 @@ def take(group: str, consumer: str, *, count: int = 500) -> list[tuple[str, Stor
     """
     _ensure_group(group)
     client = connection()
-    claimed = client.xautoclaim(STREAM, group, consumer, min_idle_time=CLAIM_IDLE_MS, start_id="0-0", count=count)
-    entries = list(claimed[1])
+    claimed: Any = client.xautoclaim(STREAM, group, consumer, min_idle_time=CLAIM_IDLE_MS, start_id="0-0", count=count)
+    entries: list[Any] = list(claimed[1])
     if len(entries) < count:
-        fresh = client.xreadgroup(group, consumer, {STREAM: ">"}, count=count - len(entries))
+        fresh: Any = client.xreadgroup(group, consumer, {STREAM: ">"}, count=count - len(entries))
         for _stream, messages in fresh or []:
             entries.extend(messages)
     return [(entry_id, _parse(fields)) for entry_id, fields in entries if fields]
@@ -106,7 +107,7 @@ def done(group: str, entry_ids: Iterable[str]) -> None:
 def backlog(group: str) -> int:
     """Entries not yet taken by this follower, plus those taken and not done (for health pages)."""
     _ensure_group(group)
-    info = connection().xinfo_groups(STREAM)
+    info: Any = connection().xinfo_groups(STREAM)
     for entry in info:
         if entry["name"] == group:
             return int(entry.get("lag") or 0) + int(entry.get("pending") or 0)

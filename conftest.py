@@ -30,6 +30,17 @@ def _mongodb_test_database() -> Iterator[str]:
     settings.MONGODB_DB = original
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _mqtt_ingest_account() -> None:
+    """The broker has the shared roles and the ingest account before any test speaks MQTT.
+
+    Idempotent and quick (about 0.1 s): it changes nothing when the account is already right.
+    """
+    from mdms.core.mqtt import broker
+
+    broker.ensure_ingest_account()
+
+
 @pytest.fixture
 def mongo(_mongodb_test_database: str) -> Iterator[Any]:
     """The test MongoDB database, emptied (but not dropped) after each test that uses it."""

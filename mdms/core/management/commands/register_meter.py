@@ -1,0 +1,82 @@
+"""Register a meter and print its MQTT credentials, once.
+
+    manage.py register_meter SERIAL [--premise ID] [--solar [--solar-capacity-kw 6]] [--interval-s 900]
+    manage.py register_meter SERIAL --new-password     # an existing meter lost its password
+
+Only a hash of the password is kept, and the broker keeps its own: copy it into the meter now.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from mdms.core import services
+from mdms.core.models import Meter, Premise
+
+
+def _decimal(raw: str) -> Decimal:
+    try:
+        return Decimal(raw)
+    except InvalidOperation:
+        raise ValueError(raw) from None
+
+
+class Command(BaseCommand):
+    help = "Register a meter (or issue it new credentials) and print its MQTT password once."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("serial", help="the meter's serial, also its MQTT username")
+        parser.add_argument("--premise", type=int, help="id of the premise where it is installed")
+        parser.add_argument("--install-date", type=dt.date.fromisoformat, help="YYYY-MM-DD (default today)")
+        parser.add_argument("--solar", action="store_true", help="the premise exports solar energy")
+        parser.add_argument("--solar-capacity-kw", type=_decimal)
+        parser.add_argument("--interval-s", type=int, default=900, help="reading interval in seconds")
+        parser.add_argument("--multiplier", type=_decimal, default=Decimal("1"), help="CT/PT ratio")
+        parser.add_argument("--nominal-voltage-v", type=_decimal, default=Decimal("230"))
+        parser.add_argument("--nominal-frequency-hz", type=_decimal, default=Decimal("50"))
+        parser.add_argument("--rated-current-a", type=_decimal, default=Decimal("60"))
+        parser.add_argument(
+            "--new-password", action="store_true", help="issue new credentials to an existing meter (old ones stop)"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        serial: str = options["serial"]
+        if options["new_password"]:
+            meter = Meter.objects.filter(serial=serial).first()
+            if meter is None:
+                raise CommandError(f"no meter {serial}")
+            credentials = services.meter_issue_credentials(meter=meter)
+        else:
+            premise = None
+            if options["premise"] is not None:
+                premise = Premise.objects.filter(pk=options["premise"]).first()
+                if premise is None:
+                    raise CommandError(f"no premise {options['premise']}")
+            if Meter.objects.filter(serial=serial).exists():
+                raise CommandError(f"meter {serial} is already registered (use --new-password for new credentials)")
+            try:
+                meter, credentials = services.meter_register(
+                    serial=serial,
+                    premise=premise,
+                    install_date=options["install_date"],
+                    multiplier=options["multiplier"],
+                    nominal_voltage_v=options["nominal_voltage_v"],
+                    nominal_frequency_hz=options["nominal_frequency_hz"],
+                    rated_current_a=options["rated_current_a"],
+                    interval_s=options["interval_s"],
+                    has_solar=options["solar"],
+                    solar_capacity_kw=options["solar_capacity_kw"],
+                )
+            except ValidationError as exc:
+                raise CommandError("; ".join(exc.messages)) from exc
+        self.stdout.write(f"serial: {credentials.serial}")
+        self.stdout.write(f"username: {credentials.mqtt_username}")
+        self.stdout.write(f"password: {credentials.mqtt_password}")
+        self.stdout.write(
+            self.style.WARNING("The password is shown only this once. If the broker was unreachable, see the log.")
+        )

@@ -1,0 +1,102 @@
+"""How every MDMS process (ingest worker, command sender, broker admin, simulator) builds an MQTT client.
+
+One place holds the protocol choices, so that they never drift between processes: paho-mqtt 2.x
+with the VERSION2 callback API, MQTT v5 (shared subscriptions, session expiry and reason codes
+need it), and TLS when settings.MQTT_TLS is on (see docs/mqtt-tls.md).
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from django.conf import settings
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+
+@dataclass(frozen=True)
+class _SessionWish:
+    clean_start: bool
+    session_expiry_s: int
+
+
+# What each client asked for at new_client(), for connect(); kept beside the client rather than in
+# its userdata, which belongs to the caller.
+_session_wishes: weakref.WeakKeyDictionary[mqtt.Client, _SessionWish] = weakref.WeakKeyDictionary()
+
+
+def new_client(
+    *,
+    client_id: str,
+    username: str,
+    password: str,
+    clean_start: bool = True,
+    session_expiry_s: int = 0,
+    manual_ack: bool = False,
+) -> mqtt.Client:
+    """An MQTT v5 client with credentials (and TLS when configured), not yet connected.
+
+    clean_start and session_expiry_s are remembered on the client, so that `connect(client)` and
+    paho's automatic reconnects ask for the same session. manual_ack lets the ingest worker
+    acknowledge a QoS 1 message only once it is stored (at-least-once end to end).
+    """
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5,
+        manual_ack=manual_ack,
+    )
+    client.username_pw_set(username, password)
+    if settings.MQTT_TLS:
+        client.tls_set(ca_certs=settings.MQTT_CA_FILE or None)
+    _session_wishes[client] = _SessionWish(clean_start=clean_start, session_expiry_s=session_expiry_s)
+    return client
+
+
+def connect_properties(session_expiry_s: int) -> Properties | None:
+    """CONNECT properties asking the broker to keep the session this long after a disconnect."""
+    if session_expiry_s <= 0:
+        return None
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = session_expiry_s
+    return properties
+
+
+def connect(
+    client: mqtt.Client,
+    *,
+    clean_start: bool | None = None,
+    session_expiry_s: int | None = None,
+    keepalive: int = 30,
+) -> None:
+    """Open the connection to the configured broker (blocking for the TCP/TLS handshake only).
+
+    The CONNACK arrives in on_connect once the network loop runs (loop_start/loop_forever);
+    a refused login shows there as a failure reason code. Arguments left as None take what was
+    given to new_client (whose defaults are clean_start=True, session_expiry_s=0). paho keeps
+    both for its automatic reconnects.
+    """
+    wish = _session_wishes.get(client, _SessionWish(clean_start=True, session_expiry_s=0))
+    if clean_start is None:
+        clean_start = wish.clean_start
+    if session_expiry_s is None:
+        session_expiry_s = wish.session_expiry_s
+    client.connect(
+        settings.MQTT_HOST,
+        settings.MQTT_PORT,
+        keepalive=keepalive,
+        clean_start=clean_start,
+        properties=connect_properties(session_expiry_s),
+    )
+
+
+def ingest_credentials() -> tuple[str, str]:
+    """The ingest workers' account: shared subscription to what meters send, publish commands."""
+    return settings.MQTT_INGEST_USERNAME, settings.MQTT_INGEST_PASSWORD
+
+
+def admin_credentials() -> tuple[str, str]:
+    """The broker administrator's account (dynamic-security control topic)."""
+    return settings.MQTT_ADMIN_USERNAME, settings.MQTT_ADMIN_PASSWORD

@@ -1,0 +1,155 @@
+"""Simulated meters over MQTT: the demo's data source and the benchmarks' load.
+
+    manage.py simulate_meters --meters 200                          # real time, until Ctrl-C
+    manage.py simulate_meters --from 2026-05-01 --to 2026-11-01     # backfill, months in minutes
+    manage.py simulate_meters --faults 0.05 --labels var/faults.jsonl --seed 7
+
+Each meter logs in with its own credentials from the provisioning CSV (seed_demo writes
+var/demo-meters.csv). Faults are labelled in --labels for scoring detection.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import zoneinfo
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
+
+from ingest.simulator.faults import FaultPlan, LabelWriter
+from ingest.simulator.meter import SimulatedMeter
+from ingest.simulator.profiles import MeterProfile, profile_for
+from ingest.simulator.runner import Fleet, describe, read_credentials, run_accelerated, run_realtime
+from mdms.config import VAR_DIR
+from mdms.core.models import Meter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CREDENTIALS = VAR_DIR / "demo-meters.csv"
+
+
+def _date(value: str) -> dt.datetime:
+    """A date (local midnight in TIME_ZONE) or an ISO date-time with an offset."""
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO date") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=zoneinfo.ZoneInfo(settings.TIME_ZONE))
+    return when.astimezone(dt.UTC)
+
+
+def profiles(serials: list[str], *, seed: int, solar_share: float) -> tuple[list[MeterProfile], int]:
+    """Profiles for the serials, from the meter registry where it knows them; (profiles, known)."""
+    known: dict[str, Meter] = {}
+    try:
+        known = {m.serial: m for m in Meter.objects.filter(serial__in=serials).select_related("premise__feeder")}
+    except DatabaseError as exc:
+        logger.warning("meter registry not available (%s): households drawn from --solar-share", exc)
+    result = []
+    for serial in serials:
+        meter = known.get(serial)
+        if meter is None:
+            result.append(profile_for(serial, seed=seed, solar_share=solar_share))
+            continue
+        result.append(
+            profile_for(
+                serial,
+                seed=seed,
+                has_solar=meter.has_solar,
+                solar_capacity_kw=float(meter.solar_capacity_kw) if meter.solar_capacity_kw else None,
+                nominal_voltage_v=float(meter.nominal_voltage_v),
+                nominal_frequency_hz=float(meter.nominal_frequency_hz),
+                rated_current_a=float(meter.rated_current_a),
+                feeder=meter.premise.feeder.code if meter.premise else "",
+            )
+        )
+    return result, len(known)
+
+
+class Command(BaseCommand):
+    help = "Run simulated meters that publish readings and events over MQTT and answer on-demand reads."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--meters", type=int, default=None, help="the first N meters of the credentials file")
+        parser.add_argument("--credentials", type=Path, default=DEFAULT_CREDENTIALS, help="CSV serial,password")
+        parser.add_argument("--speed", choices=["realtime", "max"], default=None)
+        parser.add_argument("--from", dest="start", type=_date, help="backfill start (date or ISO date-time)")
+        parser.add_argument("--to", dest="end", type=_date, help="backfill end (default: now)")
+        parser.add_argument("--interval-s", type=int, default=900)
+        parser.add_argument("--faults", default="0", help="faults per meter per day for every kind, or a plan file")
+        parser.add_argument("--labels", type=Path, default=None, help="JSONL file of injected faults")
+        parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument("--solar-share", type=float, default=0.15, help="for meters unknown to the registry")
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        speed = options["speed"] or ("max" if options["start"] else "realtime")
+        interval_s: int = options["interval_s"]
+        if interval_s <= 0 or 86400 % interval_s:
+            raise CommandError("--interval-s must divide a day (900, 1800, 3600, ...)")
+        if speed == "realtime" and (options["start"] or options["end"]):
+            raise CommandError("--from/--to are for a backfill (--speed max); real time starts now")
+        if speed == "max" and not options["start"]:
+            raise CommandError("--speed max needs --from (and optionally --to)")
+        start: dt.datetime | None = options["start"]
+        end: dt.datetime = options["end"] or dt.datetime.now(tz=dt.UTC)
+        if start is not None and start >= end:
+            raise CommandError("--from must come before --to")
+        if not options["credentials"].exists():
+            raise CommandError(f"{options['credentials']} not found (manage.py seed_demo writes one)")
+        try:
+            plan = FaultPlan.parse(options["faults"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise CommandError(f"--faults: {exc}") from exc
+
+        credentials = read_credentials(options["credentials"], options["meters"])
+        if not credentials:
+            raise CommandError(f"no meters in {options['credentials']}")
+        meter_profiles, known = profiles(
+            [serial for serial, _ in credentials],
+            seed=options["seed"],
+            solar_share=options["solar_share"],
+        )
+        meters = [
+            SimulatedMeter(profile, options["seed"], interval_s, plan, settings.TIME_ZONE) for profile in meter_profiles
+        ]
+        fleet = Fleet(meters, dict(credentials))
+        stopping = False
+
+        def stop(signum: int, frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+        labels = LabelWriter(options["labels"])
+        try:
+            live = fleet.connect()
+            self.stdout.write(
+                f"{len(live)} of {len(meters)} meters connected ({known} known to the registry), speed {speed}"
+            )
+            if not live:
+                raise CommandError("no meter could connect; see the warnings above (mqtt_sync? credentials?)")
+            if speed == "max":
+                assert start is not None
+                run_accelerated(
+                    fleet,
+                    start=start,
+                    end=end,
+                    labels=labels,
+                    progress=not options["no_progress"],
+                    should_stop=lambda: stopping,
+                )
+            else:
+                run_realtime(fleet, labels=labels, should_stop=lambda: stopping)
+        finally:
+            labels.close()
+            fleet.close()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        self.stdout.write(describe(fleet.stats))

@@ -1,0 +1,221 @@
+"""One simulated meter: samples become canonical readings with registers, faults are applied,
+and what the meter would send comes out as timed emissions. Still no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ingest.simulator.faults import Fault, FaultKind, FaultPlan, iso
+from ingest.simulator.load import LoadModel, Sample
+from ingest.simulator.profiles import MeterProfile
+from mdms.core.mqtt.topics import Kind
+
+
+@dataclass(frozen=True)
+class Emission:
+    """A message the meter sends at `at` (its simulated time): a reading or an event."""
+
+    at: dt.datetime
+    kind: Kind  # READINGS or EVENTS
+    payload: dict[str, Any]
+
+
+def interval_ends(start: dt.datetime, end: dt.datetime, interval_s: int) -> Iterator[dt.datetime]:
+    """Interval ends in (start, end], aligned to multiples of interval_s since the epoch."""
+    first = (int(start.timestamp()) // interval_s + 1) * interval_s
+    moment = dt.datetime.fromtimestamp(first, tz=dt.UTC)
+    step = dt.timedelta(seconds=interval_s)
+    while moment <= end:
+        yield moment
+        moment += step
+
+
+@dataclass
+class _Held:
+    release_after: int  # intervals still to go
+    emission: Emission
+
+
+@dataclass
+class SimulatedMeter:
+    profile: MeterProfile
+    seed: int
+    interval_s: int = 900
+    fault_plan: FaultPlan = field(default_factory=FaultPlan)
+    time_zone: str = "Europe/Paris"
+    # Registers in whole Wh, so that a register is exactly the running sum of interval energies.
+    register_import_wh: int = field(init=False)
+    register_export_wh: int = field(init=False)
+    last_ts: dt.datetime | None = field(default=None, init=False)
+    _model: LoadModel = field(init=False)
+    _faults: list[Fault] = field(default_factory=list, init=False)
+    _planned_days: set[dt.date] = field(default_factory=set, init=False)
+    _started: set[Fault] = field(default_factory=set, init=False)
+    _stuck: dict[Fault, tuple[float, float]] = field(default_factory=dict, init=False)
+    _held: list[_Held] = field(default_factory=list, init=False)
+    _powered: bool = field(default=True, init=False)
+
+    def __post_init__(self) -> None:
+        self._model = LoadModel(self.profile, self.seed, self.time_zone)
+        self.register_import_wh = round(self.profile.initial_register_import_kwh * 1000)
+        self.register_export_wh = round(self.profile.initial_register_export_kwh * 1000)
+
+    @property
+    def serial(self) -> str:
+        return self.profile.serial
+
+    def advance(self, start: dt.datetime, end: dt.datetime) -> tuple[list[Emission], list[Fault]]:
+        """Everything the meter sends for the intervals ending in (start, end], in sending order,
+        and the faults that began in them (for the label file)."""
+        emissions: list[Emission] = []
+        began: list[Fault] = []
+        for interval_end in interval_ends(start, end, self.interval_s):
+            self._plan(interval_end)
+            emissions.extend(self._interval(interval_end, began))
+        return emissions, began
+
+    def flush(self) -> list[Emission]:
+        """Readings still held back (out of order) when the run ends."""
+        held, self._held = self._held, []
+        return [item.emission for item in held]
+
+    def read_registers(self, now: dt.datetime) -> dict[str, Any]:
+        """An on-demand read: the registers as of the last completed interval."""
+        return {
+            "ts": iso(now),
+            "register_import_kwh": self.register_import_wh / 1000,
+            "register_export_kwh": self.register_export_wh / 1000,
+        }
+
+    def _plan(self, interval_end: dt.datetime) -> None:
+        for day in {(interval_end - dt.timedelta(seconds=self.interval_s)).date(), interval_end.date()}:
+            if day not in self._planned_days:
+                self._planned_days.add(day)
+                for fault in self.fault_plan.for_day(self.serial, day, seed=self.seed, interval_s=self.interval_s):
+                    if not any(fault.overlaps(other) for other in self._faults):
+                        self._faults.append(fault)
+        # Faults long over are no longer needed.
+        horizon = interval_end - dt.timedelta(days=2)
+        self._faults = [fault for fault in self._faults if fault.end > horizon]
+
+    def _interval(self, end: dt.datetime, began: list[Fault]) -> list[Emission]:
+        sample = self._model.sample(end, self.interval_s)
+        interval_start = end - dt.timedelta(seconds=self.interval_s)
+        active = [fault for fault in self._faults if fault.covers(end)]
+        emissions: list[Emission] = []
+        for fault in active:
+            if fault not in self._started:
+                self._started.add(fault)
+                began.append(fault)
+        # An outage that ends inside this interval still lets the meter report its rest.
+        on_fraction = 1.0
+        for fault in self._faults:
+            if fault.kind is FaultKind.OUTAGE and interval_start < fault.end < end:
+                if fault not in self._started:
+                    self._started.add(fault)
+                    began.append(fault)
+                if self._powered:
+                    # Short enough to start and end inside one interval.
+                    emissions.append(self._power_off(fault))
+                off_s = (fault.end - max(fault.start, interval_start)).total_seconds()
+                on_fraction = max(0.0, 1.0 - off_s / self.interval_s)
+                self._powered = True
+                emissions.append(Emission(fault.end, Kind.EVENTS, {"ts": iso(fault.end), "type": "power_on"}))
+        outage = next((fault for fault in active if fault.kind is FaultKind.OUTAGE), None)
+        if outage is not None:
+            if self._powered:
+                emissions.append(self._power_off(outage))
+            if outage.end == end:
+                self._powered = True
+                emissions.append(Emission(end, Kind.EVENTS, {"ts": iso(end), "type": "power_on"}))
+            return emissions
+
+        reading = self._reading(sample, active, on_fraction)
+        for fault in active:
+            self._distort(fault, reading)
+        emission = Emission(end, Kind.READINGS, reading)
+        released = self._release()
+        if any(fault.kind is FaultKind.OUT_OF_ORDER for fault in active):
+            delay = next(f for f in active if f.kind is FaultKind.OUT_OF_ORDER).details.get("delay_intervals", 3)
+            self._held.append(_Held(int(delay), emission))
+        else:
+            emissions.append(emission)
+            if any(fault.kind is FaultKind.DUPLICATE for fault in active):
+                emissions.append(Emission(end, Kind.READINGS, dict(reading)))
+        # Re-sent late, after the newer reading, and marked with the time they finally went out.
+        emissions.extend(Emission(end, held.kind, held.payload) for held in released)
+        return emissions
+
+    def _power_off(self, outage: Fault) -> Emission:
+        self._powered = False
+        # The last gasp: sent as the supply fails, then silence until power returns.
+        return Emission(
+            outage.start, Kind.EVENTS, {"ts": iso(outage.start), "type": "power_off", "detail": "last gasp"}
+        )
+
+    def _release(self) -> list[Emission]:
+        due: list[Emission] = []
+        for item in self._held:
+            item.release_after -= 1
+            if item.release_after <= 0:
+                due.append(item.emission)
+        self._held = [item for item in self._held if item.release_after > 0]
+        return due
+
+    def _reading(self, sample: Sample, active: list[Fault], on_fraction: float) -> dict[str, Any]:
+        consumption_w, production_w = sample.consumption_w, sample.production_w
+        voltage_v, frequency_hz, power_factor = sample.voltage_v, sample.frequency_hz, sample.power_factor
+        for fault in active:
+            if fault.kind in (FaultKind.VOLTAGE_SAG, FaultKind.VOLTAGE_SWELL):
+                voltage_v = self.profile.nominal_voltage_v * float(fault.details.get("voltage_factor", 1.0))
+            elif fault.kind is FaultKind.FREQUENCY_EXCURSION:
+                frequency_hz = self.profile.nominal_frequency_hz + float(fault.details.get("frequency_offset_hz", 0.5))
+            elif fault.kind is FaultKind.OVER_CURRENT:
+                current_a = self.profile.rated_current_a * float(fault.details.get("current_factor", 1.2))
+                consumption_w = current_a * voltage_v * power_factor + production_w
+        net_w = (consumption_w - production_w) * on_fraction
+        energy_wh = round(net_w * self.interval_s / 3600.0)
+        import_wh, export_wh = max(0, energy_wh), max(0, -energy_wh)
+        self.register_import_wh += import_wh
+        self.register_export_wh += export_wh
+        self.last_ts = sample.end
+        # Average power over the interval, consistent with its energy; negative while exporting.
+        power_w = round((import_wh - export_wh) * 3600.0 / self.interval_s, 1)
+        voltage_v = round(voltage_v, 1)
+        power_factor = round(power_factor, 3)
+        return {
+            "ts": iso(sample.end),
+            "interval_s": self.interval_s,
+            "energy_import_kwh": import_wh / 1000,
+            "energy_export_kwh": export_wh / 1000,
+            "register_import_kwh": self.register_import_wh / 1000,
+            "register_export_kwh": self.register_export_wh / 1000,
+            "power_w": power_w,
+            "voltage_v": voltage_v,
+            "current_a": round(abs(power_w) / (voltage_v * power_factor), 2),
+            "frequency_hz": round(frequency_hz, 3),
+            "power_factor": power_factor,
+        }
+
+    def _distort(self, fault: Fault, reading: dict[str, Any]) -> None:
+        """Faults of the meter itself: what it sends is wrong, what was consumed is not."""
+        if fault.kind is FaultKind.STUCK_REGISTER:
+            if fault not in self._stuck:
+                self._stuck[fault] = (
+                    round(reading["register_import_kwh"] - reading["energy_import_kwh"], 3),
+                    round(reading["register_export_kwh"] - reading["energy_export_kwh"], 3),
+                )
+            reading["register_import_kwh"], reading["register_export_kwh"] = self._stuck[fault]
+        elif fault.kind is FaultKind.REGISTER_BACKWARDS:
+            drop = float(fault.details.get("drop_kwh", 10.0))
+            reading["register_import_kwh"] = round(reading["register_import_kwh"] - drop, 3)
+        elif fault.kind is FaultKind.CLOCK_DRIFT:
+            # The clock runs fast or slow from the fault's start until it is set again at its end.
+            true_end = dt.datetime.fromisoformat(reading["ts"].replace("Z", "+00:00"))
+            hours = (true_end - fault.start).total_seconds() / 3600.0
+            offset_s = round(float(fault.details.get("drift_s_per_hour", 60.0)) * hours)
+            reading["ts"] = iso(true_end + dt.timedelta(seconds=offset_s))

@@ -1,0 +1,359 @@
+"""Many simulated meters over MQTT from one thread.
+
+Each meter has its own connection and credentials, as a real meter would (clean_start False,
+QoS 1). A thread per meter would not reach 10,000 meters, so one selector drives every paho
+client through its external-loop API: the socket callbacks register each socket, and
+loop_read/loop_write/loop_misc run when the selector says so.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import heapq
+import itertools
+import json
+import logging
+import selectors
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from tqdm import tqdm
+
+from ingest.simulator.faults import LabelWriter, iso
+from ingest.simulator.meter import Emission, SimulatedMeter
+from mdms.core.mqtt import client as mqtt_client
+from mdms.core.mqtt import topics
+from mdms.core.mqtt.topics import Kind
+
+logger = logging.getLogger(__name__)
+
+# A day of 15-minute readings per message in accelerated mode (the contract's interval block).
+BLOCK_SIZE = 96
+# Persistent sessions keep commands sent while the simulator restarts for an hour.
+SESSION_EXPIRY_S = 3600
+# Accelerated mode stops generating while this many messages wait for their PUBACK, so memory
+# stays flat however long the backfill.
+HIGH_WATER = 20_000
+LOW_WATER = 5_000
+# Real meters do not all report at the same second: each has a fixed offset within this spread.
+REALTIME_SPREAD_S = 20.0
+RECONNECT_DELAY_S = 5.0
+
+
+def read_credentials(path: Path, limit: int | None = None) -> list[tuple[str, str]]:
+    """(serial, password) rows of a provisioning CSV with a `serial,password` header."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = [(row["serial"].strip(), row["password"].strip()) for row in csv.DictReader(fh) if row.get("serial")]
+    return rows[:limit] if limit else rows
+
+
+@dataclass
+class Link:
+    """One meter's MQTT connection and what the fleet knows about it."""
+
+    meter: SimulatedMeter
+    client: mqtt.Client
+    connected: bool = False
+    subscribed: bool = False  # to its commands: on-demand reads can reach it
+    refused: str | None = None
+    retry_at: float = 0.0
+    # The registers of the newest reading sent, which an on-demand read answers with.
+    registers: dict[str, Any] | None = None
+    newest_sent: str | None = None  # ts of the newest reading sent
+
+
+@dataclass
+class Stats:
+    published: int = 0
+    acked: int = 0
+    rejected: int = 0  # PUBACK with a failure reason (for instance not authorised)
+    commands_answered: int = 0
+
+    @property
+    def unacked(self) -> int:
+        return self.published - self.acked - self.rejected
+
+
+@dataclass
+class Fleet:
+    meters: list[SimulatedMeter]
+    passwords: dict[str, str]
+    session_expiry_s: int = SESSION_EXPIRY_S
+    stats: Stats = field(default_factory=Stats)
+    links: list[Link] = field(default_factory=list, init=False)
+    _selector: selectors.BaseSelector = field(default_factory=selectors.DefaultSelector, init=False)
+    _last_misc: float = field(default=0.0, init=False)
+
+    def connect(self, timeout_s: float = 30.0) -> list[Link]:
+        """Open every connection; returns the links the broker accepted (refusals are logged)."""
+        for meter in self.meters:
+            client = mqtt_client.new_client(
+                client_id=meter.serial,
+                username=meter.serial,
+                password=self.passwords[meter.serial],
+                clean_start=False,
+                session_expiry_s=self.session_expiry_s,
+            )
+            # Before any reading goes out, an on-demand read answers with the starting registers.
+            link = Link(meter, client, registers=meter.read_registers(dt.datetime.now(tz=dt.UTC)))
+            self._wire(link)
+            self.links.append(link)
+            try:
+                mqtt_client.connect(client, keepalive=60)
+            except OSError as exc:
+                link.refused = f"cannot reach the broker: {exc}"
+            self.pump(0)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(not (ln.subscribed or ln.refused) for ln in self.links):
+            self.pump(0.1)
+        for link in self.links:
+            if not link.subscribed and not link.refused:
+                link.refused = "no CONNACK or SUBACK in time"
+            if link.refused:
+                logger.warning("meter %s not connected: %s", link.meter.serial, link.refused)
+        return self.live
+
+    @property
+    def live(self) -> list[Link]:
+        return [link for link in self.links if link.refused is None]
+
+    def _wire(self, link: Link) -> None:
+        client = link.client
+        client.user_data_set(link)
+        # paho tells the external loop when a socket opens or closes and when it has data to write.
+        client.on_socket_open = self._socket_open
+        client.on_socket_close = self._socket_close
+        client.on_socket_register_write = self._socket_wants_write
+        client.on_socket_unregister_write = self._socket_written
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+
+    def _socket_open(self, client: mqtt.Client, link: Link, sock: Any) -> None:
+        self._selector.register(sock, selectors.EVENT_READ, link)
+
+    def _socket_close(self, client: mqtt.Client, link: Link, sock: Any) -> None:
+        self._selector.unregister(sock)
+
+    def _socket_wants_write(self, client: mqtt.Client, link: Link, sock: Any) -> None:
+        self._selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, link)
+
+    def _socket_written(self, client: mqtt.Client, link: Link, sock: Any) -> None:
+        self._selector.modify(sock, selectors.EVENT_READ, link)
+
+    def _on_connect(self, client: mqtt.Client, link: Link, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            # Wrong credentials or a disabled meter: retrying would only hammer the broker.
+            link.refused = str(reason)
+            return
+        link.connected = True
+        client.subscribe(topics.topic(link.meter.serial, Kind.COMMANDS), qos=1)
+
+    def _on_subscribe(self, client: mqtt.Client, link: Link, mid: int, reasons: Any, props: Any) -> None:
+        if any(reason.is_failure for reason in reasons):
+            link.refused = f"may not subscribe to its commands: {reasons}"
+        else:
+            link.subscribed = True
+
+    def _on_disconnect(self, client: mqtt.Client, link: Link, flags: Any, reason: Any, props: Any) -> None:
+        link.connected = False
+        link.retry_at = time.monotonic() + RECONNECT_DELAY_S
+
+    def _on_publish(self, client: mqtt.Client, link: Link, mid: int, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            self.stats.rejected += 1
+            logger.warning("broker rejected a message from %s: %s", link.meter.serial, reason)
+        else:
+            self.stats.acked += 1
+
+    def _on_message(self, client: mqtt.Client, link: Link, message: mqtt.MQTTMessage) -> None:
+        try:
+            command = json.loads(message.payload)
+        except ValueError:
+            logger.warning("meter %s ignored a command that is not JSON", link.meter.serial)
+            return
+        if not isinstance(command, dict) or command.get("type") != "read":
+            return
+        self._publish(link, Kind.REPLIES, {"id": command.get("id"), **self.registers(link)})
+        self.stats.commands_answered += 1
+
+    def registers(self, link: Link) -> dict[str, Any]:
+        """What an on-demand read answers: the registers of the newest reading sent, as of its ts.
+        The meter model itself may already be an interval ahead (real time prepares the next one)."""
+        return dict(link.registers or link.meter.read_registers(dt.datetime.now(tz=dt.UTC)))
+
+    def send(self, link: Link, emissions: Iterable[Emission], block_size: int = 1) -> None:
+        """Publish in order; consecutive readings go as blocks of up to block_size (1: one object each)."""
+        block: list[dict[str, Any]] = []
+        for emission in emissions:
+            if emission.kind is Kind.READINGS and block_size > 1:
+                block.append(emission.payload)
+                if len(block) == block_size:
+                    self._send_readings(link, block)
+                    block = []
+                continue
+            if block:
+                self._send_readings(link, block)
+                block = []
+            if emission.kind is Kind.READINGS:
+                self._send_readings(link, [emission.payload])
+            else:
+                self._publish(link, emission.kind, emission.payload)
+        if block:
+            self._send_readings(link, block)
+
+    def _send_readings(self, link: Link, readings: list[dict[str, Any]]) -> None:
+        self._publish(link, Kind.READINGS, readings if len(readings) > 1 else readings[0])
+        newest = max(readings, key=lambda r: r["ts"])
+        # Out-of-order re-sends are older than what was already sent: they do not count.
+        if link.newest_sent is None or newest["ts"] >= link.newest_sent:
+            link.newest_sent = newest["ts"]
+            link.registers = {
+                "ts": newest["ts"],
+                "register_import_kwh": newest["register_import_kwh"],
+                "register_export_kwh": newest["register_export_kwh"],
+            }
+
+    def _publish(self, link: Link, kind: Kind, payload: Any) -> None:
+        link.client.publish(topics.topic(link.meter.serial, kind), json.dumps(payload), qos=1)
+        self.stats.published += 1
+
+    def pump(self, timeout_s: float) -> None:
+        """One pass of the network loop: read and write what is ready, keepalives once a second."""
+        if not self._selector.get_map():
+            time.sleep(timeout_s)
+        else:
+            for key, mask in self._selector.select(timeout_s):
+                client = key.data.client
+                if mask & selectors.EVENT_READ:
+                    client.loop_read(max_packets=200)
+                if mask & selectors.EVENT_WRITE:
+                    client.loop_write()
+        now = time.monotonic()
+        if now - self._last_misc >= 1.0:
+            self._last_misc = now
+            for link in self.links:
+                link.client.loop_misc()
+                if (
+                    link.refused is None
+                    and not link.connected
+                    and link.client.socket() is None
+                    and now >= link.retry_at
+                ):
+                    link.retry_at = now + RECONNECT_DELAY_S
+                    try:
+                        link.client.reconnect()
+                    except OSError as exc:
+                        logger.warning("meter %s cannot reconnect: %s", link.meter.serial, exc)
+
+    def drain(self, *, below: int = 1, timeout_s: float = 120.0) -> bool:
+        """Run the loop until fewer than `below` messages await their PUBACK; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self.stats.unacked >= below:
+            if time.monotonic() > deadline:
+                return False
+            self.pump(0.05)
+        return True
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        for link in self.links:
+            if link.connected:
+                link.client.disconnect()
+        deadline = time.monotonic() + timeout_s
+        while self._selector.get_map() and time.monotonic() < deadline:
+            self.pump(0.05)
+        for link in self.links:
+            if link.client.socket() is not None:
+                link.client.disconnect()
+        self._selector.close()
+
+
+def run_accelerated(
+    fleet: Fleet,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    labels: LabelWriter,
+    block_size: int = BLOCK_SIZE,
+    progress: bool = True,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """Backfill (start, end] as fast as the broker takes it, in interval blocks per meter."""
+    live = fleet.live
+    if not live:
+        return
+    interval_s = live[0].meter.interval_s
+    chunk = dt.timedelta(seconds=interval_s * block_size)
+    chunks = max(1, -(-int((end - start).total_seconds()) // int(chunk.total_seconds())))
+    cursor = start
+    with tqdm(total=chunks * len(live), unit="block", disable=not progress, desc="meters x blocks") as bar:
+        while cursor < end and not should_stop():
+            chunk_end = min(end, cursor + chunk)
+            for link in live:
+                emissions, began = link.meter.advance(cursor, chunk_end)
+                labels.write(began)
+                fleet.send(link, emissions, block_size)
+                fleet.pump(0)
+                if fleet.stats.unacked >= HIGH_WATER:
+                    fleet.drain(below=LOW_WATER)
+                bar.update()
+            cursor = chunk_end
+    for link in live:
+        fleet.send(link, link.meter.flush(), block_size)
+    fleet.drain()
+
+
+def run_realtime(
+    fleet: Fleet,
+    *,
+    labels: LabelWriter,
+    should_stop: Callable[[], bool],
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(tz=dt.UTC),
+) -> None:
+    """One reading per meter per interval, sent at the interval's end (plus the meter's offset),
+    events at their own time, until should_stop() says so."""
+    live = fleet.live
+    if not live:
+        return
+    interval = dt.timedelta(seconds=live[0].meter.interval_s)
+    prepared = dt.datetime.fromtimestamp(
+        int(now().timestamp()) // live[0].meter.interval_s * live[0].meter.interval_s, tz=dt.UTC
+    )
+    offsets = {
+        link.meter.serial: zlib.crc32(link.meter.serial.encode()) % 1000 / 1000 * REALTIME_SPREAD_S for link in live
+    }
+    due: list[tuple[dt.datetime, int, Link, Emission]] = []
+    sequence = itertools.count()
+    while not should_stop():
+        # Prepare one interval ahead, so that an event inside it goes out at its own time.
+        while prepared <= now():
+            for link in live:
+                emissions, began = link.meter.advance(prepared, prepared + interval)
+                labels.write(began)
+                for emission in emissions:
+                    at = emission.at + dt.timedelta(seconds=offsets[link.meter.serial])
+                    heapq.heappush(due, (at, next(sequence), link, emission))
+            prepared += interval
+        moment = now()
+        while due and due[0][0] <= moment:
+            _, _, link, emission = heapq.heappop(due)
+            fleet.send(link, [emission])
+        wait_s = (due[0][0] - moment).total_seconds() if due else 1.0
+        fleet.pump(max(0.0, min(1.0, wait_s)))
+    logger.info("stopping: %s readings not yet due are dropped", len(due))
+    fleet.drain(timeout_s=10.0)
+
+
+def describe(stats: Stats) -> str:
+    return (
+        f"{stats.published} messages published, {stats.acked} acknowledged, {stats.rejected} rejected, "
+        f"{stats.commands_answered} on-demand reads answered (at {iso(dt.datetime.now(tz=dt.UTC))})"
+    )

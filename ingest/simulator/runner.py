@@ -327,6 +327,10 @@ def run_realtime(
     prepared = dt.datetime.fromtimestamp(
         int(now().timestamp()) // live[0].meter.interval_s * live[0].meter.interval_s, tz=dt.UTC
     )
+    if any(link.meter.last_ts for link in live):
+        # After a catch-up or a resume, start one interval back: an interval that ended while the
+        # catch-up ran is sent now, and each meter skips what it already sent (its last_ts).
+        prepared -= interval
     offsets = {
         link.meter.serial: zlib.crc32(link.meter.serial.encode()) % 1000 / 1000 * REALTIME_SPREAD_S for link in live
     }

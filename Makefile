@@ -6,6 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_METERS ?= 200
+export DEMO_HISTORY_DAYS ?= 190
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help install services run stop test lint format typecheck migrations-check bench constraints clean
@@ -29,6 +30,7 @@ services: install
 
 run: services
 	@$(BIN)/python manage.py migrate --noinput -v0
+	@$(BIN)/python manage.py mqtt_sync
 	@$(BIN)/python manage.py seed_demo --if-empty --meters $(DEMO_METERS)
 	@$(BIN)/python scripts/supervise.py
 
@@ -36,6 +38,7 @@ stop:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python scripts/supervise.py --stop; $(BIN)/python scripts/services.py down; fi
 
 test: services
+	@$(BIN)/python scripts/services.py test-tools
 	@$(BIN)/python manage.py makemigrations --check --dry-run -v0 || (echo "migrations are missing: run manage.py makemigrations" && exit 1)
 	@$(BIN)/python -m pytest
 
@@ -52,7 +55,6 @@ migrations-check: services
 	@$(BIN)/python manage.py makemigrations --check --dry-run
 
 bench: services
-	@$(BIN)/python manage.py migrate --noinput -v0
 	@$(BIN)/python -m bench
 
 constraints: install

@@ -81,3 +81,14 @@ def bill(db: None) -> Any:
     from mdms.core.testing import make_staff
 
     return make_staff("bill", Role.BILLING)
+
+
+@pytest.fixture
+def role_groups(transactional_db: None) -> None:
+    """The role groups a data migration creates, again: a transactional test's flush empties every table."""
+    from django.contrib.auth.models import Group
+
+    from mdms.core.roles import Role
+
+    for role in Role:
+        Group.objects.get_or_create(name=role.value)

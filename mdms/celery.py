@@ -11,3 +11,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mdms.settings")
 app = Celery("mdms")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# `celery -A mdms worker --ingest` also runs the MQTT ingest consumer (ingest/bootsteps.py).
+from ingest.bootsteps import register as register_ingest  # noqa: E402
+
+register_ingest(app)

@@ -37,6 +37,8 @@ def _read() -> dict[str, object]:
             "csrf_trusted": [o for o in config.env("CSRF_TRUSTED_ORIGINS", "").split(",") if o],
             "secure": config.env_bool("DJANGO_SECURE", not debug),
             "outbox_dir": config.env("BILLING_OUTBOX_DIR", str(VAR_DIR / "outbox")),
+            "monitoring_webhook_url": config.env("MONITORING_WEBHOOK_URL", ""),
+            "monitoring_silent_intervals": config.env_int("MONITORING_SILENT_INTERVALS", 2, minimum=1),
         }
     except config.ConfigError as exc:
         raise ImproperlyConfigured(str(exc)) from exc
@@ -64,6 +66,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "mdms.core",
+    "mdms.monitoring",
     "ingest",
     "billing",
     "portal",
@@ -162,6 +165,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    # plotly.js from the installed plotly package, as static/vendor/plotly.min.js (not committed).
+    "mdms.staticfinders.PackageDataFinder",
+]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -173,6 +182,11 @@ STORAGES = {
 }
 
 BILLING_OUTBOX_DIR: str = str(_env["outbox_dir"])
+
+# Monitoring: outage incidents are POSTed as JSON to the utility's outage management system at
+# this URL (empty = off). A meter silent for this many of its intervals is an outage suspect.
+MONITORING_WEBHOOK_URL: str = str(_env["monitoring_webhook_url"])
+MONITORING_SILENT_INTERVALS: int = int(_env["monitoring_silent_intervals"])  # type: ignore[call-overload]
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

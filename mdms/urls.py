@@ -9,5 +9,8 @@ admin.site.site_title = "MDMS admin"
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("ingest/", include("ingest.urls")),
+    path("api/v1/billing/", include("billing.urls")),
+    path("api/v1/monitoring/", include("mdms.monitoring.urls")),
     path("", include("portal.urls")),
 ]

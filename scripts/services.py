@@ -440,6 +440,17 @@ SERVICES: dict[str, Callable[[], str]] = {
 }
 
 
+def test_tools() -> int:
+    """What the test suite needs besides the services: Debian's chromium for the browser tests."""
+    try:
+        chromium = need_binary("chromium", "chromium")
+    except (ServiceError, subprocess.CalledProcessError) as exc:
+        say(f"chromium: FAILED: {exc}")
+        return 1
+    say(f"chromium {chromium}")
+    return 0
+
+
 def up(names: list[str]) -> int:
     failed = 0
     for name in names:
@@ -490,13 +501,15 @@ def status(names: list[str]) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "test-tools"])
     parser.add_argument("services", nargs="*", help=f"any of {', '.join(SERVICES)} (default: all four)")
     args = parser.parse_args()
     unknown = set(args.services) - set(SERVICES)
     if unknown:
         parser.error(f"unknown service {', '.join(sorted(unknown))}; choose from {', '.join(SERVICES)}")
     names = args.services or list(SERVICES)
+    if args.command == "test-tools":
+        return test_tools()
     return {"up": up, "down": down, "status": status}[args.command](names)
 
 

@@ -12,7 +12,12 @@ Collections (the schema is documented in docs/data-model.md):
 | anomalies       | time series | flagged readings in the reference format plus rule/severity    |
 | dead_letters    | regular     | messages that could not be used: raw payload, topic, reason    |
 | rollups_hourly  | regular     | one document per meter and UTC hour, recomputed from readings  |
-| rollups_daily   | regular     | one document per meter and local day                           |
+| rollups_daily   | regular     | one document per meter and local day: totals, 23/24/25 hourly values, max demand (rollups.py) |
+| estimates       | regular     | VEE estimates for missing intervals, one per meter and ts, kept apart from readings |
+| interval_edits  | regular     | the current edited value of an interval, one per meter and ts (audit trail in Postgres) |
+| meter_replies   | regular     | replies to on-demand reads, one per meter and command id       |
+| anomaly_baselines | regular   | per meter, robust hour-of-day baselines anomaly detection uses |
+| meter_last_seen | regular     | per meter, its newest reading's time (silent-meter check)      |
 """
 
 from __future__ import annotations
@@ -33,6 +38,11 @@ ANOMALIES = "anomalies"
 DEAD_LETTERS = "dead_letters"
 ROLLUPS_HOURLY = "rollups_hourly"
 ROLLUPS_DAILY = "rollups_daily"
+METER_REPLIES = "meter_replies"
+ANOMALY_BASELINES = "anomaly_baselines"
+METER_LAST_SEEN = "meter_last_seen"
+ESTIMATES = "estimates"
+INTERVAL_EDITS = "interval_edits"
 
 _lock = threading.Lock()
 _client: pymongo.MongoClient[dict[str, Any]] | None = None
@@ -82,15 +92,29 @@ _INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     # Charts, rollups and billing read one meter's time range.
     READINGS: [([("meter", 1), ("ts", 1)], {"name": "meter_ts"})],
     EVENTS: [([("meter", 1), ("ts", 1)], {"name": "meter_ts"})],
-    ANOMALIES: [([("meter_id", 1), ("timestamp", 1)], {"name": "meter_timestamp"})],
+    ANOMALIES: [
+        ([("meter_id", 1), ("timestamp", 1)], {"name": "meter_timestamp"}),
+        # The operator's "active anomalies" by feeder or region, newest first.
+        ([("feeder", 1), ("timestamp", -1)], {"name": "feeder_timestamp"}),
+        ([("region", 1), ("timestamp", -1)], {"name": "region_timestamp"}),
+    ],
+    # The silent-meter check asks for meters last seen before a time.
+    METER_LAST_SEEN: [([("ts", 1)], {"name": "ts"})],
     # The operator dashboard lists the newest dead letters, and counts them by reason.
     DEAD_LETTERS: [
         ([("received_at", -1)], {"name": "received_at"}),
         ([("reason_code", 1), ("received_at", -1)], {"name": "reason_received_at"}),
     ],
+    # On-demand reads look up the reply to their command id (regular collection, so unique works;
+    # the ingest inserts replies with ordered=False and counts a duplicate-key error as a duplicate).
+    METER_REPLIES: [([("meter", 1), ("id", 1)], {"name": "meter_id", "unique": True})],
     # _id is {meter, hour}; charts for one meter read a range of hours.
     ROLLUPS_HOURLY: [([("meter", 1), ("hour", 1)], {"name": "meter_hour", "unique": True})],
     ROLLUPS_DAILY: [([("meter", 1), ("day", 1)], {"name": "meter_day", "unique": True})],
+    # Rollups and interval reads merge estimates and edits into a meter's range of readings; the
+    # unique key makes estimating or editing an interval twice replace, never add.
+    ESTIMATES: [([("meter", 1), ("ts", 1)], {"name": "meter_ts", "unique": True})],
+    INTERVAL_EDITS: [([("meter", 1), ("ts", 1)], {"name": "meter_ts", "unique": True})],
 }
 
 
@@ -102,7 +126,7 @@ def ensure_collections(database: Database[dict[str, Any]] | None = None) -> None
         if name not in existing:
             with contextlib.suppress(pymongo.errors.CollectionInvalid):  # created meanwhile elsewhere
                 database.create_collection(name, timeseries=options)
-    for name in (DEAD_LETTERS, ROLLUPS_HOURLY, ROLLUPS_DAILY):
+    for name in (DEAD_LETTERS, ROLLUPS_HOURLY, ROLLUPS_DAILY, ANOMALY_BASELINES, METER_LAST_SEEN):
         if name not in existing:
             with contextlib.suppress(pymongo.errors.CollectionInvalid):
                 database.create_collection(name)

@@ -1,0 +1,109 @@
+"""Line items from determinants and a tariff: Decimal throughout, each amount rounded to the cent.
+
+Pure: no database. The bill's total is the sum of its rounded line items, so that what a customer
+adds up on paper is what they are charged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from billing.determinants import HOLIDAY, WEEKDAY, WEEKEND, Determinants, TariffTerms
+
+CENT = Decimal("0.01")
+QUANTITY = Decimal("0.0001")
+# Day types in the order a bill lists them.
+_DAY_ORDER = {WEEKDAY: 0, WEEKEND: 1, HOLIDAY: 2}
+
+
+@dataclass(frozen=True)
+class LineItem:
+    code: str
+    description: str
+    quantity: Decimal
+    unit: str
+    rate: Decimal
+    amount: Decimal
+    estimated: bool = False
+
+
+def cents(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def line_items(determinants: Determinants, terms: TariffTerms) -> list[LineItem]:
+    d = determinants
+    estimated = d.estimated_share > 0
+    items: list[LineItem] = []
+    if terms.fixed_monthly_charge:
+        # A move within the cycle prorates the fixed charge by days served.
+        months = Decimal(d.billed_days) / Decimal(d.cycle_days)
+        prorated = d.billed_days != d.cycle_days
+        items.append(
+            LineItem(
+                code="fixed",
+                description=f"Fixed charge ({d.billed_days}/{d.cycle_days} days)" if prorated else "Fixed charge",
+                quantity=months.quantize(QUANTITY, rounding=ROUND_HALF_UP),
+                unit="month",
+                rate=terms.fixed_monthly_charge,
+                amount=cents(terms.fixed_monthly_charge * months),
+            )
+        )
+    if terms.is_time_of_use:
+        keys = sorted(d.energy_by_period, key=lambda k: (_DAY_ORDER.get(k.split(":")[0], 9), k))
+        for key in keys:
+            kwh = d.energy_by_period[key]
+            rate = terms.rate_for(key)
+            day_kind, name = key.split(":", 1)
+            items.append(
+                LineItem(
+                    code=f"energy:{key}",
+                    description=f"Energy, {day_kind} {name}",
+                    quantity=kwh,
+                    unit="kWh",
+                    rate=rate,
+                    amount=cents(kwh * rate),
+                    estimated=estimated,
+                )
+            )
+    else:
+        assert terms.energy_rate_per_kwh is not None
+        items.append(
+            LineItem(
+                code="energy",
+                description="Energy",
+                quantity=d.import_kwh,
+                unit="kWh",
+                rate=terms.energy_rate_per_kwh,
+                amount=cents(d.import_kwh * terms.energy_rate_per_kwh),
+                estimated=estimated,
+            )
+        )
+    if terms.demand_charge_per_kw and d.max_demand_kw:
+        items.append(
+            LineItem(
+                code="demand",
+                description="Maximum demand" + (f" ({d.max_demand_at:%Y-%m-%d %H:%M})" if d.max_demand_at else ""),
+                quantity=d.max_demand_kw,
+                unit="kW",
+                rate=terms.demand_charge_per_kw,
+                amount=cents(d.max_demand_kw * terms.demand_charge_per_kw),
+            )
+        )
+    if terms.export_credit_per_kwh and d.export_kwh:
+        items.append(
+            LineItem(
+                code="export_credit",
+                description="Export credit",
+                quantity=d.export_kwh,
+                unit="kWh",
+                rate=terms.export_credit_per_kwh,
+                amount=-cents(d.export_kwh * terms.export_credit_per_kwh),
+            )
+        )
+    return items
+
+
+def total(items: list[LineItem]) -> Decimal:
+    return sum((item.amount for item in items), Decimal("0.00"))

@@ -1,0 +1,322 @@
+"""Usage reads: the one read API for charts, the REST API and billing.
+
+Conventions, the same for every function here:
+
+- Local time. Days and hours are in settings.TIME_ZONE, DST-safe: a local day has 23, 24 or 25
+  hours, and the hours of a day are consecutive real hours from local midnight (on the autumn
+  change the repeated local hour appears twice, with different UTC offsets).
+- An interval belongs to the period containing its start; an interval's `ts` is its END (UTC in
+  storage, returned as aware datetimes). Ranges are half-open: start inclusive, end exclusive.
+- Values are effective values: an edit by billing staff wins over the measured reading, which
+  wins over a VEE estimate; duplicates are read once (first received wins). `import_kwh` is the
+  whole energy including estimates; `estimated_import_kwh` is the part of it that is estimated,
+  so estimated energy is always flagged and never silently mixed in.
+- Energies are as metered, BEFORE the meter multiplier (billing applies Meter.multiplier).
+- Daily and hourly values are read from the daily rollups (`billing.rollups` keeps them current);
+  `interval_usage` reads the raw intervals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from billing.models import VeeException
+from mdms.core.models import Meter
+from mdms.core.timeseries import rollups as store
+
+
+@dataclass(frozen=True)
+class DailyUsage:
+    day: dt.date
+    import_kwh: float
+    export_kwh: float
+    estimated_import_kwh: float
+    # Intervals of the day (already ended) with no value at all: neither measured, edited nor estimated.
+    missing_intervals: int
+    max_demand_kw: float | None
+    max_demand_at: dt.datetime | None  # local, end of the 15 minutes of maximum demand
+    hours: int = 24
+    estimated_intervals: int = 0
+    edited_intervals: int = 0
+
+
+@dataclass(frozen=True)
+class HourlyUsage:
+    hour_start: dt.datetime  # aware, local
+    import_kwh: float
+    export_kwh: float
+    estimated_import_kwh: float
+
+
+@dataclass(frozen=True)
+class IntervalUsage:
+    ts: dt.datetime  # interval end, aware, local
+    import_kwh: float | None
+    export_kwh: float | None
+    estimated: bool
+    edited: bool
+
+
+@dataclass(frozen=True)
+class DayProfile:
+    """One meter-day of the daily rollup as billing reads it in bulk: hourly arrays, not objects.
+
+    Hour k of the day starts at `start + k hours` (start is the UTC instant of local midnight).
+    """
+
+    day: dt.date
+    start: dt.datetime
+    import_kwh: list[float]
+    export_kwh: list[float]
+    estimated_import_kwh: list[float]
+    max_demand_kw: float | None
+    max_demand_at: dt.datetime | None  # UTC
+    intervals: int
+    expected_intervals: int
+    estimated_intervals: int
+
+
+@dataclass(frozen=True)
+class BillingTotals:
+    """One meter's usage over a billing period, as `billing_totals` returns it."""
+
+    import_kwh: float
+    export_kwh: float
+    estimated_import_kwh: float
+    import_kwh_by_bucket: dict[str, float]  # e.g. time-of-use period name -> kWh; every bucket named
+    max_demand_kw: float | None
+    max_demand_at: dt.datetime | None  # local, end of the 15 minutes of maximum demand
+    intervals: int  # with a value (measured, edited or estimated)
+    estimated_intervals: int
+    expected_intervals: int  # in the period, up to now
+    missing_intervals: int  # expected minus intervals: no value at all
+
+
+def local_zone() -> ZoneInfo:
+    return ZoneInfo(str(settings.TIME_ZONE))
+
+
+def local_midnight(day: dt.date) -> dt.datetime:
+    """The aware instant a local day starts (in UTC), whatever DST does that day."""
+    return dt.datetime.combine(day, dt.time(0), tzinfo=local_zone()).astimezone(dt.UTC)
+
+
+def hours_in_day(day: dt.date) -> int:
+    return int((local_midnight(day + dt.timedelta(days=1)) - local_midnight(day)).total_seconds() // 3600)
+
+
+def _local_day(moment: dt.datetime) -> dt.date:
+    return moment.astimezone(local_zone()).date()
+
+
+def _interval_s(meter_pk: int) -> int:
+    return int(Meter.objects.values_list("interval_s", flat=True).get(pk=meter_pk))
+
+
+def _ended_intervals(day_start: dt.datetime, day_end: dt.datetime, interval_s: int, now: dt.datetime) -> int:
+    """Intervals of [day_start, day_end) that have ended by now (a day in progress is not missing its future)."""
+    ended_until = min(max(now, day_start), day_end)
+    return int((ended_until - day_start).total_seconds() // interval_s)
+
+
+def daily_usage(*, meter_pk: int, start: dt.date, end: dt.date) -> list[DailyUsage]:
+    """One row per local day start <= day < end (end exclusive), days without data included."""
+    interval_s = _interval_s(meter_pk)
+    documents = {doc["day"]: doc for doc in store.daily_documents([meter_pk], start, end)}
+    now = timezone.now()
+    zone = local_zone()
+    rows = []
+    day = start
+    while day < end:
+        day_start, day_end = local_midnight(day), local_midnight(day + dt.timedelta(days=1))
+        document = documents.get(day.isoformat())
+        ended = _ended_intervals(day_start, day_end, interval_s, now)
+        if document is None:
+            rows.append(DailyUsage(day, 0.0, 0.0, 0.0, ended, None, None, hours=hours_in_day(day)))
+        else:
+            at = document.get("max_demand_at")
+            rows.append(
+                DailyUsage(
+                    day=day,
+                    import_kwh=float(document["total_import_kwh"]),
+                    export_kwh=float(document["total_export_kwh"]),
+                    estimated_import_kwh=float(document["total_estimated_import_kwh"]),
+                    missing_intervals=max(0, ended - int(document["intervals"])),
+                    max_demand_kw=document.get("max_demand_kw"),
+                    max_demand_at=at.astimezone(zone) if at is not None else None,
+                    hours=int(document["hours"]),
+                    estimated_intervals=int(document["estimated_intervals"]),
+                    edited_intervals=int(document["edited_intervals"]),
+                )
+            )
+        day += dt.timedelta(days=1)
+    return rows
+
+
+def _hours_of(document: dict[str, object]) -> list[HourlyUsage]:
+    zone = local_zone()
+    start: dt.datetime = document["start"]  # type: ignore[assignment]
+    imports: list[float] = document["import_kwh"]  # type: ignore[assignment]
+    exports: list[float] = document["export_kwh"]  # type: ignore[assignment]
+    estimated: list[float] = document["estimated_import_kwh"]  # type: ignore[assignment]
+    return [
+        HourlyUsage((start + dt.timedelta(hours=k)).astimezone(zone), imports[k], exports[k], estimated[k])
+        for k in range(len(imports))
+    ]
+
+
+def _hourly(meter_pks: list[int], start: dt.datetime, end: dt.datetime) -> dict[int, list[HourlyUsage]]:
+    """Hours starting in [start, end), per meter; hours without any document are left out."""
+    first_day = _local_day(start)
+    end_day = _local_day(end - dt.timedelta(microseconds=1)) + dt.timedelta(days=1)
+    found: dict[int, list[HourlyUsage]] = {pk: [] for pk in meter_pks}
+    for document in store.daily_documents(meter_pks, first_day, end_day):
+        found[document["meter"]].extend(h for h in _hours_of(document) if start <= h.hour_start < end)
+    for hours in found.values():
+        # Sort and key by UTC: aware datetimes of one zone compare by wall time, which would
+        # confuse the two 02:00 hours of the autumn change.
+        hours.sort(key=lambda h: h.hour_start.astimezone(dt.UTC))
+    return found
+
+
+def hourly_usage(*, meter_pk: int, start: dt.datetime, end: dt.datetime) -> list[HourlyUsage]:
+    """Every local hour starting in [start, end) (aware datetimes), hours without data as zeros."""
+    have = {h.hour_start.astimezone(dt.UTC): h for h in _hourly([meter_pk], start, end)[meter_pk]}
+    zone = local_zone()
+    hour = start.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    if hour < start:
+        hour += dt.timedelta(hours=1)
+    rows = []
+    while hour < end:
+        rows.append(have.get(hour) or HourlyUsage(hour.astimezone(zone), 0.0, 0.0, 0.0))
+        hour += dt.timedelta(hours=1)
+    return rows
+
+
+def interval_usage(*, meter_pk: int, start: dt.datetime, end: dt.datetime) -> list[IntervalUsage]:
+    """The effective intervals that start in [start, end), by ts (their end); gaps are simply absent."""
+    interval = dt.timedelta(seconds=_interval_s(meter_pk))
+    zone = local_zone()
+    return [
+        IntervalUsage(
+            ts=row["ts"].astimezone(zone),
+            import_kwh=row.get("import_kwh"),
+            export_kwh=row.get("export_kwh"),
+            estimated=row["source"] == store.SOURCE_ESTIMATE,
+            edited=row["source"] == store.SOURCE_EDIT,
+        )
+        for row in store.effective_intervals(meter_pk, start + interval - dt.timedelta(microseconds=1), end + interval)
+        if start <= row["ts"] - interval < end
+    ]
+
+
+def usage_for_billing(*, meter_pks: list[int], start: dt.datetime, end: dt.datetime) -> dict[int, list[HourlyUsage]]:
+    """Hourly usage of many meters at once, for hours starting in [start, end); every meter asked is a key.
+
+    Hours with no data at all are absent. For thousands of meters use `billing_totals`, which sums
+    (and buckets by time of use) inside MongoDB instead of building an object per hour.
+    """
+    return _hourly(list(meter_pks), start, end)
+
+
+def billing_totals(
+    *,
+    meter_pks: list[int],
+    start: dt.date,
+    end: dt.date,
+    bucket_of: Callable[[dt.datetime], str] | None = None,
+) -> dict[int, BillingTotals]:
+    """Usage of many meters over local days start <= day < end, summed by MongoDB: the fast bulk read.
+
+    `bucket_of(hour_start)` names the bucket (time-of-use period) of a local hour (aware, local; it
+    is called once per hour of the period, not per meter); without it every hour is in "all".
+    Every meter asked is a key, zeros for a meter without data. 10,000 meters x 31 days take
+    about 4 s on the development machine, against about 13 s to read hourly values in Python.
+    """
+    bucket_of = bucket_of or (lambda _hour: "all")
+    zone = local_zone()
+    names: list[str] = []
+    labels_by_day: dict[str, list[int]] = {}
+    day = start
+    while day < end:
+        day_start, hours = local_midnight(day), hours_in_day(day)
+        labels = []
+        for k in range(hours):
+            name = bucket_of((day_start + dt.timedelta(hours=k)).astimezone(zone))
+            if name not in names:
+                names.append(name)
+            labels.append(names.index(name))
+        labels_by_day[day.isoformat()] = labels
+        day += dt.timedelta(days=1)
+    period_start, period_end = local_midnight(start), local_midnight(end)
+    elapsed_s = (min(max(timezone.now(), period_start), period_end) - period_start).total_seconds()
+    intervals_s = dict(Meter.objects.filter(pk__in=meter_pks).values_list("pk", "interval_s"))
+    rows = {row["meter"]: row for row in store.billing_totals(meter_pks, start, end, labels_by_day, len(names))}
+    totals = {}
+    for pk in meter_pks:
+        row = rows.get(pk, {})
+        expected = int(elapsed_s // intervals_s.get(pk, 900))
+        intervals = int(row.get("intervals", 0))
+        at = row.get("max_demand_at")
+        totals[pk] = BillingTotals(
+            import_kwh=float(row.get("import_kwh", 0.0)),
+            export_kwh=float(row.get("export_kwh", 0.0)),
+            estimated_import_kwh=float(row.get("estimated_import_kwh", 0.0)),
+            import_kwh_by_bucket=dict(zip(names, map(float, row.get("by_label", [0.0] * len(names))), strict=True)),
+            max_demand_kw=row.get("max_demand_kw"),
+            max_demand_at=at.astimezone(zone) if at is not None else None,
+            intervals=intervals,
+            estimated_intervals=int(row.get("estimated_intervals", 0)),
+            expected_intervals=expected,
+            missing_intervals=max(0, expected - intervals),
+        )
+    return totals
+
+
+def billing_day_profiles(*, meter_pks: list[int], start: dt.date, end: dt.date) -> dict[int, list[DayProfile]]:
+    """The daily rollups of many meters for local days start <= day < end, as hourly arrays, by day.
+
+    The bulk read for billing when it needs the hours themselves (one query, no per-hour objects;
+    10,000 meters x 31 days decode in several seconds: read in chunks of meters, or let
+    `billing_totals` sum inside MongoDB). Days without any data are absent; every meter asked is a key.
+    """
+    found: dict[int, list[DayProfile]] = {pk: [] for pk in meter_pks}
+    for doc in store.daily_documents(meter_pks, start, end, fields=store.PROFILE_FIELDS):
+        found[doc["meter"]].append(
+            DayProfile(
+                day=dt.date.fromisoformat(doc["day"]),
+                start=doc["start"],
+                import_kwh=doc["import_kwh"],
+                export_kwh=doc["export_kwh"],
+                estimated_import_kwh=doc["estimated_import_kwh"],
+                max_demand_kw=doc.get("max_demand_kw"),
+                max_demand_at=doc.get("max_demand_at"),
+                intervals=int(doc["intervals"]),
+                expected_intervals=int(doc["expected_intervals"]),
+                estimated_intervals=int(doc["estimated_intervals"]),
+            )
+        )
+    for days in found.values():
+        days.sort(key=lambda d: d.day)
+    return found
+
+
+def vee_exception_list(
+    *, status: str | None = VeeException.Status.OPEN, kind: str | None = None, meter_pk: int | None = None
+) -> QuerySet[VeeException]:
+    """The exception queue: what needs a person, newest period first (status None: all)."""
+    queryset = VeeException.objects.select_related("meter", "resolved_by")
+    if status is not None:
+        queryset = queryset.filter(status=status)
+    if kind is not None:
+        queryset = queryset.filter(kind=kind)
+    if meter_pk is not None:
+        queryset = queryset.filter(meter_id=meter_pk)
+    return queryset

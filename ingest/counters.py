@@ -1,0 +1,109 @@
+"""Ingest counters in Redis, shared by every ingest worker, and the hand-off of stored batches.
+
+Counters live in one hash (HINCRBY is atomic, so N workers add up); dead letters by reason in a
+second. The stream `mdms:stored-batches` tells rollups and detection which meters and time range
+each stored batch touched, since change streams cannot watch a time-series collection.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import redis
+from django.conf import settings
+
+COUNTERS_KEY = "mdms:ingest:counters"
+REASONS_KEY = "mdms:ingest:dead-letters-by-reason"
+STORED_BATCHES_STREAM = "mdms:stored-batches"
+# About a day of batches at one batch every 200 ms per worker; consumers read within seconds.
+STORED_BATCHES_MAXLEN = 500_000
+
+# Monotonic counts (HINCRBY).
+COUNTS = (
+    "received",  # messages taken from the broker
+    "readings_received",
+    "stored",  # readings written
+    "events_stored",
+    "replies_stored",
+    "dead_lettered",
+    "duplicates",  # exact copies skipped (or refused by the replies' unique index)
+    "conflicting_duplicates",  # same meter and ts, other values: stored, for VEE to flag
+    "batches",
+    "batch_latency_ms_total",  # sum of first-received-to-acknowledged time, for the average
+)
+
+
+@functools.cache
+def _redis_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, decode_responses=True)
+
+
+def connection() -> redis.Redis:
+    return _redis_for(settings.REDIS_URL)
+
+
+def record_batch(
+    *,
+    counts: Mapping[str, int],
+    reasons: Mapping[str, int],
+    latency_ms: float,
+    newest_ts: dt.datetime | None,
+    now: dt.datetime,
+) -> None:
+    """Add one flushed batch to the shared counters, in one round trip."""
+    pipe = connection().pipeline(transaction=False)
+    for name, amount in counts.items():
+        if amount:
+            pipe.hincrby(COUNTERS_KEY, name, amount)
+    for reason, amount in reasons.items():
+        pipe.hincrby(REASONS_KEY, reason, amount)
+    pipe.hincrby(COUNTERS_KEY, "batches", 1)
+    pipe.hincrby(COUNTERS_KEY, "batch_latency_ms_total", round(latency_ms))
+    gauges: dict[Any, str | float] = {"last_batch_at": now.isoformat(), "last_batch_latency_ms": round(latency_ms, 1)}
+    if newest_ts is not None:
+        # Lag: how old the newest reading was when it got stored (meter clock to our disk).
+        gauges["last_newest_ts"] = newest_ts.isoformat()
+        gauges["last_lag_s"] = round((now - newest_ts).total_seconds(), 3)
+    pipe.hset(COUNTERS_KEY, mapping=gauges)
+    pipe.execute()
+
+
+def snapshot() -> dict[str, Any]:
+    """Every counter and gauge, with derived figures (average batch latency, current lag)."""
+    client = connection()
+    raw: dict[str, str] = client.hgetall(COUNTERS_KEY)  # type: ignore[assignment]
+    result: dict[str, Any] = {name: int(raw.get(name, 0)) for name in COUNTS}
+    batches = result["batches"]
+    result["average_batch_latency_ms"] = round(result["batch_latency_ms_total"] / batches, 1) if batches else None
+    result["last_batch_latency_ms"] = float(raw["last_batch_latency_ms"]) if "last_batch_latency_ms" in raw else None
+    result["last_batch_at"] = raw.get("last_batch_at")
+    result["last_newest_ts"] = raw.get("last_newest_ts")
+    result["last_lag_s"] = float(raw["last_lag_s"]) if "last_lag_s" in raw else None
+    if "last_newest_ts" in raw:
+        newest = dt.datetime.fromisoformat(raw["last_newest_ts"])
+        result["lag_now_s"] = round((dt.datetime.now(tz=dt.UTC) - newest).total_seconds(), 3)
+    reasons: dict[str, str] = client.hgetall(REASONS_KEY)  # type: ignore[assignment]
+    result["dead_letters_by_reason"] = {reason: int(n) for reason, n in reasons.items()}
+    return result
+
+
+def publish_stored_batch(
+    *, kind: str, meter_pks: Iterable[int], min_ts: dt.datetime, max_ts: dt.datetime, count: int
+) -> None:
+    """Hand a stored batch's bounds on to rollups and detection (XADD, trimmed approximately)."""
+    pks = sorted(set(meter_pks))
+    connection().xadd(
+        STORED_BATCHES_STREAM,
+        {
+            "kind": kind,
+            "meters": ",".join(str(pk) for pk in pks),
+            "min_ts": min_ts.isoformat(),
+            "max_ts": max_ts.isoformat(),
+            "count": str(count),
+        },
+        maxlen=STORED_BATCHES_MAXLEN,
+        approximate=True,
+    )

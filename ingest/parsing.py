@@ -1,0 +1,368 @@
+"""Payloads to canonical readings, events and replies, or a typed rejection saying why not.
+
+Pure functions (no database, no broker): the worker and the importer call them, and the
+property tests hammer them. Accepted reading formats (see DESIGN.md, "MQTT contract"):
+
+- canonical: {"ts", "interval_s"?, "energy_import_kwh"?, ..., "power_factor"?}; ts is ISO 8601
+  with Z or an offset, or epoch seconds or milliseconds; only ts and one energy or power field
+  are required;
+- the MongoDB smart-meter reference solution: {"meter_id", "timestamp", "voltage", "current",
+  "power", "energy", "power_factor", "frequency"}, numbers possibly as strings;
+- a JSON list of either (an interval block);
+- for historical import, the Enedis/Linky load curve: {"usage_point_id", "reading_type",
+  "interval_reading": [{"value", "date", "interval_length"}]}, optionally under "meter_reading".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+# A meter never reports more than this many seconds ahead of our clock; beyond it the meter's
+# clock is wrong and the reading would poison watermarks and rollups.
+MAX_FUTURE_S = 300
+OLDEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+# Enedis publishes load curves in French local time without an offset.
+ENEDIS_ZONE = ZoneInfo("Europe/Paris")
+
+# Plausible physical bounds. They reject garbage and unit mistakes (Wh sent as kWh, mV as V),
+# not faults: a sag to 150 V or a 49.2 Hz excursion is data the anomaly rules want to see.
+MAX_POWER_W = 2_000_000.0  # a large commercial service behind CT/PT; far above any household
+RANGES: dict[str, tuple[float, float]] = {
+    "voltage_v": (0.0, 1000.0),
+    "current_a": (0.0, 10_000.0),
+    "frequency_hz": (0.0, 70.0),  # 0 when the meter lost the grid (last gasp)
+    "power_factor": (-1.0, 1.0),
+    "power_w": (-MAX_POWER_W, MAX_POWER_W),
+    "register_import_kwh": (0.0, 1e10),
+    "register_export_kwh": (0.0, 1e10),
+}
+ENERGY_FIELDS = ("energy_import_kwh", "energy_export_kwh")
+MEASURED_FIELDS = (*ENERGY_FIELDS, *RANGES)
+# At least one of these makes a reading worth storing.
+REQUIRED_ANY = ("energy_import_kwh", "energy_export_kwh", "register_import_kwh", "register_export_kwh", "power_w")
+MAX_INTERVAL_S = 86_400
+# Without interval_s, energy is checked against the longest interval a meter commonly uses.
+ASSUMED_INTERVAL_S = 3600
+MAX_BLOCK = 10_000  # readings in one message; beyond this it is a flood, not an interval block
+
+REFERENCE_FIELDS = {
+    "voltage": "voltage_v",
+    "current": "current_a",
+    "power": "power_w",
+    "energy": "energy_import_kwh",
+    "power_factor": "power_factor",
+    "frequency": "frequency_hz",
+}
+
+
+class Reason(StrEnum):
+    """Reason codes of rejections, as counted on the operators' dashboard."""
+
+    BAD_ENCODING = "bad_encoding"
+    BAD_JSON = "bad_json"
+    BAD_SHAPE = "bad_shape"
+    MISSING_FIELD = "missing_field"
+    BAD_TYPE = "bad_type"
+    NOT_FINITE = "not_finite"
+    OUT_OF_RANGE = "out_of_range"
+    BAD_TIMESTAMP = "bad_timestamp"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    TOO_OLD = "too_old"
+    SERIAL_MISMATCH = "serial_mismatch"
+    UNKNOWN_TOPIC = "unknown_topic"
+    UNKNOWN_METER = "unknown_meter"
+    DISABLED_METER = "disabled_meter"
+
+
+class Rejection(Exception):
+    """A payload (or one element of an interval block) that cannot be used."""
+
+    def __init__(self, code: Reason, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Reading:
+    ts: dt.datetime  # interval end, UTC
+    values: dict[str, float]  # MEASURED_FIELDS present in the payload, in their units
+    interval_s: int | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    ts: dt.datetime
+    type: str
+    detail: Any = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    id: str
+    ts: dt.datetime
+    register_import_kwh: float
+    register_export_kwh: float | None = None
+
+
+@dataclass
+class Parsed:
+    """What one message gave: usable readings, and rejections of its unusable elements."""
+
+    readings: list[Reading] = field(default_factory=list)
+    rejections: list[tuple[Rejection, Any]] = field(default_factory=list)  # (why, the element)
+
+
+def decode_json(payload: bytes | str) -> Any:
+    if isinstance(payload, bytes):
+        try:
+            payload = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Rejection(Reason.BAD_ENCODING, "payload is not UTF-8 text") from None
+    if not payload.strip():
+        raise Rejection(Reason.BAD_JSON, "payload is empty")
+    try:
+        # NaN and Infinity are not JSON; Python accepts them unless told otherwise.
+        return json.loads(payload, parse_constant=_reject_constant)
+    except Rejection:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise Rejection(Reason.BAD_JSON, f"payload is not JSON: {str(exc)[:120]}") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise Rejection(Reason.NOT_FINITE, f"{name} is not a number")
+
+
+def number(value: Any, name: str) -> float:
+    """A finite float from a JSON number or a numeric string ("231.4"); never from a bool."""
+    if isinstance(value, bool) or value is None:
+        raise Rejection(Reason.BAD_TYPE, f"{name} must be a number, not {type(value).__name__}")
+    if isinstance(value, int | float):
+        try:
+            result = float(value)
+        except OverflowError:  # an integer with hundreds of digits
+            raise Rejection(Reason.OUT_OF_RANGE, f"{name} is too large") from None
+    elif isinstance(value, str):
+        try:
+            result = float(value.strip())
+        except ValueError:
+            raise Rejection(Reason.BAD_TYPE, f"{name} must be a number, not {value[:40]!r}") from None
+    else:
+        raise Rejection(Reason.BAD_TYPE, f"{name} must be a number, not {type(value).__name__}")
+    if not math.isfinite(result):
+        raise Rejection(Reason.NOT_FINITE, f"{name} is {result}")
+    return result
+
+
+def timestamp(value: Any, name: str, *, now: dt.datetime, naive_zone: dt.tzinfo | None = None) -> dt.datetime:
+    """A UTC datetime from ISO 8601 (with Z or an offset) or epoch seconds/milliseconds.
+
+    naive_zone is how to read an ISO time without offset (formats that document one); without
+    it, such a time is rejected, since guessing the zone shifts every reading by hours.
+    """
+    if isinstance(value, bool) or value is None:
+        raise Rejection(Reason.BAD_TIMESTAMP, f"{name} must be a time, not {type(value).__name__}")
+    if isinstance(value, int | float) or (isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value)):
+        epoch = number(value, name)
+        # Epoch seconds reach 1e11 in the year 5138; anything above is milliseconds.
+        if epoch > 1e11:
+            epoch /= 1000.0
+        try:
+            result = dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            raise Rejection(Reason.BAD_TIMESTAMP, f"{name} {value!r} is not a representable time") from None
+    elif isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.strip().replace("z", "Z"))
+        except ValueError:
+            raise Rejection(Reason.BAD_TIMESTAMP, f"{name} {value[:40]!r} is not ISO 8601") from None
+        if parsed.tzinfo is None:
+            if naive_zone is None:
+                raise Rejection(Reason.BAD_TIMESTAMP, f"{name} {value[:40]!r} has no Z or UTC offset")
+            parsed = parsed.replace(tzinfo=naive_zone)
+        try:
+            result = parsed.astimezone(dt.UTC)
+        except OverflowError:
+            raise Rejection(Reason.BAD_TIMESTAMP, f"{name} {value[:40]!r} is out of range") from None
+    else:
+        raise Rejection(Reason.BAD_TIMESTAMP, f"{name} must be a time, not {type(value).__name__}")
+    if result > now + dt.timedelta(seconds=MAX_FUTURE_S):
+        raise Rejection(Reason.FUTURE_TIMESTAMP, f"{name} {result.isoformat()} is in the future")
+    if result < OLDEST:
+        raise Rejection(Reason.TOO_OLD, f"{name} {result.isoformat()} is before 2000")
+    # MongoDB keeps milliseconds; truncating here makes a reading equal to its stored copy.
+    return result.replace(microsecond=result.microsecond // 1000 * 1000)
+
+
+def _check_range(name: str, value: float, interval_s: int | None) -> None:
+    if name in ENERGY_FIELDS:
+        # The most energy an interval can hold at the largest plausible power.
+        limit = MAX_POWER_W * (interval_s or ASSUMED_INTERVAL_S) / 3_600_000
+        low, high = 0.0, limit
+    else:
+        low, high = RANGES[name]
+    if not low <= value <= high:
+        raise Rejection(Reason.OUT_OF_RANGE, f"{name} = {value:g} is outside [{low:g}, {high:g}]")
+
+
+def _interval(value: Any) -> int:
+    seconds = number(value, "interval_s")
+    if seconds != int(seconds) or not 1 <= seconds <= MAX_INTERVAL_S:
+        raise Rejection(Reason.OUT_OF_RANGE, f"interval_s = {seconds:g} is not a whole number of seconds in [1, 86400]")
+    return int(seconds)
+
+
+def _check_serial(obj: dict[str, Any], serial: str | None) -> None:
+    for key in ("serial", "meter_id"):
+        if key in obj and serial is not None and str(obj[key]) != serial:
+            raise Rejection(Reason.SERIAL_MISMATCH, f"{key} {str(obj[key])[:40]!r} is not the topic's meter {serial!r}")
+
+
+def reading_from_object(obj: Any, *, serial: str | None, now: dt.datetime) -> Reading:
+    """One reading object, canonical or reference format."""
+    if not isinstance(obj, dict):
+        raise Rejection(Reason.BAD_SHAPE, f"a reading must be a JSON object, not {type(obj).__name__}")
+    _check_serial(obj, serial)
+    if "ts" in obj:
+        ts = timestamp(obj["ts"], "ts", now=now)
+        source = {k: obj[k] for k in MEASURED_FIELDS if k in obj and obj[k] is not None}
+    elif "timestamp" in obj:
+        # The reference solution writes naive UTC times (datetime.utcnow().isoformat()).
+        ts = timestamp(obj["timestamp"], "timestamp", now=now, naive_zone=dt.UTC)
+        source = {ours: obj[theirs] for theirs, ours in REFERENCE_FIELDS.items() if obj.get(theirs) is not None}
+        source.update({k: obj[k] for k in MEASURED_FIELDS if k in obj and obj[k] is not None})
+    else:
+        raise Rejection(Reason.MISSING_FIELD, "a reading needs ts (or timestamp)")
+    interval_s = _interval(obj["interval_s"]) if obj.get("interval_s") is not None else None
+    values = {name: number(raw, name) for name, raw in source.items()}
+    if not any(name in values for name in REQUIRED_ANY):
+        raise Rejection(Reason.MISSING_FIELD, f"a reading needs one of {', '.join(REQUIRED_ANY)}")
+    for name, value in values.items():
+        _check_range(name, value, interval_s)
+    return Reading(ts=ts, values=values, interval_s=interval_s)
+
+
+def parse_readings(payload: bytes | str, *, serial: str | None, now: dt.datetime) -> Parsed:
+    """A readings message: one object, or a list of them (each element judged on its own).
+
+    Raises Rejection when the message as a whole is unusable (not JSON, wrong shape).
+    """
+    data = decode_json(payload)
+    if isinstance(data, dict) and ("interval_reading" in data or "meter_reading" in data):
+        return parse_enedis(data, serial=serial, now=now)
+    if isinstance(data, dict):
+        return Parsed(readings=[reading_from_object(data, serial=serial, now=now)])
+    if not isinstance(data, list):
+        raise Rejection(Reason.BAD_SHAPE, f"readings must be an object or a list, not {type(data).__name__}")
+    if not data:
+        raise Rejection(Reason.BAD_SHAPE, "an interval block must not be empty")
+    if len(data) > MAX_BLOCK:
+        raise Rejection(Reason.BAD_SHAPE, f"an interval block holds at most {MAX_BLOCK} readings, not {len(data)}")
+    parsed = Parsed()
+    for element in data:
+        try:
+            parsed.readings.append(reading_from_object(element, serial=serial, now=now))
+        except Rejection as rejection:
+            parsed.rejections.append((rejection, element))
+    return parsed
+
+
+_ISO_DURATION = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?$")
+
+
+def _iso_duration_s(value: Any) -> int:
+    match = _ISO_DURATION.match(str(value).strip().upper())
+    if not match or not any(match.groups()):
+        raise Rejection(Reason.BAD_TYPE, f"interval_length {str(value)[:20]!r} is not a duration like PT30M")
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return _interval(hours * 3600 + minutes * 60 + seconds)
+
+
+def enedis_usage_point(data: Any) -> str:
+    """The usage point (meter) of an Enedis document."""
+    body = data.get("meter_reading", data) if isinstance(data, dict) else None
+    if not isinstance(body, dict) or not body.get("usage_point_id"):
+        raise Rejection(Reason.MISSING_FIELD, "an Enedis load curve needs usage_point_id")
+    return str(body["usage_point_id"])
+
+
+def parse_enedis(data: Any, *, serial: str | None, now: dt.datetime) -> Parsed:
+    """An Enedis/Linky load curve: average power (W) or energy (Wh) per interval, dated at its end."""
+    usage_point = enedis_usage_point(data)
+    body = data.get("meter_reading", data)
+    if serial is not None and usage_point != serial:
+        raise Rejection(Reason.SERIAL_MISMATCH, f"usage_point_id {usage_point[:40]!r} is not the meter {serial!r}")
+    unit = str((body.get("reading_type") or {}).get("unit", "W")) if isinstance(body.get("reading_type"), dict) else "W"
+    if unit not in {"W", "Wh"}:
+        raise Rejection(Reason.BAD_TYPE, f"reading_type unit {unit[:10]!r} is neither W nor Wh")
+    intervals = body.get("interval_reading")
+    if not isinstance(intervals, list):
+        raise Rejection(Reason.BAD_SHAPE, "interval_reading must be a list")
+    parsed = Parsed()
+    for element in intervals:
+        try:
+            if not isinstance(element, dict):
+                raise Rejection(Reason.BAD_SHAPE, "an interval_reading element must be an object")
+            for key in ("value", "date", "interval_length"):
+                if key not in element:
+                    raise Rejection(Reason.MISSING_FIELD, f"interval_reading needs {key}")
+            interval_s = _iso_duration_s(element["interval_length"])
+            ts = timestamp(element["date"], "date", now=now, naive_zone=ENEDIS_ZONE)
+            value = number(element["value"], "value")
+            if unit == "W":
+                values = {"power_w": value, "energy_import_kwh": value * interval_s / 3_600_000}
+            else:
+                values = {"energy_import_kwh": value / 1000}
+            for name, amount in values.items():
+                _check_range(name, amount, interval_s)
+            parsed.readings.append(Reading(ts=ts, values=values, interval_s=interval_s))
+        except Rejection as rejection:
+            parsed.rejections.append((rejection, element))
+    return parsed
+
+
+def parse_event(payload: bytes | str, *, now: dt.datetime) -> Event:
+    data = decode_json(payload)
+    if not isinstance(data, dict):
+        raise Rejection(Reason.BAD_SHAPE, f"an event must be a JSON object, not {type(data).__name__}")
+    for key in ("ts", "type"):
+        if key not in data:
+            raise Rejection(Reason.MISSING_FIELD, f"an event needs {key}")
+    kind = data["type"]
+    if not isinstance(kind, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", kind):
+        raise Rejection(Reason.BAD_TYPE, "event type must be a short word such as power_off")
+    detail = data.get("detail")
+    if detail is not None and len(json.dumps(detail)) > 4096:
+        raise Rejection(Reason.OUT_OF_RANGE, "event detail is longer than 4 kB")
+    return Event(ts=timestamp(data["ts"], "ts", now=now), type=kind, detail=detail)
+
+
+def parse_reply(payload: bytes | str, *, now: dt.datetime) -> Reply:
+    data = decode_json(payload)
+    if not isinstance(data, dict):
+        raise Rejection(Reason.BAD_SHAPE, f"a reply must be a JSON object, not {type(data).__name__}")
+    for key in ("id", "ts", "register_import_kwh"):
+        if key not in data:
+            raise Rejection(Reason.MISSING_FIELD, f"a reply needs {key}")
+    if isinstance(data["id"], bool) or not isinstance(data["id"], str | int) or not str(data["id"]).strip():
+        raise Rejection(Reason.BAD_TYPE, "reply id must be a string or an integer")
+    register_import = number(data["register_import_kwh"], "register_import_kwh")
+    _check_range("register_import_kwh", register_import, None)
+    register_export = None
+    if data.get("register_export_kwh") is not None:
+        register_export = number(data["register_export_kwh"], "register_export_kwh")
+        _check_range("register_export_kwh", register_export, None)
+    return Reply(
+        id=str(data["id"])[:100],
+        ts=timestamp(data["ts"], "ts", now=now),
+        register_import_kwh=register_import,
+        register_export_kwh=register_export,
+    )

@@ -1,0 +1,267 @@
+"""The ingest's real work, as plain functions and small classes the tests call directly.
+
+A message goes through `process_message` into a Batch (parsed documents plus dead letters); `flush`
+writes the batch to MongoDB, skipping exact duplicates it can see cheaply, and counts it in Redis.
+The MQTT consumer (ingest.worker) and the importer (import_readings) both sit on top of this.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import close_old_connections, connection
+
+from ingest import counters, parsing
+from ingest.parsing import Reason, Rejection
+from mdms.core.models import Meter
+from mdms.core.mqtt import topics
+from mdms.core.timeseries import readings as store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MeterRef:
+    pk: int
+    accepting: bool  # registered or active; disabled and removed meters' data is refused
+
+
+class MeterCache:
+    """Serial -> meter, from Postgres, refreshed every refresh_s and (rate-limited) on a miss.
+
+    A miss refreshes at most every miss_refresh_s, so that a flood from an unknown serial does not
+    turn into a flood of queries, while a just-registered meter is known within seconds.
+    """
+
+    def __init__(self, *, refresh_s: float = 30.0, miss_refresh_s: float = 2.0) -> None:
+        self.refresh_s = refresh_s
+        self.miss_refresh_s = miss_refresh_s
+        self._meters: dict[str, MeterRef] = {}
+        self._loaded_at = -float("inf")
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        # A long-lived worker's connection may have been dropped by the server since the last
+        # refresh. Inside a transaction (a caller's, or a test's) the connection is in use: keep it.
+        if not connection.in_atomic_block:
+            close_old_connections()
+        accepting = {Meter.Status.REGISTERED, Meter.Status.ACTIVE}
+        rows = Meter.objects.values_list("serial", "pk", "status")
+        self._meters = {serial: MeterRef(pk, status in accepting) for serial, pk, status in rows}
+        self._loaded_at = time.monotonic()
+
+    def lookup(self, serial: str) -> MeterRef | None:
+        with self._lock:
+            age = time.monotonic() - self._loaded_at
+            if age >= self.refresh_s or (serial not in self._meters and age >= self.miss_refresh_s):
+                self.refresh()
+            return self._meters.get(serial)
+
+
+@dataclass
+class Message:
+    topic: str
+    payload: bytes
+    received_at: dt.datetime
+    mid: int = 0
+    qos: int = 0
+
+
+@dataclass
+class Batch:
+    messages: list[Message] = field(default_factory=list)
+    readings: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    replies: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def dead_letter(self, message: Message, rejection: Rejection, *, serial: str | None, element: Any = None) -> None:
+        self.dead_letters.append(
+            store.dead_letter_document(
+                topic=message.topic,
+                payload=message.payload,
+                received_at=message.received_at,
+                reason_code=rejection.code,
+                reason=rejection.message,
+                serial=serial,
+                element=element,
+            )
+        )
+        self.reasons[str(rejection.code)] += 1
+
+
+def process_message(message: Message, batch: Batch, meters: MeterCache, *, now: dt.datetime | None = None) -> None:
+    """Parse one message into the batch. Never raises: what cannot be used becomes a dead letter."""
+    now = now or dt.datetime.now(tz=dt.UTC)
+    batch.messages.append(message)
+    batch.counts["received"] += 1
+    serial: str | None = None
+    try:
+        parsed_topic = topics.parse(message.topic)
+        if parsed_topic is None or parsed_topic[1] not in topics.INBOUND:
+            raise Rejection(Reason.UNKNOWN_TOPIC, f"{message.topic[:100]!r} is not a meter-to-MDMS topic")
+        serial, kind = parsed_topic
+        meter = meters.lookup(serial)
+        if meter is None:
+            raise Rejection(Reason.UNKNOWN_METER, f"no meter {serial!r} in the registry")
+        if not meter.accepting:
+            raise Rejection(Reason.DISABLED_METER, f"meter {serial!r} is disabled or removed")
+        if kind is topics.Kind.READINGS:
+            _add_readings(message, batch, meter.pk, serial, now)
+        elif kind is topics.Kind.EVENTS:
+            event = parsing.parse_event(message.payload, now=now)
+            batch.events.append(
+                {
+                    "meter": meter.pk,
+                    "ts": event.ts,
+                    "type": event.type,
+                    "detail": event.detail,
+                    "received_at": message.received_at,
+                }
+            )
+        else:
+            reply = parsing.parse_reply(message.payload, now=now)
+            batch.replies.append(
+                {
+                    "meter": meter.pk,
+                    "id": reply.id,
+                    "ts": reply.ts,
+                    "register_import_kwh": reply.register_import_kwh,
+                    "register_export_kwh": reply.register_export_kwh,
+                    "received_at": message.received_at,
+                }
+            )
+    except Rejection as rejection:
+        batch.dead_letter(message, rejection, serial=serial)
+    except Exception as exc:  # a message we fail to understand must not stop the worker
+        log.exception("unexpected error on a message from %s", message.topic)
+        batch.dead_letter(message, Rejection(Reason.BAD_SHAPE, f"unexpected {type(exc).__name__}"), serial=serial)
+
+
+def _add_readings(message: Message, batch: Batch, meter_pk: int, serial: str, now: dt.datetime) -> None:
+    parsed = parsing.parse_readings(message.payload, serial=serial, now=now)
+    add_parsed(parsed, batch, meter_pk=meter_pk, received_at=message.received_at)
+    for rejection, element in parsed.rejections:
+        batch.dead_letter(message, rejection, serial=serial, element=element)
+
+
+def add_parsed(parsed: parsing.Parsed, batch: Batch, *, meter_pk: int, received_at: dt.datetime) -> None:
+    batch.counts["readings_received"] += len(parsed.readings)
+    for reading in parsed.readings:
+        batch.readings.append(
+            store.reading_document(
+                meter_pk=meter_pk,
+                ts=reading.ts,
+                received_at=received_at,
+                values=reading.values,
+                interval_s=reading.interval_s,
+            )
+        )
+
+
+class Watermarks:
+    """Per meter, the newest reading time this process knows to be stored.
+
+    A reading after it cannot be a copy of a stored one (a cheap check); one at or before it is
+    looked up in MongoDB. Seeded from MongoDB the first time a meter is seen, so a restarted
+    worker still recognises the redelivered tail of its previous session.
+    """
+
+    def __init__(self) -> None:
+        self._newest: dict[int, dt.datetime | None] = {}
+
+    def newest(self, meter_pks: set[int]) -> dict[int, dt.datetime | None]:
+        unknown = meter_pks - self._newest.keys()
+        if unknown:
+            found = store.newest_ts_by_meter(unknown)
+            for pk in unknown:
+                self._newest[pk] = found.get(pk)
+        return {pk: self._newest[pk] for pk in meter_pks}
+
+    def advance(self, meter_pk: int, ts: dt.datetime) -> None:
+        current = self._newest.get(meter_pk)
+        if current is None or ts > current:
+            self._newest[meter_pk] = ts
+
+
+def dedupe(readings: list[dict[str, Any]], watermarks: Watermarks) -> tuple[list[dict[str, Any]], int, int]:
+    """(readings to store, exact duplicates dropped, conflicting duplicates kept)."""
+    duplicates = conflicts = 0
+    seen: dict[tuple[int, dt.datetime], list[dict[str, Any]]] = {}
+    newest = watermarks.newest({doc["meter"] for doc in readings})
+    # Readings at or before the watermark may be stored already: one lookup for all of them.
+    suspects: dict[int, list[dt.datetime]] = {}
+    for doc in readings:
+        mark = newest[doc["meter"]]
+        if mark is not None and doc["ts"] <= mark:
+            suspects.setdefault(doc["meter"], []).append(doc["ts"])
+    stored = store.stored_copies(suspects) if suspects else {}
+    keep: list[dict[str, Any]] = []
+    for doc in readings:
+        key = (doc["meter"], doc["ts"])
+        copies = stored.get(key, []) + seen.get(key, [])
+        values = store.measured(doc)
+        if values in copies:
+            duplicates += 1
+            continue
+        if copies:
+            conflicts += 1
+        seen.setdefault(key, []).append(values)
+        keep.append(doc)
+    return keep, duplicates, conflicts
+
+
+def flush(batch: Batch, watermarks: Watermarks, *, live: bool = True) -> None:
+    """Write the batch to MongoDB, then count it and hand its bounds on. Raises if MongoDB fails,
+    in which case nothing may be acknowledged and the same batch is flushed again.
+
+    live=False (historical import) keeps the batch out of the live ingest counters, whose lag
+    would otherwise show years; its bounds are still handed on, since rollups must recompute.
+    """
+    readings, duplicates, conflicts = dedupe(batch.readings, watermarks)
+    stored = store.insert_readings(readings)
+    events = store.insert_events(batch.events)
+    replies, reply_duplicates = store.insert_replies(batch.replies)
+    dead = store.insert_dead_letters(batch.dead_letters)
+    for doc in readings:
+        watermarks.advance(doc["meter"], doc["ts"])
+    now = dt.datetime.now(tz=dt.UTC)
+    batch.counts.update(
+        {
+            "stored": stored,
+            "events_stored": events,
+            "replies_stored": replies,
+            "dead_lettered": dead,
+            "duplicates": duplicates + reply_duplicates,
+            "conflicting_duplicates": conflicts,
+        }
+    )
+    if live:
+        counters.record_batch(
+            counts=batch.counts,
+            reasons=batch.reasons,
+            latency_ms=(time.monotonic() - batch.started) * 1000,
+            newest_ts=max((doc["ts"] for doc in readings), default=None),
+            now=now,
+        )
+    for kind, docs in (("readings", readings), ("events", batch.events)):
+        if docs:
+            counters.publish_stored_batch(
+                kind=kind,
+                meter_pks=(doc["meter"] for doc in docs),
+                min_ts=min(doc["ts"] for doc in docs),
+                max_ts=max(doc["ts"] for doc in docs),
+                count=len(docs),
+            )

@@ -1,0 +1,202 @@
+"""Anomalies, the baselines they were judged against, and what monitoring reads of readings and events.
+
+Anomaly documents follow the MongoDB reference solution's shape (`timestamp`, `meter_id`, `data`
+= the reading, `anomalies` = the flagged fields) plus `rule`, `severity`, `baseline`, `feeder`,
+`region` and `detected_at`. A time-series collection has no unique index, so `insert_anomalies`
+skips every (meter_id, timestamp, rule) already stored, checked in one query per batch: a re-run
+of detection never duplicates an anomaly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from pymongo import UpdateOne
+
+from mdms.core.timeseries import ANOMALIES, ANOMALY_BASELINES, EVENTS, METER_LAST_SEEN, READINGS, collection
+
+# (meter pks, first ts, last ts), both ends included: the bounds of a stored batch.
+Range = tuple[Sequence[int], dt.datetime, dt.datetime]
+
+
+def _or(ranges: Iterable[Range], key: str = "meter", time_key: str = "ts") -> list[dict[str, Any]]:
+    return [{key: {"$in": list(pks)}, time_key: {"$gte": start, "$lte": end}} for pks, start, end in ranges if pks]
+
+
+def readings_in(ranges: Iterable[Range]) -> list[dict[str, Any]]:
+    """The readings of the ranges, one per (meter, ts) (the first received), by meter then ts."""
+    clauses = _or(ranges)
+    if not clauses:
+        return []
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"$or": clauses}},
+        {"$sort": {"meter": 1, "ts": 1, "received_at": 1, "_id": 1}},
+        {"$group": {"_id": {"meter": "$meter", "ts": "$ts"}, "doc": {"$first": "$$ROOT"}}},
+        {"$replaceRoot": {"newRoot": "$doc"}},
+        {"$sort": {"meter": 1, "ts": 1}},
+        {"$project": {"_id": 0}},
+    ]
+    return list(collection(READINGS).aggregate(pipeline, allowDiskUse=True))
+
+
+def readings_before(first_ts: Mapping[int, dt.datetime], lookback: dt.timedelta) -> dict[int, dict[str, Any]]:
+    """Each meter's newest reading before its given time (within lookback): the register rules' previous.
+
+    One range query for all meters (a $or of a branch per meter makes MongoDB plan each branch
+    and costs seconds for a thousand meters); the per-meter bound is applied here.
+    """
+    if not first_ts:
+        return {}
+    query = {
+        "meter": {"$in": list(first_ts)},
+        "ts": {"$gte": min(first_ts.values()) - lookback, "$lt": max(first_ts.values())},
+    }
+    found: dict[int, dict[str, Any]] = {}
+    for doc in collection(READINGS).find(query, {"_id": 0}).sort([("meter", 1), ("ts", 1)]):
+        pk = doc["meter"]
+        if first_ts[pk] - lookback <= doc["ts"] < first_ts[pk] and (pk not in found or doc["ts"] > found[pk]["ts"]):
+            found[pk] = doc
+    return found
+
+
+def history(
+    meter_pks: Sequence[int], start: dt.datetime, end: dt.datetime, fields: Sequence[str]
+) -> Iterator[dict[str, Any]]:
+    """Raw readings of start <= ts < end for baselines (duplicates barely move a median)."""
+    projection = {"_id": 0, "meter": 1, "ts": 1, **dict.fromkeys(fields, 1)}
+    query = {"meter": {"$in": list(meter_pks)}, "ts": {"$gte": start, "$lt": end}}
+    return collection(READINGS).find(query, projection, batch_size=10_000)
+
+
+def newest_readings_in(ranges: Iterable[Range]) -> dict[int, dt.datetime]:
+    """The newest reading time of each meter within the ranges (what a stored batch brought)."""
+    clauses = _or(ranges)
+    if not clauses:
+        return {}
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"$or": clauses}},
+        {"$group": {"_id": "$meter", "newest": {"$max": "$ts"}}},
+    ]
+    return {row["_id"]: row["newest"] for row in collection(READINGS).aggregate(pipeline)}
+
+
+def power_events_in(ranges: Iterable[Range]) -> list[dict[str, Any]]:
+    """power_off and power_on events of the ranges, one per (meter, ts, type), by ts."""
+    clauses = _or(ranges)
+    if not clauses:
+        return []
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"$or": clauses, "type": {"$in": ["power_off", "power_on"]}}},
+        {"$group": {"_id": {"meter": "$meter", "ts": "$ts", "type": "$type"}}},
+        {"$project": {"_id": 0, "meter": "$_id.meter", "ts": "$_id.ts", "type": "$_id.type"}},
+        {"$sort": {"ts": 1, "type": 1}},
+    ]
+    return list(collection(EVENTS).aggregate(pipeline))
+
+
+# Baselines: one document per meter, {_id: meter, through, fields: {field: {"hours": [[median,
+# sigma, n] x 24], "all": [median, sigma, n]}}}, recomputed about daily by detection.
+def baselines_for(meter_pks: Iterable[int]) -> dict[int, dict[str, Any]]:
+    return {doc["_id"]: doc for doc in collection(ANOMALY_BASELINES).find({"_id": {"$in": list(meter_pks)}})}
+
+
+def baselines_save(documents: Sequence[dict[str, Any]]) -> None:
+    if documents:
+        collection(ANOMALY_BASELINES).bulk_write(
+            [UpdateOne({"_id": doc["_id"]}, {"$set": doc}, upsert=True) for doc in documents], ordered=False
+        )
+
+
+def stored_anomaly_keys(documents: Sequence[Mapping[str, Any]]) -> set[tuple[int, dt.datetime, str]]:
+    """Which (meter_id, timestamp, rule) of these are already stored: one query per batch."""
+    if not documents:
+        return set()
+    wanted = {(doc["meter_id"], doc["timestamp"], doc["rule"]) for doc in documents}
+    times = [doc["timestamp"] for doc in documents]
+    query = {
+        "meter_id": {"$in": sorted({doc["meter_id"] for doc in documents})},
+        "timestamp": {"$gte": min(times), "$lte": max(times)},
+    }
+    cursor = collection(ANOMALIES).find(query, {"_id": 0, "meter_id": 1, "timestamp": 1, "rule": 1})
+    return {key for doc in cursor if (key := (doc["meter_id"], doc["timestamp"], doc["rule"])) in wanted}
+
+
+def insert_anomalies(documents: Sequence[dict[str, Any]]) -> int:
+    """Store the anomalies not stored yet; returns how many were new."""
+    stored = stored_anomaly_keys(documents)
+    seen: set[tuple[int, dt.datetime, str]] = set()
+    fresh = []
+    for doc in documents:
+        key = (doc["meter_id"], doc["timestamp"], doc["rule"])
+        if key not in stored and key not in seen:
+            seen.add(key)
+            fresh.append(doc)
+    if fresh:
+        collection(ANOMALIES).insert_many(sorted(fresh, key=lambda d: (d["meter_id"], d["timestamp"])), ordered=False)
+    return len(fresh)
+
+
+def anomalies(
+    *,
+    meter_pk: int | None = None,
+    feeder_pk: int | None = None,
+    region_pk: int | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    min_severity: Sequence[str] | None = None,
+    limit: int = 500,
+) -> list[dict[str, Any]]:
+    """Anomalies, newest first, filtered by meter, feeder, region, time and severities."""
+    query: dict[str, Any] = {}
+    if meter_pk is not None:
+        query["meter_id"] = meter_pk
+    if feeder_pk is not None:
+        query["feeder"] = feeder_pk
+    if region_pk is not None:
+        query["region"] = region_pk
+    if since is not None or until is not None:
+        query["timestamp"] = {**({"$gte": since} if since else {}), **({"$lt": until} if until else {})}
+    if min_severity:
+        query["severity"] = {"$in": list(min_severity)}
+    cursor = collection(ANOMALIES).find(query, {"_id": 0}).sort("timestamp", -1).limit(limit)
+    return list(cursor)
+
+
+def anomaly_counts(*, since: dt.datetime, group_by: str) -> list[dict[str, Any]]:
+    """Anomalies since a time counted by `meter_id`, `feeder` or `region` and severity."""
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"timestamp": {"$gte": since}}},
+        {"$group": {"_id": {"key": f"${group_by}", "severity": "$severity"}, "n": {"$sum": 1}}},
+        {"$sort": {"n": -1}},
+    ]
+    return [
+        {group_by: row["_id"].get("key"), "severity": row["_id"]["severity"], "count": int(row["n"])}
+        for row in collection(ANOMALIES).aggregate(pipeline)
+    ]
+
+
+def all_anomalies(start: dt.datetime, end: dt.datetime) -> Iterator[dict[str, Any]]:
+    """Every anomaly of a time range (for scoring), without data or baseline."""
+    query = {"timestamp": {"$gte": start, "$lt": end}}
+    projection = {"_id": 0, "meter_id": 1, "timestamp": 1, "rule": 1, "severity": 1, "anomalies": 1}
+    return collection(ANOMALIES).find(query, projection, batch_size=10_000)
+
+
+# Last seen: {_id: meter, ts: when it was last heard from (its newest reading's interval end, or a
+# power_on event)}; the silent-meter check reads it.
+def last_seen_advance(newest: Mapping[int, dt.datetime]) -> None:
+    if newest:
+        collection(METER_LAST_SEEN).bulk_write(
+            [UpdateOne({"_id": pk}, {"$max": {"ts": ts}}, upsert=True) for pk, ts in newest.items()], ordered=False
+        )
+
+
+def last_seen_before(threshold: dt.datetime) -> dict[int, dt.datetime]:
+    """Meters whose newest reading ends before threshold."""
+    return {doc["_id"]: doc["ts"] for doc in collection(METER_LAST_SEEN).find({"ts": {"$lt": threshold}})}
+
+
+def last_seen(meter_pks: Iterable[int]) -> dict[int, dt.datetime]:
+    return {doc["_id"]: doc["ts"] for doc in collection(METER_LAST_SEEN).find({"_id": {"$in": list(meter_pks)}})}

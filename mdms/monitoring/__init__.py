@@ -1,0 +1,1 @@
+"""Monitoring: anomalies in readings, outage incidents, and the webhook to the outage management system."""

@@ -2,6 +2,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from portal import views
+from portal.views import billing_staff as billing
+from portal.views import operator
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -21,4 +23,21 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(template_name="portal/password_change_done.html"),
         name="password_change_done",
     ),
+    # Operators (and staff superusers).
+    path("operator/", operator.operator_dashboard, name="operator_dashboard"),
+    path("operator/anomalies/", operator.operator_anomalies, name="operator_anomalies"),
+    path("operator/meters/<int:meter_pk>/", operator.operator_meter, name="operator_meter"),
+    path("operator/outages/", operator.operator_incidents, name="operator_incidents"),
+    path("operator/ingest/", operator.operator_ingest, name="operator_ingest"),
+    path("operator/ingest/live/", operator.operator_ingest_live, name="operator_ingest_live"),
+    # Billing staff (and staff superusers).
+    path("billing/", billing.billing_runs, name="billing_runs"),
+    path("billing/runs/live/", billing.billing_runs_live, name="billing_runs_live"),
+    path("billing/exceptions/", billing.billing_vee_queue, name="billing_vee_queue"),
+    path("billing/exceptions/<int:exception_pk>/", billing.billing_vee_exception, name="billing_vee_exception"),
+    path("billing/reads/", billing.billing_reads, name="billing_reads"),
+    path("billing/reads/live/", billing.billing_reads_live, name="billing_reads_live"),
+    path("billing/lookup/", billing.billing_lookup, name="billing_lookup"),
+    path("billing/accounts/<int:account_pk>/", billing.billing_account, name="billing_account"),
+    path("billing/meters/<int:meter_pk>/", billing.billing_meter, name="billing_meter"),
 ]

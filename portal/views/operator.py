@@ -1,0 +1,164 @@
+"""The operator's pages: the grid dashboard with the premise map, anomalies, outages, ingest health.
+
+Only operators (and staff superusers) open them; anyone else gets a 404 (operator_access).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from mdms.core.models import Feeder, Meter, Region
+from mdms.core.timeseries import anomalies as anomaly_store
+from mdms.core.timeseries import readings as stored
+from mdms.monitoring import selectors as monitoring
+from mdms.monitoring.detection import ALERTING, SEVERITIES
+from mdms.monitoring.models import IncidentMeter, OutageIncident
+from portal.views import operator_charts as charts
+from portal.views import operator_data as data
+from portal.views.operator_access import operator_required
+
+# The drill-down shows this much of a meter's raw readings (192 readings at 15 minutes).
+DRILLDOWN_WINDOW = dt.timedelta(hours=48)
+ANOMALY_PAGE = 200
+INCIDENTS_SHOWN = 50
+INGEST_REFRESH_S = 5
+
+
+@operator_required
+@require_GET
+def operator_dashboard(request: HttpRequest) -> HttpResponse:
+    today = timezone.localdate()
+    load = data.grid_load(today=today)
+    points = data.premise_states()
+    regions = data.region_summary()
+    open_incidents = list(monitoring.incidents(status=OutageIncident.Status.OPEN)[:INCIDENTS_SHOWN])
+    context = {
+        "load": load,
+        "region_rows": [
+            {
+                "region": region,
+                "peak": load.region_peaks.get(region.pk, (0.0, None)),
+                "today_kwh": sum(f.today_kwh for f in load.feeders if f.feeder.region_id == region.pk),
+                "now_kw": sum(f.now_kw or 0.0 for f in load.feeders if f.feeder.region_id == region.pk),
+                **regions.get(region.pk, {"feeders": 0, "meters": 0}),
+            }
+            for region in load.regions
+        ],
+        "state_counts": data.state_counts(points),
+        "open_incidents": open_incidents,
+        "silent": monitoring.silent_meters()[:20],
+        "anomaly_total": sum(
+            row["count"] for row in monitoring.anomaly_counts(group_by="region") if row["severity"] in ALERTING
+        ),
+        "figures": {
+            "map": charts.map_figure(points),
+            "hourly": charts.region_hourly_figure(load),
+            "daily": charts.region_daily_figure(load),
+            "utilisation": charts.utilisation_figure(load),
+        },
+        "hourly_days": data.HOURLY_DAYS,
+        "daily_days": data.DAILY_DAYS,
+    }
+    return render(request, "portal/operator/dashboard.html", context)
+
+
+class AnomalyFilter(forms.Form):
+    region = forms.ModelChoiceField(queryset=Region.objects.order_by("code"), required=False, empty_label="All regions")
+    feeder = forms.ModelChoiceField(queryset=Feeder.objects.order_by("code"), required=False, empty_label="All feeders")
+    meter = forms.CharField(required=False, label="Meter serial")
+    severity = forms.ChoiceField(
+        choices=[("", "Warning and critical"), *((s, s.capitalize()) for s in SEVERITIES)], required=False
+    )
+
+
+@operator_required
+@require_GET
+def operator_anomalies(request: HttpRequest) -> HttpResponse:
+    """Anomalies of the last day, filtered by region, feeder, meter and severity."""
+    form = AnomalyFilter(request.GET or None)
+    filters: dict[str, object] = {}
+    severity: list[str] = list(ALERTING)
+    unknown_meter = False
+    if form.is_valid():
+        if form.cleaned_data["region"]:
+            filters["region_pk"] = form.cleaned_data["region"].pk
+        if form.cleaned_data["feeder"]:
+            filters["feeder_pk"] = form.cleaned_data["feeder"].pk
+        if form.cleaned_data["meter"]:
+            meter = Meter.objects.filter(serial=form.cleaned_data["meter"].strip()).first()
+            unknown_meter = meter is None
+            filters["meter_pk"] = meter.pk if meter else -1
+        if form.cleaned_data["severity"]:
+            severity = [form.cleaned_data["severity"]]
+    rows = anomaly_store.anomalies(
+        since=timezone.now() - monitoring.ACTIVE_WINDOW,
+        min_severity=severity,
+        limit=ANOMALY_PAGE,
+        **filters,  # type: ignore[arg-type]
+    )
+    meters = Meter.objects.filter(pk__in={row["meter_id"] for row in rows}).select_related("premise__feeder__region")
+    by_pk = {m.pk: m for m in meters}
+    context = {
+        "form": form,
+        "rows": [{**row, "meter": by_pk.get(row["meter_id"])} for row in rows],
+        "limit": ANOMALY_PAGE,
+        "unknown_meter": unknown_meter,
+    }
+    return render(request, "portal/operator/anomalies.html", context)
+
+
+@operator_required
+@require_GET
+def operator_meter(request: HttpRequest, meter_pk: int) -> HttpResponse:
+    """One meter's last two days of readings with its anomalies marked, and its outage history."""
+    meter = get_object_or_404(Meter.objects.select_related("premise__feeder__region"), pk=meter_pk)
+    end = timezone.now()
+    start = end - DRILLDOWN_WINDOW
+    readings = stored.readings_for_meter(meter.pk, start, end)
+    found = monitoring.meter_anomaly_history(meter_pk=meter.pk, start=start, end=end, limit=500)
+    outages = IncidentMeter.objects.filter(meter=meter).select_related("incident").order_by("-out_since")[:20]
+    context = {
+        "meter": meter,
+        "anomalies": found,
+        "outages": outages,
+        "reading_count": len(readings),
+        "figure": charts.meter_drilldown_figure(readings, found),
+    }
+    return render(request, "portal/operator/meter.html", context)
+
+
+@operator_required
+@require_GET
+def operator_incidents(request: HttpRequest) -> HttpResponse:
+    """Outage incidents, newest first, with who is (or was) out in each."""
+    status = request.GET.get("status") or None
+    if status not in (None, *OutageIncident.Status.values):
+        status = None
+    incidents = monitoring.incidents(status=status).prefetch_related(
+        Prefetch("meters", queryset=IncidentMeter.objects.select_related("meter__premise").order_by("out_since"))
+    )[:INCIDENTS_SHOWN]
+    context = {"incidents": incidents, "status": status, "statuses": OutageIncident.Status.choices}
+    return render(request, "portal/operator/incidents.html", context)
+
+
+@operator_required
+@require_GET
+def operator_ingest(request: HttpRequest) -> HttpResponse:
+    context = {"health": data.ingest_health(), "refresh_s": INGEST_REFRESH_S, "silent": monitoring.silent_meters()}
+    return render(request, "portal/operator/ingest.html", context)
+
+
+@operator_required
+@require_GET
+@never_cache
+def operator_ingest_live(request: HttpRequest) -> HttpResponse:
+    """The ingest figures alone, fetched by the page every few seconds."""
+    return render(request, "portal/operator/_ingest_figures.html", {"health": data.ingest_health()})

@@ -1,0 +1,211 @@
+"""What the operator dashboard reads: grid sums from the rollups, premise states, ingest health.
+
+Every figure here is an aggregate: energy comes from the daily rollups summed per feeder in
+MongoDB (mdms.core.timeseries.grid), counts from PostgreSQL and the Redis counters. Nothing scans
+raw readings except the drill-down of one meter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models import Count, Q
+
+from billing.selectors import local_midnight, local_zone
+from ingest import counters
+from mdms.core.models import Feeder, Meter, Premise, Region
+from mdms.core.timeseries import grid
+from mdms.core.timeseries import readings as stored
+from mdms.monitoring import selectors as monitoring
+from mdms.monitoring.detection import ALERTING
+
+# The hourly view and the utilisation matrix cover this many local days (today included);
+# 1,000 meters x 7 days is 7,000 daily rollups, summed in MongoDB in well under a second.
+HOURLY_DAYS = 7
+# The daily trend covers this many days.
+DAILY_DAYS = 30
+# Map states, worst first: a premise shows the worst state of its meters.
+STATES = ("out", "silent", "anomaly", "normal")
+STATE_LABELS = {"out": "Out (outage)", "silent": "Silent", "anomaly": "Anomaly", "normal": "Normal"}
+RATE_SAMPLE_KEY = "portal:operator:ingest-rate-sample"
+
+
+@dataclass
+class FeederLoad:
+    feeder: Feeder
+    now_kw: float | None = None  # average power in the newest hour with data
+    now_hour: dt.datetime | None = None
+    today_kwh: float = 0.0
+    peak_kw: float = 0.0
+    peak_at: dt.datetime | None = None
+    meters: int = 0
+
+
+@dataclass
+class GridLoad:
+    """Energy per feeder and region over the last HOURLY_DAYS days, by hour."""
+
+    feeders: list[FeederLoad]
+    regions: list[Region]
+    # region pk -> [(hour, kWh)] in time order
+    region_hours: dict[int, list[tuple[dt.datetime, float]]] = field(default_factory=dict)
+    # region pk -> average kW per local hour of day (24 values, None where no data)
+    region_hour_of_day: dict[int, list[float | None]] = field(default_factory=dict)
+    # region pk -> (peak kW, when)
+    region_peaks: dict[int, tuple[float, dt.datetime | None]] = field(default_factory=dict)
+    # region pk -> [(day, kWh)] over DAILY_DAYS
+    region_days: dict[int, list[tuple[dt.date, float]]] = field(default_factory=dict)
+
+    @property
+    def has_data(self) -> bool:
+        return any(self.region_days.values()) or any(self.region_hours.values())
+
+
+def _meter_feeders() -> dict[int, int]:
+    rows = Meter.objects.filter(premise__isnull=False).values_list("pk", "premise__feeder_id")
+    return dict(rows)
+
+
+def grid_load(*, today: dt.date) -> GridLoad:
+    feeders = list(Feeder.objects.select_related("region").order_by("region__code", "code"))
+    by_pk = {f.pk: f for f in feeders}
+    regions = list(Region.objects.order_by("code"))
+    meter_feeders = _meter_feeders()
+    end = local_midnight(today + dt.timedelta(days=1))
+    hourly = grid.group_hourly(meter_feeders, local_midnight(today - dt.timedelta(days=HOURLY_DAYS - 1)), end)
+    daily = grid.group_daily(meter_feeders, local_midnight(today - dt.timedelta(days=DAILY_DAYS - 1)), end)
+    loads = {f.pk: FeederLoad(feeder=f) for f in feeders}
+    meters_per_feeder = Counter(meter_feeders.values())
+    today_start = local_midnight(today)
+    region_hour: dict[int, dict[dt.datetime, float]] = defaultdict(lambda: defaultdict(float))
+    for row in hourly:
+        feeder = by_pk.get(row["group"])
+        if feeder is None or (row["import_kwh"] <= 0 and row["export_kwh"] <= 0):
+            continue
+        load = loads[feeder.pk]
+        kw = row["import_kwh"]  # one hour of energy in kWh is the hour's average power in kW
+        if load.now_hour is None or row["hour"] >= load.now_hour:
+            load.now_hour, load.now_kw = row["hour"], kw
+        if row["hour"] >= today_start:
+            load.today_kwh += row["import_kwh"]
+        if kw > load.peak_kw:
+            load.peak_kw, load.peak_at = kw, row["hour"]
+        region_hour[feeder.region_id][row["hour"]] += row["import_kwh"]
+    for load in loads.values():
+        load.meters = meters_per_feeder.get(load.feeder.pk, 0)
+    result = GridLoad(feeders=list(loads.values()), regions=regions)
+    zone = local_zone()
+    for region in regions:
+        hours = sorted(region_hour.get(region.pk, {}).items())
+        result.region_hours[region.pk] = hours
+        sums, counts = [0.0] * 24, [0] * 24
+        for hour, kwh in hours:
+            local_hour = hour.astimezone(zone).hour
+            sums[local_hour] += kwh
+            counts[local_hour] += 1
+        result.region_hour_of_day[region.pk] = [s / c if c else None for s, c in zip(sums, counts, strict=True)]
+        peak = max(hours, key=lambda item: item[1], default=None)
+        result.region_peaks[region.pk] = (peak[1], peak[0]) if peak else (0.0, None)
+    region_day: dict[int, dict[dt.date, float]] = defaultdict(lambda: defaultdict(float))
+    for row in daily:
+        feeder = by_pk.get(row["group"])
+        if feeder is not None:
+            region_day[feeder.region_id][row["day"]] += row["import_kwh"]
+    result.region_days = {region.pk: sorted(region_day.get(region.pk, {}).items()) for region in regions}
+    return result
+
+
+@dataclass(frozen=True)
+class PremisePoint:
+    premise_pk: int
+    latitude: float
+    longitude: float
+    address: str
+    feeder: str
+    state: str
+    serials: tuple[str, ...]
+
+
+def premise_states(*, now: dt.datetime | None = None) -> list[PremisePoint]:
+    """Every premise with coordinates and the worst state of its meters (out, silent, anomaly, normal)."""
+    out = set(monitoring.meters_out_now().values_list("meter_id", flat=True))
+    silent = {row["meter"] for row in monitoring.silent_meters(now=now)}
+    # Info-only findings (unusual consumption) are advisory: they do not colour a premise.
+    anomalous = {
+        row["meter_id"]
+        for row in monitoring.anomaly_counts(group_by="meter_id", now=now)
+        if row["severity"] in ALERTING
+    }
+    meters: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for pk, premise_pk, serial in Meter.objects.filter(
+        premise__isnull=False, status__in=[Meter.Status.ACTIVE, Meter.Status.REGISTERED]
+    ).values_list("pk", "premise_id", "serial"):
+        state = "out" if pk in out else "silent" if pk in silent else "anomaly" if pk in anomalous else "normal"
+        meters[premise_pk].append((state, serial))
+    points = []
+    for premise in Premise.objects.select_related("feeder").order_by("pk"):
+        found = meters.get(premise.pk)
+        if not found:
+            continue
+        state = min((s for s, _serial in found), key=STATES.index)
+        points.append(
+            PremisePoint(
+                premise_pk=premise.pk,
+                latitude=float(premise.latitude),
+                longitude=float(premise.longitude),
+                address=premise.address,
+                feeder=premise.feeder.code,
+                state=state,
+                serials=tuple(serial for _s, serial in found),
+            )
+        )
+    return points
+
+
+def state_counts(points: list[PremisePoint]) -> dict[str, int]:
+    counts = dict.fromkeys(STATES, 0)
+    for point in points:
+        counts[point.state] += 1
+    return counts
+
+
+def ingest_health() -> dict[str, Any]:
+    """The shared ingest counters, readings per second since the previous look, and dead letters.
+
+    The rate is the difference of the `stored` counter between two looks (kept in the cache), so
+    it needs no scan of the readings; the first look after a quiet spell shows no rate.
+    """
+    snapshot = counters.snapshot()
+    now = time.time()
+    previous = cache.get(RATE_SAMPLE_KEY)
+    rate = None
+    if previous and now - previous["at"] >= 1.0:
+        rate = max(0.0, (snapshot["stored"] - previous["stored"]) / (now - previous["at"]))
+    if previous is None or now - previous["at"] >= 1.0:
+        cache.set(RATE_SAMPLE_KEY, {"at": now, "stored": snapshot["stored"], "rate": rate}, timeout=3600)
+    elif previous is not None:
+        rate = previous.get("rate")
+    since = dt.datetime.now(tz=dt.UTC) - dt.timedelta(hours=24)
+    return {
+        "counters": snapshot,
+        "readings_per_s": None if rate is None else round(rate, 1),
+        "dead_letters_by_reason": stored.dead_letters_by_reason(since),
+        "dead_letters_total": snapshot["dead_lettered"],
+        "recent_dead_letters": stored.recent_dead_letters(20),
+    }
+
+
+def region_summary() -> dict[int, dict[str, int]]:
+    """Per region: feeders, premises and active meters (one grouped query)."""
+    rows = Region.objects.annotate(
+        feeder_count=Count("feeders", distinct=True),
+        meter_count=Count(
+            "feeders__premises__meters", filter=Q(feeders__premises__meters__status=Meter.Status.ACTIVE), distinct=True
+        ),
+    ).values("pk", "feeder_count", "meter_count")
+    return {row["pk"]: {"feeders": row["feeder_count"], "meters": row["meter_count"]} for row in rows}

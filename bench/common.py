@@ -91,6 +91,10 @@ def progress(label: str, done: int, total: int) -> None:
         print()
 
 
+# Messages published and not yet acknowledged by the broker, at most (see Publisher.publish_all).
+MAX_BACKLOG = 20_000
+
+
 class Publisher:
     """A head-end system publishing on behalf of many meters over one connection, QoS 1.
 
@@ -119,7 +123,12 @@ class Publisher:
 
     def publish_all(self, messages: Iterable[tuple[str, bytes]]) -> int:
         sent = 0
+        base = self.acked
         for topic_name, payload in messages:
+            # paho numbers a message when it is queued, and packet ids have 16 bits: with more
+            # than 65,535 queued, ids repeat and the publisher stalls. Keep the backlog well below.
+            while sent - (self.acked - base) >= MAX_BACKLOG:
+                time.sleep(0.001)
             self.client.publish(topic_name, payload, qos=1)
             sent += 1
         return sent

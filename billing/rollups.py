@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from billing.selectors import local_midnight, local_zone
@@ -20,9 +22,16 @@ from mdms.core.models import Meter
 from mdms.core.timeseries import rollups as store
 
 GROUP = "rollups"
-# Meters per aggregation in a backfill: large enough to keep MongoDB busy, small enough to keep
-# one $merge well under a second of work.
-BACKFILL_CHUNK = 2_000
+# A backfill recomputes stretches of days, each in chunks of meters of about this many meter-days
+# (400,000 15-minute readings, a few seconds of one aggregation and well within its memory), and
+# runs two aggregations at once: one aggregation uses one core of MongoDB, and the machine has two.
+BACKFILL_DAYS = 8
+BACKFILL_METER_DAYS = 4_000
+BACKFILL_PARALLEL = 2
+# A follower run takes the stream in rounds of this many entries and starts no new round after
+# its budget: it acknowledges what it did and leaves the rest to the next run.
+FOLLOW_TAKE = 100
+FOLLOW_BUDGET_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -46,21 +55,46 @@ def rollups_recompute(*, meter_pks: Sequence[int], first_day: dt.date, end_day: 
     """Recompute the daily rollups of these meters for local days first_day <= day < end_day."""
     if not meter_pks or first_day >= end_day:
         return
-    by_interval: dict[int, list[int]] = defaultdict(list)
-    for pk, interval_s in _interval_by_meter(meter_pks).items():
-        by_interval[interval_s].append(pk)
     start, end = local_midnight(first_day), local_midnight(end_day)
-    for interval_s, pks in by_interval.items():
-        store.recompute_daily(sorted(pks), start, end, interval_s=interval_s)
+    for interval_s, pks in _by_interval(meter_pks).items():
+        store.recompute_daily(pks, start, end, interval_s=interval_s)
 
 
-def rollups_follow(*, consumer: str | None = None, count: int = 500) -> FollowResult:
-    """Take what the stream holds for the "rollups" group, recompute the days it touched, acknowledge."""
+def _by_interval(meter_pks: Iterable[int]) -> dict[int, list[int]]:
+    """The meters by their interval length, each list sorted (an aggregation assumes one default length)."""
+    by_interval: dict[int, list[int]] = defaultdict(list)
+    for pk, interval_s in sorted(_interval_by_meter(meter_pks).items()):
+        by_interval[interval_s].append(pk)
+    return by_interval
+
+
+def rollups_follow(
+    *, consumer: str | None = None, count: int = FOLLOW_TAKE, budget_s: float = FOLLOW_BUDGET_S
+) -> FollowResult:
+    """Take what the stream holds for the "rollups" group, recompute the days it touched, acknowledge.
+
+    Rounds of up to `count` entries, each acknowledged once stored, until the stream is empty or
+    `budget_s` has passed: during a backfill the stream holds hours of work, and one run must
+    not hold a worker for all of it (the next run, 5 seconds later, goes on where this one stopped).
+    """
     consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
-    entries = stored_batches.take(GROUP, consumer, count=count)
-    if not entries:
-        return FollowResult(0, 0)
-    batches = [batch for _entry_id, batch in entries if batch.kind == "readings"]
+    started = time.monotonic()
+    batches = meter_days = 0
+    while True:
+        entries = stored_batches.take(GROUP, consumer, count=count)
+        if not entries:
+            break
+        meter_days += _recompute_touched([batch for _entry_id, batch in entries if batch.kind == "readings"])
+        # Acknowledged only once stored: a crash before this means the entries are redone, harmlessly.
+        stored_batches.done(GROUP, [entry_id for entry_id, _batch in entries])
+        batches += len(entries)
+        if time.monotonic() - started >= budget_s:
+            break
+    return FollowResult(batches, meter_days)
+
+
+def _recompute_touched(batches: Sequence[stored_batches.StoredBatch]) -> int:
+    """Recompute the local days these stored batches touched; returns the meter-days recomputed."""
     intervals = _interval_by_meter(pk for batch in batches for pk in batch.meter_pks)
     meters_by_day: dict[dt.date, set[int]] = defaultdict(set)
     for batch in batches:
@@ -71,10 +105,11 @@ def rollups_follow(*, consumer: str | None = None, count: int = 500) -> FollowRe
             meters_by_day[day].update(batch.meter_pks)
             day += dt.timedelta(days=1)
     for day, pks in sorted(meters_by_day.items()):
-        rollups_recompute(meter_pks=sorted(pks), first_day=day, end_day=day + dt.timedelta(days=1))
-    # Acknowledged only once stored: a crash before this means the entries are redone, harmlessly.
-    stored_batches.done(GROUP, [entry_id for entry_id, _batch in entries])
-    return FollowResult(len(entries), sum(len(pks) for pks in meters_by_day.values()))
+        ordered = sorted(pks)
+        for offset in range(0, len(ordered), BACKFILL_METER_DAYS):
+            chunk = ordered[offset : offset + BACKFILL_METER_DAYS]
+            rollups_recompute(meter_pks=chunk, first_day=day, end_day=day + dt.timedelta(days=1))
+    return sum(len(pks) for pks in meters_by_day.values())
 
 
 def rollups_rebuild(
@@ -84,21 +119,33 @@ def rollups_rebuild(
     meter_pks: Sequence[int] | None = None,
     progress: Callable[[int], object] | None = None,
 ) -> int:
-    """Backfill: recompute every meter-day in [first_day, end_day), a day at a time; returns days done.
+    """Backfill: recompute every meter-day in [first_day, end_day), BACKFILL_DAYS days at a time; returns days done.
 
-    Without meter_pks, the meters that have readings in the range. `progress(1)` is called after each day.
+    Without meter_pks, the meters that have readings in each stretch of days. The meters of a
+    stretch go in chunks of about BACKFILL_METER_DAYS meter-days, BACKFILL_PARALLEL aggregations
+    at once. `progress(n)` is called after each stretch of n days.
     """
     days = 0
     day = first_day
-    while day < end_day:
-        next_day = day + dt.timedelta(days=1)
-        pks = list(meter_pks) if meter_pks is not None else _meters_in(day, next_day)
-        for offset in range(0, len(pks), BACKFILL_CHUNK):
-            rollups_recompute(meter_pks=pks[offset : offset + BACKFILL_CHUNK], first_day=day, end_day=next_day)
-        days += 1
-        if progress is not None:
-            progress(1)
-        day = next_day
+    with ThreadPoolExecutor(max_workers=BACKFILL_PARALLEL) as pool:
+        while day < end_day:
+            next_day = min(end_day, day + dt.timedelta(days=BACKFILL_DAYS))
+            span = (next_day - day).days
+            pks = list(meter_pks) if meter_pks is not None else _meters_in(day, next_day)
+            start, end = local_midnight(day), local_midnight(next_day)
+            per_chunk = max(1, BACKFILL_METER_DAYS // span)
+            # The threads only wait on MongoDB; the meters' intervals are read here, on this thread's connection.
+            jobs = [
+                pool.submit(store.recompute_daily, chunk, start, end, interval_s=interval_s)
+                for interval_s, same in _by_interval(pks).items()
+                for chunk in (same[offset : offset + per_chunk] for offset in range(0, len(same), per_chunk))
+            ]
+            for job in jobs:
+                job.result()
+            days += span
+            if progress is not None:
+                progress(span)
+            day = next_day
     return days
 
 

@@ -27,7 +27,8 @@ from billing import determinants as det
 from billing import pricing
 from billing.models import Bill, BillingRun, BillLineItem, OnDemandRead
 from billing.selectors import billing_totals, daily_usage, usage_for_billing
-from mdms.core.models import Account, Holiday, Meter, MeterInstallation
+from mdms.core.audit import audit_record
+from mdms.core.models import Account, ApiToken, AuditLog, Holiday, Meter, MeterInstallation
 from mdms.core.timeseries import readings as stored
 
 log = logging.getLogger(__name__)
@@ -411,6 +412,12 @@ def bill_rebill(*, bill: Bill, reason: str, created_by: User | None = None) -> B
         created_by=created_by,
     )
     _save([(new, lines)])
+    audit_record(
+        actor=created_by,
+        action=AuditLog.Action.REBILL,
+        target=f"bill:{new.pk}",
+        detail={"account": account.number, "replaces": current.pk, "version": new.version, "reason": reason},
+    )
     return new
 
 
@@ -489,8 +496,12 @@ def on_demand_read_request(
     account: Account | None = None,
     requested_by: User | None = None,
     timeout_s: int = READ_TIMEOUT_S,
+    audit_actor: ApiToken | None = None,
 ) -> OnDemandRead:
-    """Record the read and, once committed, send the command to the meter."""
+    """Record the read and, once committed, send the command to the meter.
+
+    The audit log names requested_by, or audit_actor when a machine client (an API token) asked.
+    """
     now = timezone.now()
     read = OnDemandRead.objects.create(
         command_id=uuid.uuid4().hex,
@@ -500,6 +511,12 @@ def on_demand_read_request(
         requested_by=requested_by,
         requested_at=now,
         timeout_at=now + dt.timedelta(seconds=timeout_s),
+    )
+    audit_record(
+        actor=audit_actor or requested_by,
+        action=AuditLog.Action.ON_DEMAND_READ,
+        target=f"meter:{meter.serial}",
+        detail={"read": read.pk, "purpose": purpose, "account": account.number if account else None},
     )
 
     def send() -> None:

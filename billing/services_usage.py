@@ -17,7 +17,8 @@ from billing.rollups import rollups_recompute
 from billing.selectors import local_zone
 from billing.vee.estimation import estimate_day
 from billing.vee.validation import record_findings, validate_day
-from mdms.core.models import Meter
+from mdms.core.audit import audit_record
+from mdms.core.models import AuditLog, Meter
 from mdms.core.roles import Role, has_role
 from mdms.core.timeseries import rollups as store
 
@@ -115,6 +116,12 @@ def interval_edit(
             export_kwh=export_kwh,
             interval_s=meter.interval_s,
             edit_id=edit.pk,
+        )
+        audit_record(
+            actor=user,
+            action=AuditLog.Action.READING_EDIT,
+            target=f"meter:{meter.serial}",
+            detail={"ts": ts.isoformat(), "import_kwh": import_kwh, "export_kwh": export_kwh, "edit": edit.pk},
         )
     day = _interval_day(meter, ts)
     rollups_recompute(meter_pks=[meter.pk], first_day=day, end_day=day + dt.timedelta(days=1))

@@ -21,7 +21,10 @@ VEE_CHUNK = 500
 
 @shared_task(name="billing.follow_stored_batches", ignore_result=True)
 def follow_stored_batches() -> int:
-    """Recompute the rollups of the meter-days the ingest stored since the last call; returns batches taken."""
+    """Recompute the rollups of the meter-days the ingest stored since the last call; returns batches taken.
+
+    A run stops taking new entries after rollups.FOLLOW_BUDGET_S (10 s) and leaves the rest to the next.
+    """
     return rollups_follow().batches
 
 

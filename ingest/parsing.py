@@ -143,6 +143,11 @@ def _reject_constant(name: str) -> Any:
 
 def number(value: Any, name: str) -> float:
     """A finite float from a JSON number or a numeric string ("231.4"); never from a bool."""
+    # A JSON float, by far the commonest, first (type() is exact: a bool is no float).
+    if type(value) is float:
+        if math.isfinite(value):
+            return value
+        raise Rejection(Reason.NOT_FINITE, f"{name} is {value}")
     if isinstance(value, bool) or value is None:
         raise Rejection(Reason.BAD_TYPE, f"{name} must be a number, not {type(value).__name__}")
     if isinstance(value, int | float):
@@ -162,6 +167,10 @@ def number(value: Any, name: str) -> float:
     return result
 
 
+_EPOCH = re.compile(r"\s*\d+(\.\d+)?\s*")
+_MAX_FUTURE = dt.timedelta(seconds=MAX_FUTURE_S)
+
+
 def timestamp(value: Any, name: str, *, now: dt.datetime, naive_zone: dt.tzinfo | None = None) -> dt.datetime:
     """A UTC datetime from ISO 8601 (with Z or an offset) or epoch seconds/milliseconds.
 
@@ -170,7 +179,7 @@ def timestamp(value: Any, name: str, *, now: dt.datetime, naive_zone: dt.tzinfo 
     """
     if isinstance(value, bool) or value is None:
         raise Rejection(Reason.BAD_TIMESTAMP, f"{name} must be a time, not {type(value).__name__}")
-    if isinstance(value, int | float) or (isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value)):
+    if isinstance(value, int | float) or (isinstance(value, str) and _EPOCH.fullmatch(value)):
         epoch = number(value, name)
         # Epoch seconds reach 1e11 in the year 5138; anything above is milliseconds.
         if epoch > 1e11:
@@ -194,21 +203,23 @@ def timestamp(value: Any, name: str, *, now: dt.datetime, naive_zone: dt.tzinfo 
             raise Rejection(Reason.BAD_TIMESTAMP, f"{name} {value[:40]!r} is out of range") from None
     else:
         raise Rejection(Reason.BAD_TIMESTAMP, f"{name} must be a time, not {type(value).__name__}")
-    if result > now + dt.timedelta(seconds=MAX_FUTURE_S):
+    if result > now + _MAX_FUTURE:
         raise Rejection(Reason.FUTURE_TIMESTAMP, f"{name} {result.isoformat()} is in the future")
     if result < OLDEST:
         raise Rejection(Reason.TOO_OLD, f"{name} {result.isoformat()} is before 2000")
     # MongoDB keeps milliseconds; truncating here makes a reading equal to its stored copy.
-    return result.replace(microsecond=result.microsecond // 1000 * 1000)
+    if result.microsecond % 1000:
+        return result.replace(microsecond=result.microsecond // 1000 * 1000)
+    return result
 
 
 def _check_range(name: str, value: float, interval_s: int | None) -> None:
-    if name in ENERGY_FIELDS:
-        # The most energy an interval can hold at the largest plausible power.
-        limit = MAX_POWER_W * (interval_s or ASSUMED_INTERVAL_S) / 3_600_000
-        low, high = 0.0, limit
+    bounds = RANGES.get(name)
+    if bounds is None:
+        # An energy: the most an interval can hold at the largest plausible power.
+        low, high = 0.0, MAX_POWER_W * (interval_s or ASSUMED_INTERVAL_S) / 3_600_000
     else:
-        low, high = RANGES[name]
+        low, high = bounds
     if not low <= value <= high:
         raise Rejection(Reason.OUT_OF_RANGE, f"{name} = {value:g} is outside [{low:g}, {high:g}]")
 
@@ -243,7 +254,7 @@ def reading_from_object(obj: Any, *, serial: str | None, now: dt.datetime) -> Re
         raise Rejection(Reason.MISSING_FIELD, "a reading needs ts (or timestamp)")
     interval_s = _interval(obj["interval_s"]) if obj.get("interval_s") is not None else None
     values = {name: number(raw, name) for name, raw in source.items()}
-    if not any(name in values for name in REQUIRED_ANY):
+    if values.keys().isdisjoint(REQUIRED_ANY):
         raise Rejection(Reason.MISSING_FIELD, f"a reading needs one of {', '.join(REQUIRED_ANY)}")
     for name, value in values.items():
         _check_range(name, value, interval_s)

@@ -37,9 +37,13 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY_S = 3600
 # A batch is written when it holds this many readings...
 BATCH_READINGS = 5000
-# ...or this many messages: the broker stops sending beyond max_inflight_messages unacknowledged
-# (1000 in scripts/services.py), so waiting for more would only wait for the timer.
-BATCH_MESSAGES = 1000
+# ...or this many messages. The broker stops sending beyond max_inflight_messages unacknowledged
+# (1000 in scripts/services.py); a batch being written and the next one being filled share that
+# window, so each gets half of it and the broker never waits for a whole batch to be stored.
+BATCH_MESSAGES = 500
+# Batches written by the flusher thread while the consuming thread fills the next one: one waiting
+# at most, so a slow MongoDB slows the consumer (and the broker) instead of piling batches up.
+FLUSH_QUEUE = 1
 # ...or when its first message has waited this long (the latency a dashboard sees).
 FLUSH_INTERVAL_S = 0.2
 # After MongoDB or Redis fails, retry the same batch after this pause (nothing is acknowledged).
@@ -81,6 +85,7 @@ class IngestWorker:
         self._left_group = False
         self.client: mqtt.Client | None = None
         self._stop_at = 0.0
+        self._flushes: queue.Queue[pipeline.Batch | None] = queue.Queue(maxsize=FLUSH_QUEUE)
 
     # paho callbacks (network thread): thin.
 
@@ -147,9 +152,17 @@ class IngestWorker:
     def run(self) -> None:
         """Connect, consume until stop(), then flush, acknowledge and disconnect."""
         self.connect()
+        # Parsing (this thread) and storing (the flusher) overlap: MongoDB and Redis release the GIL
+        # while they wait, which is most of a flush.
+        flusher = threading.Thread(target=self._flush_loop, name=f"{self.client_id}-flusher", daemon=True)
+        flusher.start()
         try:
             self.consume()
         finally:
+            # Every batch handed over is stored and acknowledged (or, when stopping during an
+            # outage, left unacknowledged) before the session ends.
+            self._flushes.put(None)
+            flusher.join()
             assert self.client is not None
             # Everything received is stored and acknowledged, and the group no longer routes to
             # us: end the session, so that the broker does not keep queueing a share of the stream
@@ -193,13 +206,18 @@ class IngestWorker:
             full = len(batch.readings) >= self.batch_readings or len(batch.messages) >= self.batch_messages
             due = batch.messages and time.monotonic() - batch.started >= self.flush_interval_s
             if full or due or (self.stopping.is_set() and batch.messages and self.inbox.empty()):
-                self.flush_and_ack(batch)
+                self._flushes.put(batch)
                 batch = pipeline.Batch()
             # On stop, drain what already arrived, but under a steady stream stop anyway after a
             # while: what is left unacknowledged is redelivered to the next session.
             drained = self.inbox.empty() or time.monotonic() > self._stop_deadline()
             if self.stopping.is_set() and self._left_group and not batch.messages and drained:
                 return
+
+    def _flush_loop(self) -> None:
+        """The flusher thread: store and acknowledge the batches in the order they were handed over."""
+        while (batch := self._flushes.get()) is not None:
+            self.flush_and_ack(batch)
 
     def flush_and_ack(self, batch: pipeline.Batch) -> None:
         """Store the batch (retrying while MongoDB or Redis is down), then acknowledge it."""

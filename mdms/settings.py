@@ -13,6 +13,15 @@ from mdms import config
 from mdms.config import BASE_DIR, VAR_DIR
 
 
+def config_rate(name: str, default: str) -> str:
+    """A DRF throttle rate such as "600/min" from the environment."""
+    value = config.env(name, default)
+    count, _, period = value.partition("/")
+    if not count.isdigit() or period not in ("s", "sec", "m", "min", "h", "hour", "d", "day"):
+        raise ImproperlyConfigured(f"{name} must look like 600/min, not {value!r}")
+    return value
+
+
 def _read() -> dict[str, object]:
     """Read every variable once, turning ConfigError into Django's ImproperlyConfigured."""
     try:
@@ -65,6 +74,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files for /api/docs/, served locally (offline deployments)
     "mdms.core",
     "mdms.monitoring",
     "ingest",
@@ -194,13 +204,37 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
+    # One error format for every API answer: {"error": {"code", "message", "field"}}.
+    "EXCEPTION_HANDLER": "portal.api.errors.exception_handler",
+    # Per minute, counted in Redis (the default cache) by portal.api.throttling: a CIS batch job
+    # paging through 10,000 accounts at 1000 a page stays far below the token budget.
+    "DEFAULT_THROTTLE_RATES": {
+        "token": config_rate("API_RATE_TOKEN", "1200/min"),
+        "user": config_rate("API_RATE_USER", "600/min"),
+        "anon": config_rate("API_RATE_ANON", "60/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "MDMS API",
-    "DESCRIPTION": "Meter data management: master data, usage, billing determinants, reads, outages.",
+    "DESCRIPTION": (
+        "Meter data management: master data, usage, billing determinants, reads, outages. "
+        "Machine clients send `Authorization: Bearer <token>`; errors are "
+        '`{"error": {"code", "message", "field"}}`.'
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "DEFAULT_GENERATOR_CLASS": "portal.api.schema.ApiSchemaGenerator",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.api.schema.add_error_responses",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
+# Request bodies: nothing the API takes is near 1 MiB. DRF reads JSON through request.body, which
+# checks this; portal.api.errors answers 413 in the API's error format.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 LOGGING = {
     "version": 1,

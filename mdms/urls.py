@@ -12,5 +12,7 @@ urlpatterns = [
     path("ingest/", include("ingest.urls")),
     path("api/v1/billing/", include("billing.urls")),
     path("api/v1/monitoring/", include("mdms.monitoring.urls")),
+    # The REST API (portal.api): /api/v1/..., /api/schema/, /api/docs/.
+    path("", include("portal.api.urls")),
     path("", include("portal.urls")),
 ]

@@ -148,3 +148,7 @@ class MeterAdmin(admin.ModelAdmin[Meter]):
             messages.warning(
                 request, f"{credentials.serial}: new password {credentials.mqtt_password} (shown only once)."
             )
+
+
+# API tokens and the audit log register themselves with the admin site.
+from mdms.core import admin_api  # noqa: E402, F401

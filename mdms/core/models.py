@@ -253,3 +253,22 @@ class MeterInstallation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.meter} at {self.premise} from {self.installed_on}"
+
+
+# API tokens and the audit log live in their own module; importing them here registers them as core models.
+from mdms.core.models_api import ApiToken, AuditLog  # noqa: E402
+
+__all__ = [
+    "Account",
+    "ApiToken",
+    "AuditLog",
+    "Customer",
+    "Feeder",
+    "Holiday",
+    "Meter",
+    "MeterInstallation",
+    "Premise",
+    "Region",
+    "Tariff",
+    "TouPeriod",
+]

@@ -192,9 +192,9 @@ def outages_check_silent(*, now: dt.datetime | None = None) -> dict[int, str]:
     return touched
 
 
-def outages_process_pending(*, consumer: str, group: str = OUTAGES_GROUP) -> dict[str, int]:
-    """The beat job: apply what the ingest stored since the last run, then acknowledge it."""
-    entries = stored_batches.take(group, consumer, count=1000)
+def outages_process_pending(*, consumer: str, group: str = OUTAGES_GROUP, count: int = 1000) -> dict[str, int]:
+    """The beat job: apply up to `count` entries the ingest stored since the last run, then acknowledge them."""
+    entries = stored_batches.take(group, consumer, count=count)
     if not entries:
         return {"entries": 0}
     touched: dict[int, str] = {}

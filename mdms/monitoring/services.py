@@ -184,7 +184,9 @@ def anomalies_detect(*, ranges: Sequence[store.Range]) -> DetectionResult:
     return DetectionResult(scanned=len(readings), stored=stored, newest_received_at=newest)
 
 
-def anomalies_detect_pending(*, consumer: str, group: str = DETECT_GROUP) -> dict[str, Any]:
+def anomalies_detect_pending(
+    *, consumer: str, group: str = DETECT_GROUP, budget_s: float = MAX_RUN_S
+) -> dict[str, Any]:
     """The beat job: judge what the ingest stored since the last run, then acknowledge it.
 
     One run at a time (a lock in Redis); a crash before `done` leaves the entries pending, and
@@ -196,7 +198,7 @@ def anomalies_detect_pending(*, consumer: str, group: str = DETECT_GROUP) -> dic
     scanned = stored = 0
     lag_s: float | None = None
     try:
-        while time.monotonic() - started < MAX_RUN_S:
+        while time.monotonic() - started < min(budget_s, MAX_RUN_S):
             entries = stored_batches.take(group, consumer, count=TAKE)
             if not entries:
                 break

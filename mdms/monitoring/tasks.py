@@ -13,6 +13,11 @@ from mdms.monitoring import outages, services, webhook
 WEBHOOK_MAX_RETRIES = 150
 WEBHOOK_BACKOFF_S = 10
 WEBHOOK_BACKOFF_MAX_S = 600
+# The followers run every 5 seconds on the same 2 worker processes as everything else: during a
+# backfill the stream holds minutes of work, so a run does a bounded share, acknowledges it and
+# leaves the rest to the next run (both are idempotent: redoing an entry changes nothing).
+DETECT_BUDGET_S = 10.0
+OUTAGES_TAKE = 200
 
 
 def _consumer() -> str:
@@ -21,7 +26,7 @@ def _consumer() -> str:
 
 @shared_task(name="monitoring.detect_anomalies", ignore_result=True)
 def detect_anomalies() -> dict[str, Any]:
-    return services.anomalies_detect_pending(consumer=_consumer())
+    return services.anomalies_detect_pending(consumer=_consumer(), budget_s=DETECT_BUDGET_S)
 
 
 @shared_task(name="monitoring.refresh_baselines", ignore_result=True)
@@ -31,7 +36,7 @@ def refresh_baselines() -> int:
 
 @shared_task(name="monitoring.track_outages", ignore_result=True)
 def track_outages() -> dict[str, int]:
-    return outages.outages_process_pending(consumer=_consumer())
+    return outages.outages_process_pending(consumer=_consumer(), count=OUTAGES_TAKE)
 
 
 @shared_task(name="monitoring.check_silent_meters", ignore_result=True)

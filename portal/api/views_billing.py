@@ -1,0 +1,104 @@
+"""Billing: determinants of a bill-cycle date, bills with line items and versions, on-demand reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, mixins, status, viewsets
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from billing.api import DeterminantsQuery
+from billing.models import Bill, OnDemandRead
+from billing.outbox import determinant_rows
+from billing.services_bills import accounts_due, on_demand_read_complete, on_demand_read_request
+from mdms.core.roles import Role
+from portal.api import scoping
+from portal.api.auth import Scope, person_of, token_of
+from portal.api.base import ApiView
+from portal.api.filters import BillFilter, OnDemandReadFilter
+from portal.api.serializers import (
+    BillDetailSerializer,
+    BillSerializer,
+    DeterminantRowSerializer,
+    OnDemandReadRequestSerializer,
+    OnDemandReadSerializer,
+)
+
+
+class DeterminantList(ApiView, generics.ListAPIView[Any]):
+    """The determinants of every account billed on a date (its bill-cycle day), in pages."""
+
+    serializer_class = DeterminantRowSerializer
+    scopes = {"*": Scope.BILLING}
+    filter_backends: Any = []
+
+    @extend_schema(parameters=[OpenApiParameter("date", str, required=True, description="YYYY-MM-DD, day 1..28")])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        query = DeterminantsQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        run_date = query.validated_data["date"]
+        page = self.paginate_queryset(accounts_due(run_date))  # type: ignore[arg-type]
+        assert page is not None
+        return self.get_paginated_response(determinant_rows(run_date, page))
+
+
+class BillViewSet(ApiView, viewsets.ReadOnlyModelViewSet[Bill]):
+    """Bills, every version kept: a re-bill adds version n+1 and marks it current."""
+
+    filterset_class = BillFilter
+    ordering_fields = ["period_start", "created_at", "total"]
+    scopes = {"*": Scope.BILLING}
+    roles = frozenset({Role.CONSUMER, Role.BILLING})  # consumers see their own bills
+
+    def get_queryset(self) -> QuerySet[Bill]:
+        return scoping.bills(self.request).order_by("-period_start", "account__number", "-version")
+
+    def get_serializer_class(self) -> Any:
+        return BillDetailSerializer if self.action == "retrieve" else BillSerializer
+
+
+class OnDemandReadViewSet(ApiView, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[OnDemandRead]):
+    """Off-cycle reads: request one (the meter is asked over MQTT), then poll its status."""
+
+    serializer_class = OnDemandReadSerializer
+    filterset_class = OnDemandReadFilter
+    ordering_fields = ["requested_at"]
+    scopes = {"*": Scope.BILLING}
+
+    def get_queryset(self) -> QuerySet[OnDemandRead]:
+        return scoping.on_demand_reads(self.request).order_by("-requested_at", "-id")
+
+    @extend_schema(
+        request=OnDemandReadRequestSerializer,
+        responses={201: OnDemandReadSerializer},
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        form = OnDemandReadRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        meter = scoping.meters(request).filter(serial=form.validated_data["meter"]).first()
+        if meter is None:
+            raise ValidationError({"meter": "No such meter."}, code="does_not_exist")
+        account = None
+        if form.validated_data.get("account"):
+            account = scoping.accounts(request).filter(number=form.validated_data["account"]).first()
+            if account is None:
+                raise ValidationError({"account": "No such account."}, code="does_not_exist")
+        read = on_demand_read_request(
+            meter=meter,
+            purpose=form.validated_data["purpose"],
+            account=account,
+            requested_by=person_of(request),
+            audit_actor=token_of(request),
+        )
+        return Response(OnDemandReadSerializer(read).data, status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """One read; a pending read picks up the meter's reply if it has arrived."""
+        read = self.get_object()
+        if read.status == OnDemandRead.Status.PENDING:
+            on_demand_read_complete(read=read)
+        return Response(OnDemandReadSerializer(read).data)

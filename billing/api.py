@@ -61,6 +61,25 @@ class DeterminantsView(GenericAPIView[Account]):
         return self.get_paginated_response(determinant_rows(run_date, page))
 
 
+# What an on-demand read shows over any API (this one and /api/v1/reads/).
+READ_FIELDS = [
+    "id",
+    "command_id",
+    "meter",
+    "account",
+    "purpose",
+    "status",
+    "requested_at",
+    "timeout_at",
+    "completed_at",
+    "read_at",
+    "register_import_kwh",
+    "register_export_kwh",
+    "estimated",
+    "note",
+]
+
+
 class OnDemandReadSerializer(serializers.ModelSerializer[OnDemandRead]):
     meter = serializers.SlugRelatedField(slug_field="serial", queryset=Meter.objects.all())
     account = serializers.SlugRelatedField(
@@ -69,22 +88,7 @@ class OnDemandReadSerializer(serializers.ModelSerializer[OnDemandRead]):
 
     class Meta:
         model = OnDemandRead
-        fields = [
-            "id",
-            "command_id",
-            "meter",
-            "account",
-            "purpose",
-            "status",
-            "requested_at",
-            "timeout_at",
-            "completed_at",
-            "read_at",
-            "register_import_kwh",
-            "register_export_kwh",
-            "estimated",
-            "note",
-        ]
+        fields = READ_FIELDS
         read_only_fields = [f for f in fields if f not in ("meter", "account", "purpose")]
 
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from billing.api import READ_FIELDS
 from billing.models import Bill, BillLineItem, OnDemandRead
 from mdms.core.models import Account, Customer, Meter, Premise
 from mdms.monitoring.models import OutageIncident
@@ -245,23 +246,8 @@ class OnDemandReadSerializer(serializers.ModelSerializer[OnDemandRead]):
 
     class Meta:
         model = OnDemandRead
-        fields = [
-            "id",
-            "command_id",
-            "meter",
-            "account",
-            "purpose",
-            "status",
-            "requested_at",
-            "timeout_at",
-            "completed_at",
-            "read_at",
-            "register_import_kwh",
-            "register_export_kwh",
-            "estimated",
-            "note",
-        ]
-        read_only_fields = fields
+        fields = READ_FIELDS
+        read_only_fields = READ_FIELDS
 
 
 class OnDemandReadRequestSerializer(serializers.Serializer[Any]):

@@ -9,7 +9,7 @@ Use them as
         log_in(browser_page, live_server.url, "alice", "alice-pw")
 
 Chromium is the system's /usr/bin/chromium (never a downloaded browser); set MDMS_CHROMIUM to
-use another binary. Tests are skipped when no Chromium is installed.
+use another binary. Without one the browser tests fail (never skip): `make test` installs it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Any]:
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        pytest.skip(f"no Chromium at {CHROMIUM}")
+        pytest.fail(f"no Chromium at {CHROMIUM}: run `python scripts/services.py test-tools` (make test does)")
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an asyncio loop on the main thread, and Django then refuses ORM

@@ -1,15 +1,14 @@
-"""Ingest counters in Redis, shared by every ingest worker, and the hand-off of stored batches.
+"""Ingest counters in Redis, shared by every ingest worker.
 
 Counters live in one hash (HINCRBY is atomic, so N workers add up); dead letters by reason in a
-second. The stream `mdms:stored-batches` tells rollups and detection which meters and time range
-each stored batch touched, since change streams cannot watch a time-series collection.
+second. The hand-off of stored batches to rollups and detection is mdms.core.stored_batches.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -17,9 +16,6 @@ from django.conf import settings
 
 COUNTERS_KEY = "mdms:ingest:counters"
 REASONS_KEY = "mdms:ingest:dead-letters-by-reason"
-STORED_BATCHES_STREAM = "mdms:stored-batches"
-# About a day of batches at one batch every 200 ms per worker; consumers read within seconds.
-STORED_BATCHES_MAXLEN = 500_000
 
 # Monotonic counts (HINCRBY).
 COUNTS = (
@@ -88,22 +84,3 @@ def snapshot() -> dict[str, Any]:
     reasons: dict[str, str] = client.hgetall(REASONS_KEY)  # type: ignore[assignment]
     result["dead_letters_by_reason"] = {reason: int(n) for reason, n in reasons.items()}
     return result
-
-
-def publish_stored_batch(
-    *, kind: str, meter_pks: Iterable[int], min_ts: dt.datetime, max_ts: dt.datetime, count: int
-) -> None:
-    """Hand a stored batch's bounds on to rollups and detection (XADD, trimmed approximately)."""
-    pks = sorted(set(meter_pks))
-    connection().xadd(
-        STORED_BATCHES_STREAM,
-        {
-            "kind": kind,
-            "meters": ",".join(str(pk) for pk in pks),
-            "min_ts": min_ts.isoformat(),
-            "max_ts": max_ts.isoformat(),
-            "count": str(count),
-        },
-        maxlen=STORED_BATCHES_MAXLEN,
-        approximate=True,
-    )

@@ -19,6 +19,7 @@ from django.db import close_old_connections, connection
 
 from ingest import counters, parsing
 from ingest.parsing import Reason, Rejection
+from mdms.core import stored_batches
 from mdms.core.models import Meter
 from mdms.core.mqtt import topics
 from mdms.core.timeseries import readings as store
@@ -258,7 +259,7 @@ def flush(batch: Batch, watermarks: Watermarks, *, live: bool = True) -> None:
         )
     for kind, docs in (("readings", readings), ("events", batch.events)):
         if docs:
-            counters.publish_stored_batch(
+            stored_batches.publish(
                 kind=kind,
                 meter_pks=(doc["meter"] for doc in docs),
                 min_ts=min(doc["ts"] for doc in docs),

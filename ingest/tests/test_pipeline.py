@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ingest import counters, pipeline
-from mdms.core import services
+from mdms.core import services, stored_batches
 from mdms.core.models import Meter
 from mdms.core.mqtt import topics
 from mdms.core.timeseries import readings as store
@@ -127,7 +127,7 @@ def test_events_and_replies_are_stored_and_a_resent_reply_is_a_duplicate(alice: 
 
 def test_flush_counts_in_redis_and_hands_the_batch_bounds_on(alice: Any, mongo: Any) -> None:
     before = counters.snapshot()
-    last_id = counters.connection().xrevrange(counters.STORED_BATCHES_STREAM, count=1)
+    last_id = stored_batches.connection().xrevrange(stored_batches.STREAM, count=1)
     ingest([message(alice.meter.serial, numbered(3)), message(alice.meter.serial, b"junk")])
     after = counters.snapshot()
     assert after["stored"] - before["stored"] == 3
@@ -135,7 +135,7 @@ def test_flush_counts_in_redis_and_hands_the_batch_bounds_on(alice: Any, mongo: 
     assert after["received"] - before["received"] == 2
     assert after["dead_letters_by_reason"]["bad_json"] >= 1
     start = last_id[0][0] if last_id else "-"
-    entries = [fields for _, fields in counters.connection().xrange(counters.STORED_BATCHES_STREAM, min=start)]
+    entries = [fields for _, fields in stored_batches.connection().xrange(stored_batches.STREAM, min=start)]
     mine = [e for e in entries if e["meters"] == str(alice.meter.pk) and e["kind"] == "readings"]
     assert mine[-1]["min_ts"] == T0.isoformat()
     assert mine[-1]["max_ts"] == (T0 + dt.timedelta(minutes=30)).isoformat()

@@ -30,6 +30,39 @@ def _mongodb_test_database() -> Iterator[str]:
     settings.MONGODB_DB = original
 
 
+def _test_redis_url(url: str) -> str:
+    """The same Redis server, another logical database: the suite never touches a running demo's keys."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    number = int(os.environ.get("MDMS_TEST_REDIS_DB", "15"))
+    return urlunsplit(urlsplit(url)._replace(path=f"/{number}"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _redis_test_database() -> Iterator[str]:
+    """Point Redis (streams, counters, cache, throttles) at a test database, for this process and the
+    worker subprocesses tests start (they inherit REDIS_URL). MDMS_TEST_REDIS_DB picks it (default 15)."""
+    import redis
+
+    original_url, original_env = settings.REDIS_URL, os.environ.get("REDIS_URL")
+    url = _test_redis_url(original_url)
+    settings.REDIS_URL = url
+    settings.CACHES = {name: {**spec, "LOCATION": url} for name, spec in settings.CACHES.items()}
+    settings.CELERY_BROKER_URL = settings.CELERY_RESULT_BACKEND = url
+    from mdms.celery import app
+
+    app.conf.broker_url = app.conf.result_backend = url
+    os.environ["REDIS_URL"] = url
+    redis.Redis.from_url(url).flushdb()
+    yield url
+    redis.Redis.from_url(url).flushdb()
+    settings.REDIS_URL = original_url
+    if original_env is None:
+        os.environ.pop("REDIS_URL", None)
+    else:
+        os.environ["REDIS_URL"] = original_env
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _mqtt_ingest_account() -> None:
     """The broker has the shared roles and the ingest account before any test speaks MQTT.

@@ -1,7 +1,7 @@
 """`python -m bench [NAME ...]`: run the benchmarks (all by default) against databases of their own.
 
 The benchmarks use the PostgreSQL database and the MongoDB database named in the configuration
-with `_bench` appended, so that they never touch the demo's or the tests' data.
+with `_bench` appended, and Redis database 10, so that they never touch the demo's or the tests' data.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ def main() -> int:
 
     os.environ["DATABASE_URL"] = _with_bench_database(config.env("DATABASE_URL", config.DEFAULT_DATABASE_URL))
     os.environ["MONGODB_URI"] = _with_bench_database(config.env("MONGODB_URI", config.DEFAULT_MONGODB_URI))
+    # Redis too: a database of its own (BENCH_REDIS_DB, default 10), never the demo's streams and counters.
+    redis_url = urlsplit(config.env("REDIS_URL", config.DEFAULT_REDIS_URL))
+    os.environ["REDIS_URL"] = urlunsplit(redis_url._replace(path=f"/{int(os.environ.get('BENCH_REDIS_DB', '10'))}"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mdms.settings")
 
     import django

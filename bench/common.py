@@ -1,4 +1,4 @@
-"""What every benchmark shares: the machine it ran on, results on disk, an MQTT publisher.
+"""What every benchmark shares: the machine it ran on, results on disk, progress.
 
 Figures go to bench/results.json (a flat JSON object, merged run after run, so one benchmark can
 be re-run alone) and BENCHMARKS.md (rewritten from results.json with the machine's description).
@@ -10,13 +10,9 @@ import json
 import os
 import platform
 import subprocess
-import threading
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-import paho.mqtt.client as mqtt
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
@@ -89,55 +85,3 @@ def progress(label: str, done: int, total: int) -> None:
     print(f"\r{label}: {done:,}/{total:,}", end="", flush=True)
     if done >= total:
         print()
-
-
-# Messages published and not yet acknowledged by the broker, at most (see Publisher.publish_all).
-MAX_BACKLOG = 20_000
-
-
-class Publisher:
-    """A head-end system publishing on behalf of many meters over one connection, QoS 1.
-
-    A HES account may publish under every meter's topic; one connection keeps the publisher's
-    own cost low, so the figures measure the broker and the ingest, not 10,000 Python sockets.
-    """
-
-    def __init__(self, client: mqtt.Client, max_inflight: int = 2000) -> None:
-        self.client = client
-        self.acked = 0
-        self._lock = threading.Lock()
-        self._connected = threading.Event()
-        client.max_inflight_messages_set(max_inflight)
-        client.max_queued_messages_set(0)
-        client.on_publish = self._on_publish
-        client.on_connect = lambda c, u, f, reason, p: self._connected.set()
-
-    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason: object, props: object) -> None:
-        with self._lock:
-            self.acked += 1
-
-    def start(self) -> None:
-        self.client.loop_start()
-        if not self._connected.wait(10):
-            raise RuntimeError("publisher could not connect")
-
-    def publish_all(self, messages: Iterable[tuple[str, bytes]]) -> int:
-        sent = 0
-        base = self.acked
-        for topic_name, payload in messages:
-            # paho numbers a message when it is queued, and packet ids have 16 bits: with more
-            # than 65,535 queued, ids repeat and the publisher stalls. Keep the backlog well below.
-            while sent - (self.acked - base) >= MAX_BACKLOG:
-                time.sleep(0.001)
-            self.client.publish(topic_name, payload, qos=1)
-            sent += 1
-        return sent
-
-    def wait_acked(self, count: int, timeout_s: float = 600) -> None:
-        deadline = time.monotonic() + timeout_s
-        while self.acked < count and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()

@@ -130,7 +130,7 @@ def decode_json(payload: bytes | str) -> Any:
         raise Rejection(Reason.BAD_JSON, "payload is empty")
     try:
         # NaN and Infinity are not JSON; Python accepts them unless told otherwise.
-        return json.loads(payload, parse_constant=_reject_constant)
+        return _DECODER.decode(payload)
     except Rejection:
         raise
     except (ValueError, RecursionError) as exc:
@@ -139,6 +139,10 @@ def decode_json(payload: bytes | str) -> Any:
 
 def _reject_constant(name: str) -> Any:
     raise Rejection(Reason.NOT_FINITE, f"{name} is not a number")
+
+
+# One decoder for every message (json.loads with an option builds a new one per call).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def number(value: Any, name: str) -> float:

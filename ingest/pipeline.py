@@ -200,7 +200,6 @@ class Watermarks:
 def dedupe(readings: list[dict[str, Any]], watermarks: Watermarks) -> tuple[list[dict[str, Any]], int, int]:
     """(readings to store, exact duplicates dropped, conflicting duplicates kept)."""
     duplicates = conflicts = 0
-    seen: dict[tuple[int, dt.datetime], list[dict[str, Any]]] = {}
     newest = watermarks.newest({doc["meter"] for doc in readings})
     # Readings at or before the watermark may be stored already: one lookup for all of them.
     suspects: dict[int, list[dt.datetime]] = {}
@@ -210,16 +209,29 @@ def dedupe(readings: list[dict[str, Any]], watermarks: Watermarks) -> tuple[list
             suspects.setdefault(doc["meter"], []).append(doc["ts"])
     stored = store.stored_copies(suspects) if suspects else {}
     keep: list[dict[str, Any]] = []
+    # A key met once in the batch and not stored (nearly all of them) costs one dict entry; the
+    # values of its copies are computed only when a second copy turns up.
+    first: dict[tuple[int, dt.datetime], dict[str, Any]] = {}
+    copies: dict[tuple[int, dt.datetime], list[dict[str, Any]]] = {}
     for doc in readings:
         key = (doc["meter"], doc["ts"])
-        copies = stored.get(key, []) + seen.get(key, [])
+        if key not in first and key not in stored:
+            first[key] = doc
+            keep.append(doc)
+            continue
+        known = copies.get(key)
+        if known is None:
+            known = copies[key] = list(stored.get(key, []))
+            if key in first:
+                known.append(store.measured(first[key]))
         values = store.measured(doc)
-        if values in copies:
+        if values in known:
             duplicates += 1
             continue
-        if copies:
+        if known:
             conflicts += 1
-        seen.setdefault(key, []).append(values)
+        known.append(values)
+        first.setdefault(key, doc)
         keep.append(doc)
     return keep, duplicates, conflicts
 

@@ -376,7 +376,9 @@ def mosquitto_config(port: int) -> str:
         # The ingest worker's session may hold a burst while it restarts: do not drop QoS 1
         # messages at the default of 1000 queued per client.
         "max_queued_messages 1000000",
-        "max_inflight_messages 1000",
+        # Unacknowledged QoS 1 messages the broker sends one client: the ingest worker fills a batch
+        # of up to 5,000 messages while the previous one is being stored (ingest/worker.py).
+        "max_inflight_messages 10000",
         "max_keepalive 300",
     ]
     if IS_ROOT:

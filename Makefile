@@ -9,12 +9,13 @@ DEMO_METERS ?= 200
 export DEMO_HISTORY_DAYS ?= 190
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install services run stop test lint format typecheck migrations-check bench constraints clean
+.PHONY: help install services run stop test lint format typecheck migrations-check bench lake-query constraints clean
 
 help:
 	@echo "make run        start everything (services, migrate, demo data, web, workers, simulator) on http://127.0.0.1:8000"
 	@echo "make test       install, start the services, run the whole suite against them"
 	@echo "make bench      run the benchmarks; figures to BENCHMARKS.md and bench/results.json"
+	@echo "make lake-query consumption per region per day from the Parquet data lake (DuckDB); SQL=file.sql for another query"
 	@echo "make lint       ruff (format check + lint) and mypy"
 	@echo "make services   start only PostgreSQL, MongoDB, Redis and Mosquitto"
 	@echo "make stop       stop what this project started, and nothing else"
@@ -56,6 +57,9 @@ migrations-check: services
 
 bench: services
 	@$(BIN)/python -m bench
+
+lake-query: install
+	@$(BIN)/python manage.py lake_query $(if $(SQL),--sql $(SQL))
 
 constraints: install
 	@$(BIN)/pip freeze --exclude-editable | grep -v -E '^(pip|setuptools|wheel)==' \

@@ -382,6 +382,10 @@ def run() -> dict[str, Any]:
         "ingest_lost_readings": lost,
         "ingest_distinct_readings_stored": probe_and_sent,
         "timeseries_storage_ratio": round(ratio, 3),
+        # Capacity: a meter at 15-minute intervals sends one reading every 900 s (a daily block of
+        # 96 is the same readings a day), so one worker keeps up with readings/s x 900 meters.
+        "ingest_meters_per_worker_15min_single": round(single_rate * 900, -3),
+        "ingest_meters_per_worker_15min_block": round(block_rate * 900, -3),
     }
     save_results(results)
     save_section(
@@ -406,6 +410,9 @@ batch is in MongoDB. Publisher, Mosquitto, MongoDB and the worker share the 2 co
 - The publisher is a plain-socket MQTT 3.1.1 client (`bench/mqtt_wire.py`) that encodes every message
   before the clock starts; the broker ceiling uses it with a subscriber that only counts and
   acknowledges. (A paho publisher topped out near 3,300 messages/s on this machine, measuring itself.)
+- Capacity at 15-minute intervals (readings/s times 900 s), one worker: **{single_rate * 900:,.0f}** meters sending
+  each reading as it is measured, **{block_rate * 900:,.0f}** meters sending daily blocks of 96; two workers:
+  {single_rate_2 * 900:,.0f} and {block_rate_2 * 900:,.0f}. Plan at half of that, for catch-up after an outage.
 - Readings lost: **{lost}** (sent minus distinct (meter, ts) stored, over all four runs).
 - Load average when the run ended: {os.getloadavg()[0]:.2f} (other work on the machine skews the figures).
 - Time series on disk (data + indexes) over a plain collection with its (meter, ts) index, same data:

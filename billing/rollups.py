@@ -20,6 +20,7 @@ from billing.selectors import local_midnight, local_zone
 from mdms.core import stored_batches
 from mdms.core.models import Meter
 from mdms.core.timeseries import rollups as store
+from mdms.lake.restore import lake_raw_ensure
 
 GROUP = "rollups"
 # A backfill recomputes stretches of days, each in chunks of meters of about this many meter-days
@@ -55,6 +56,8 @@ def rollups_recompute(*, meter_pks: Sequence[int], first_day: dt.date, end_day: 
     """Recompute the daily rollups of these meters for local days first_day <= day < end_day."""
     if not meter_pks or first_day >= end_day:
         return
+    # A day tiered to the data lake has no raw readings left: bring them back before recomputing it.
+    lake_raw_ensure(first_day=first_day, end_day=end_day)
     start, end = local_midnight(first_day), local_midnight(end_day)
     for interval_s, pks in _by_interval(meter_pks).items():
         store.recompute_daily(pks, start, end, interval_s=interval_s)
@@ -125,6 +128,8 @@ def rollups_rebuild(
     stretch go in chunks of about BACKFILL_METER_DAYS meter-days, BACKFILL_PARALLEL aggregations
     at once. `progress(n)` is called after each stretch of n days.
     """
+    # Backfilling an archived range reads it back from the data lake first (tiered days only).
+    lake_raw_ensure(first_day=first_day, end_day=end_day)
     days = 0
     day = first_day
     with ThreadPoolExecutor(max_workers=BACKFILL_PARALLEL) as pool:

@@ -21,6 +21,7 @@ from mdms.core.audit import audit_record
 from mdms.core.models import AuditLog, Meter
 from mdms.core.roles import Role, has_role
 from mdms.core.timeseries import rollups as store
+from mdms.lake.restore import lake_raw_ensure
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ def vee_run(*, meter_pks: Sequence[int], first_day: dt.date, end_day: dt.date) -
     Idempotent: a second run finds the same exceptions (refreshed, not duplicated) and writes the
     same estimates.
     """
+    # Validating a day tiered to the data lake would find every interval missing: read it back first.
+    lake_raw_ensure(first_day=first_day, end_day=end_day)
     now = timezone.now()
     meter_days = exceptions = estimated = 0
     meters = list(Meter.objects.filter(pk__in=meter_pks).order_by("pk"))
@@ -92,6 +95,9 @@ def interval_edit(
         raise ValidationError({"reason": "Say why the interval is edited."})
     if import_kwh < 0 or (export_kwh is not None and export_kwh < 0):
         raise ValidationError({"import_kwh": "Energy cannot be negative."})
+    # The audit trail's old value, and the recompute, need the day's raw readings if it was tiered.
+    day = _interval_day(meter, ts)
+    lake_raw_ensure(first_day=day, end_day=day + dt.timedelta(days=1))
     with transaction.atomic():
         # Serialises edits of one meter: each audit row's old value is the previous row's new value.
         Meter.objects.select_for_update().filter(pk=meter.pk).first()
@@ -123,7 +129,6 @@ def interval_edit(
             target=f"meter:{meter.serial}",
             detail={"ts": ts.isoformat(), "import_kwh": import_kwh, "export_kwh": export_kwh, "edit": edit.pk},
         )
-    day = _interval_day(meter, ts)
     rollups_recompute(meter_pks=[meter.pk], first_day=day, end_day=day + dt.timedelta(days=1))
     return edit
 

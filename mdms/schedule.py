@@ -8,6 +8,22 @@ from __future__ import annotations
 from typing import Any
 
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+
+from mdms import config
+
+
+def _datahub_pull_hour() -> int:
+    """DATAHUB_PULL_HOUR (local hour of the data hub pull, default 7), read here because the settings
+    import this module before Django is configured."""
+    try:
+        hour = config.env_int("DATAHUB_PULL_HOUR", 7, minimum=0)
+    except config.ConfigError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
+    if hour > 23:
+        raise ImproperlyConfigured(f"DATAHUB_PULL_HOUR must be an hour from 0 to 23, not {hour}")
+    return hour
+
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Every 5 seconds: judge the readings stored since the last run (anomalies visible within seconds).
@@ -29,8 +45,14 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 5.0,
         "options": {"expires": 5},
     },
+    # Every hour at 7 minutes past (local time): forecast every region and feeder 48 hours ahead,
+    # once the rollup follower has the hour that just ended, and open/close capacity warnings.
+    "forecast-run-hourly": {"task": "forecast.run_hourly", "schedule": crontab(minute=7), "options": {"expires": 3000}},
     # Every day at 02:30 local time: validate and estimate yesterday for every meter in service.
     "billing-vee-yesterday": {"task": "billing.vee_yesterday", "schedule": crontab(hour=2, minute=30)},
+    # Every day at 03:10 local time (after VEE at 02:30): export each finished local day not yet in
+    # the data lake (catching up missed days), then tier verified raw days older than the retention.
+    "lake-nightly": {"task": "lake.nightly", "schedule": crontab(hour=3, minute=10)},
     # At 08:00 local time on the 1st of every month: the monthly run, billing the previous month.
     "billing-monthly-run": {"task": "billing.bill_cycle_run", "schedule": crontab(hour=8, minute=0, day_of_month=1)},
     # At 08:00 local time on the 2nd to the 28th: bill the accounts whose bill-cycle day is today.
@@ -39,9 +61,18 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": crontab(hour=8, minute=0, day_of_month="2-28"),
     },
     # Every 15 seconds: complete on-demand reads whose reply arrived, estimate those timed out.
+    # Every 5 minutes: judge consumers' alert rules (projected bills at most hourly) and send the
+    # waiting notification e-mails, retries included.
+    "alerts-evaluate-rules": {"task": "alerts.evaluate_rules", "schedule": 300.0, "options": {"expires": 300}},
     "billing-on-demand-reads-sweep": {
         "task": "billing.on_demand_reads_sweep",
         "schedule": 15.0,
         "options": {"expires": 15},
+    },
+    # Every day at DATAHUB_PULL_HOUR:00 local time (07:00 by default, when hubs have published the
+    # day before): pull yesterday's load curve, and missed days, for every enabled data hub connector.
+    "ingest-datahub-pull-yesterday": {
+        "task": "ingest.datahub_pull_yesterday",
+        "schedule": crontab(hour=_datahub_pull_hour(), minute=0),
     },
 }

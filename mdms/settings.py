@@ -22,6 +22,22 @@ def config_rate(name: str, default: str) -> str:
     return value
 
 
+def config_seconds(name: str, default: float) -> float:
+    """A duration in seconds from the environment: positive, and at most a day."""
+    value = config.env_float(name, default)
+    if not 0 < value <= 86_400:
+        raise ImproperlyConfigured(f"{name} must be a number of seconds above 0 and at most 86400, not {value:g}")
+    return value
+
+
+def _share(name: str, default: float) -> float:
+    """A share of a rating: above 0, at most 2 (200%)."""
+    value = config.env_float(name, default)
+    if not 0 < value <= 2:
+        raise config.ConfigError(f"{name} must be above 0 and at most 2 (a share of the rating), not {value}")
+    return value
+
+
 def _read() -> dict[str, object]:
     """Read every variable once, turning ConfigError into Django's ImproperlyConfigured."""
     try:
@@ -48,6 +64,13 @@ def _read() -> dict[str, object]:
             "outbox_dir": config.env("BILLING_OUTBOX_DIR", str(VAR_DIR / "outbox")),
             "monitoring_webhook_url": config.env("MONITORING_WEBHOOK_URL", ""),
             "monitoring_silent_intervals": config.env_int("MONITORING_SILENT_INTERVALS", 2, minimum=1),
+            "forecast_capacity_warning_share": _share("FORECAST_CAPACITY_WARNING_SHARE", 0.9),
+            "datahub_timeout_s": config_seconds("DATAHUB_TIMEOUT_S", 30.0),
+            "datahub_max_attempts": config.env_int("DATAHUB_MAX_ATTEMPTS", 5, minimum=1),
+            "datahub_retry_base_s": config_seconds("DATAHUB_RETRY_BASE_S", 2.0),
+            "datahub_retry_max_s": config_seconds("DATAHUB_RETRY_MAX_S", 120.0),
+            "datahub_min_interval_s": config_seconds("DATAHUB_MIN_INTERVAL_S", 1.0),
+            "datahub_catchup_days": config.env_int("DATAHUB_CATCHUP_DAYS", 7, minimum=1),
         }
     except config.ConfigError as exc:
         raise ImproperlyConfigured(str(exc)) from exc
@@ -77,6 +100,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's files for /api/docs/, served locally (offline deployments)
     "mdms.core",
     "mdms.monitoring",
+    "mdms.lake",
+    "mdms.forecast",
+    "mdms.alerts",
     "ingest",
     "billing",
     "portal",
@@ -106,6 +132,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "mdms.alerts.context.notifications",
             ],
         },
     },
@@ -197,6 +224,116 @@ BILLING_OUTBOX_DIR: str = str(_env["outbox_dir"])
 # this URL (empty = off). A meter silent for this many of its intervals is an outage suspect.
 MONITORING_WEBHOOK_URL: str = str(_env["monitoring_webhook_url"])
 MONITORING_SILENT_INTERVALS: int = int(_env["monitoring_silent_intervals"])  # type: ignore[call-overload]
+
+
+# Data lake (mdms.lake, docs/lake.md): where each finished local day of raw readings and events
+# goes as Parquet. LAKE_URL: a local directory (default var/lake) or an fsspec URL such as
+# s3://bucket/prefix; LAKE_STORAGE_OPTIONS: a JSON object passed to the file system (for s3fs:
+# {"endpoint_url": ..., "key": ..., "secret": ...}); LAKE_RAW_RETENTION_DAYS: raw rows older than
+# this many days leave MongoDB once verified in the lake (0 = never).
+def _lake() -> dict[str, object]:
+    import json
+
+    try:
+        raw_options = config.env("LAKE_STORAGE_OPTIONS", "{}")
+        try:
+            options = json.loads(raw_options)
+        except json.JSONDecodeError as exc:
+            raise ImproperlyConfigured(f"LAKE_STORAGE_OPTIONS must be a JSON object: {exc}") from None
+        if not isinstance(options, dict):
+            raise ImproperlyConfigured('LAKE_STORAGE_OPTIONS must be a JSON object, such as {"endpoint_url": "..."}')
+        return {
+            "url": config.env("LAKE_URL", str(VAR_DIR / "lake")),
+            "options": options,
+            "retention_days": config.env_int("LAKE_RAW_RETENTION_DAYS", 400, minimum=0),
+        }
+    except config.ConfigError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
+
+
+_lake_env = _lake()
+LAKE_URL: str = str(_lake_env["url"])
+LAKE_STORAGE_OPTIONS: dict[str, object] = dict(_lake_env["options"])  # type: ignore[call-overload]
+LAKE_RAW_RETENTION_DAYS: int = int(_lake_env["retention_days"])  # type: ignore[call-overload]
+
+# Demand forecast: a feeder whose forecast peak exceeds this share of its rating (0.9 = 90%) gets
+# a capacity warning on the operator dashboard.
+FORECAST_CAPACITY_WARNING_SHARE: float = float(_env["forecast_capacity_warning_share"])  # type: ignore[arg-type]
+
+# Data hub pulls (ingest.datahub, docs/datahub.md): per-request timeout, attempts per pull (429,
+# 5xx and network errors are retried), exponential backoff from RETRY_BASE capped at RETRY_MAX (a
+# Retry-After beyond the cap ends the pull in error instead), at least MIN_INTERVAL between two
+# requests to one hub across every process, and how many past days the daily job catches up.
+# The daily job's hour, DATAHUB_PULL_HOUR, is read by mdms.schedule (imported above, mid-settings).
+DATAHUB_TIMEOUT_S: float = float(_env["datahub_timeout_s"])  # type: ignore[arg-type]
+DATAHUB_MAX_ATTEMPTS: int = int(_env["datahub_max_attempts"])  # type: ignore[call-overload]
+DATAHUB_RETRY_BASE_S: float = float(_env["datahub_retry_base_s"])  # type: ignore[arg-type]
+DATAHUB_RETRY_MAX_S: float = float(_env["datahub_retry_max_s"])  # type: ignore[arg-type]
+DATAHUB_MIN_INTERVAL_S: float = float(_env["datahub_min_interval_s"])  # type: ignore[arg-type]
+DATAHUB_CATCHUP_DAYS: int = int(_env["datahub_catchup_days"])  # type: ignore[call-overload]
+
+# E-mail (consumer alert notifications, mdms.alerts). EMAIL_BACKEND: smtp, file, console, locmem
+# or a dotted path. By default smtp when EMAIL_HOST is set, else one file per message under
+# var/mail/ (EMAIL_FILE_PATH), so `make run` needs no mail server and what would have been sent
+# can be read there. PORTAL_BASE_URL makes the links in e-mails absolute.
+_EMAIL_BACKENDS = {
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+    "file": "django.core.mail.backends.filebased.EmailBackend",
+    "console": "django.core.mail.backends.console.EmailBackend",
+    "locmem": "django.core.mail.backends.locmem.EmailBackend",
+}
+
+
+def _email() -> dict[str, object]:
+    try:
+        host = config.env("EMAIL_HOST", "")
+        choice = config.env("EMAIL_BACKEND", "smtp" if host else "file")
+        backend = _EMAIL_BACKENDS.get(choice, choice)
+        if "." not in backend:
+            raise ImproperlyConfigured(
+                f"EMAIL_BACKEND must be smtp, file, console, locmem or a dotted path, not {choice!r}"
+            )
+        if backend == _EMAIL_BACKENDS["smtp"] and not host:
+            raise ImproperlyConfigured("EMAIL_HOST must be set when EMAIL_BACKEND is smtp")
+        use_tls, use_ssl = config.env_bool("EMAIL_USE_TLS", True), config.env_bool("EMAIL_USE_SSL", False)
+        if use_tls and use_ssl:
+            raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be true")
+        sender = config.env("DEFAULT_FROM_EMAIL", "MDMS <mdms@localhost>")
+        if "@" not in sender:
+            raise ImproperlyConfigured(f"DEFAULT_FROM_EMAIL must be an e-mail address, not {sender!r}")
+        portal_url = config.env("PORTAL_BASE_URL", "http://127.0.0.1:8000")
+        if not portal_url.startswith(("http://", "https://")):
+            raise ImproperlyConfigured(f"PORTAL_BASE_URL must be an http:// or https:// URL, not {portal_url!r}")
+        return {
+            "backend": backend,
+            "host": host,
+            "port": config.env_int("EMAIL_PORT", 465 if use_ssl else 587, minimum=1),
+            "user": config.env("EMAIL_HOST_USER", ""),
+            "password": config.env("EMAIL_HOST_PASSWORD", ""),
+            "use_tls": use_tls and not use_ssl,
+            "use_ssl": use_ssl,
+            "timeout": config.env_int("EMAIL_TIMEOUT", 10, minimum=1),
+            "file_path": config.env("EMAIL_FILE_PATH", str(VAR_DIR / "mail")),
+            "from": sender,
+            "portal_url": portal_url,
+        }
+    except config.ConfigError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
+
+
+_mail = _email()
+EMAIL_BACKEND: str = str(_mail["backend"])
+EMAIL_HOST: str = str(_mail["host"])
+EMAIL_PORT: int = int(_mail["port"])  # type: ignore[call-overload]
+EMAIL_HOST_USER: str = str(_mail["user"])
+EMAIL_HOST_PASSWORD: str = str(_mail["password"])
+EMAIL_USE_TLS: bool = bool(_mail["use_tls"])
+EMAIL_USE_SSL: bool = bool(_mail["use_ssl"])
+EMAIL_TIMEOUT: int = int(_mail["timeout"])  # type: ignore[call-overload]
+EMAIL_FILE_PATH: str = str(_mail["file_path"])
+DEFAULT_FROM_EMAIL: str = str(_mail["from"])
+SERVER_EMAIL: str = DEFAULT_FROM_EMAIL
+PORTAL_BASE_URL: str = str(_mail["portal_url"])
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -3,7 +3,8 @@ from django.urls import path
 
 from portal import views
 from portal.views import billing_staff as billing
-from portal.views import operator
+from portal.views import consumer_alerts as alerts
+from portal.views import operator, operator_forecast, operator_notifications
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -11,6 +12,15 @@ urlpatterns = [
     path("meters/<int:meter_pk>/today.json", views.consumer_today, name="consumer_today"),
     path("meters/<int:meter_pk>/download/", views.consumer_download, name="consumer_download"),
     path("bills/<int:bill_pk>/", views.bill_detail, name="bill_detail"),
+    path("meters/<int:meter_pk>/alerts/", alerts.consumer_alerts, name="consumer_alerts"),
+    path("meters/<int:meter_pk>/alerts/<int:rule_pk>/", alerts.consumer_alert_edit, name="consumer_alert_edit"),
+    path(
+        "meters/<int:meter_pk>/alerts/<int:rule_pk>/delete/", alerts.consumer_alert_delete, name="consumer_alert_delete"
+    ),
+    path("meters/<int:meter_pk>/alerts/<int:rule_pk>/mute/", alerts.consumer_alert_mute, name="consumer_alert_mute"),
+    path("notifications/", alerts.notifications, name="notifications"),
+    path("notifications/read/", alerts.notifications_read_all, name="notifications_read_all"),
+    path("notifications/<int:notification_pk>/read/", alerts.notification_read, name="notification_read"),
     path("login/", auth_views.LoginView.as_view(template_name="portal/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
@@ -29,7 +39,14 @@ urlpatterns = [
     path("operator/meters/<int:meter_pk>/", operator.operator_meter, name="operator_meter"),
     path("operator/outages/", operator.operator_incidents, name="operator_incidents"),
     path("operator/ingest/", operator.operator_ingest, name="operator_ingest"),
+    path("operator/forecast/", operator_forecast.operator_forecast, name="operator_forecast"),
+    path(
+        "operator/forecast/warnings/<int:warning_pk>/acknowledge/",
+        operator_forecast.operator_forecast_acknowledge,
+        name="operator_forecast_acknowledge",
+    ),
     path("operator/ingest/live/", operator.operator_ingest_live, name="operator_ingest_live"),
+    path("operator/notifications/", operator_notifications.operator_notifications, name="operator_notifications"),
     # Billing staff (and staff superusers).
     path("billing/", billing.billing_runs, name="billing_runs"),
     path("billing/runs/live/", billing.billing_runs_live, name="billing_runs_live"),

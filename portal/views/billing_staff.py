@@ -22,6 +22,7 @@ from billing import selectors as usage
 from billing import services_bills, services_usage
 from billing.models import Bill, BillingRun, IntervalEdit, OnDemandRead, VeeException
 from mdms.core.models import Account, Meter
+from mdms.lake.errors import LakeError
 from mdms.monitoring import selectors as monitoring
 from portal.views.operator_access import billing_required
 
@@ -155,6 +156,9 @@ def _apply(request: HttpRequest, action: str, data: dict[str, object], exception
         return False
     except PermissionDenied as exc:
         messages.error(request, str(exc))
+        return False
+    except LakeError as exc:  # the day was tiered and the lake cannot give it back just now
+        messages.error(request, f"This day's raw readings are in the data lake and could not be read back: {exc}")
         return False
     return True
 

@@ -20,9 +20,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from billing import selectors as usage
+from mdms.core.roles import Role, has_role
 from portal import charts, greenbutton
 from portal import selectors as portal
 from portal.selectors import DASHBOARD_BILLS
+from portal.views import consumer_alerts as alerts
 
 # Longest range one download may cover: a year of 15-minute intervals is 35,000 rows.
 MAX_DOWNLOAD_DAYS = 400
@@ -65,6 +67,12 @@ def consumer_dashboard(request: HttpRequest, meter_pk: int) -> HttpResponse:
     points = portal.today_power(meter) if today in visible else []
     bills = list(portal.bills_for_user(request.user, accounts)[:DASHBOARD_BILLS])
     solar = meter.has_solar or summary.export_kwh > 0
+    billed_now = alerts.projection_active_account(accounts, today)
+    projection = (
+        alerts.projection_card(meter, billed_now, last_bill=bills[0].total if bills else None)
+        if billed_now is not None
+        else None
+    )
     context = {
         "meter": meter,
         "accounts": accounts,
@@ -81,6 +89,9 @@ def consumer_dashboard(request: HttpRequest, meter_pk: int) -> HttpResponse:
             "today": charts.today_power_figure(points, day_start=day_start, day_end=day_end),
         },
         "download_form": DownloadForm(initial=_download_initial(today)),
+        "show_projection": billed_now is not None,
+        "projection": projection,
+        "alerts_link": has_role(request.user, Role.CONSUMER),
     }
     return render(request, "portal/consumer/dashboard.html", context)
 

@@ -15,9 +15,12 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from ingest.datahub import selectors as datahub
 from mdms.core.models import Feeder, Meter, Region
 from mdms.core.timeseries import anomalies as anomaly_store
 from mdms.core.timeseries import readings as stored
+from mdms.forecast import selectors as forecast
+from mdms.lake import selectors as lake_selectors
 from mdms.monitoring import selectors as monitoring
 from mdms.monitoring.detection import ALERTING, SEVERITIES
 from mdms.monitoring.models import IncidentMeter, OutageIncident
@@ -66,6 +69,7 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
         },
         "hourly_days": data.HOURLY_DAYS,
         "daily_days": data.DAILY_DAYS,
+        "capacity_warnings": list(forecast.open_capacity_warnings()[:INCIDENTS_SHOWN]),
     }
     return render(request, "portal/operator/dashboard.html", context)
 
@@ -153,6 +157,10 @@ def operator_incidents(request: HttpRequest) -> HttpResponse:
 @require_GET
 def operator_ingest(request: HttpRequest) -> HttpResponse:
     context = {"health": data.ingest_health(), "refresh_s": INGEST_REFRESH_S, "silent": monitoring.silent_meters()}
+    # Data hub pulls (ingest.datahub): the last 24 hours' outcomes and latest errors.
+    context["datahub"] = datahub.pull_summary(since=timezone.now() - dt.timedelta(hours=24))
+    # The data lake (mdms.lake): last exported day, verified and tiered days, errors.
+    context["lake"] = lake_selectors.lake_status()
     return render(request, "portal/operator/ingest.html", context)
 
 

@@ -1,7 +1,8 @@
 """Backfill the daily rollups: `manage.py rebuild_rollups [--meter SERIAL ...] [--from DATE --to DATE]`.
 
 Recomputes every meter-day in the range from the raw readings (idempotent: safe to run again, or
-while the stream follower runs). Without --from/--to, the last 35 local days.
+while the stream follower runs). Days tiered to the data lake are read back from it first.
+Without --from/--to, the last 35 local days.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tqdm import tqdm
 
 from billing.rollups import rollups_rebuild
 from mdms.core.models import Meter
+from mdms.lake.restore import archived_days, lake_restore
 
 DEFAULT_DAYS = 35
 
@@ -40,6 +42,12 @@ class Command(BaseCommand):
             if unknown:
                 raise CommandError(f"unknown meter(s): {', '.join(unknown)}")
             meter_pks = sorted(found.values())
+        # Days tiered to the data lake have no raw readings in MongoDB: read them back first.
+        archived = archived_days(first, end, kinds=("readings",))
+        if archived:
+            with tqdm(total=len(archived), desc="restoring from the lake", unit="day", disable=None) as bar:
+                lake_restore(first_day=first, end_day=end, kinds=("readings",), progress=bar.update)
+            self.stdout.write(f"restored {len(archived)} archived day(s) from the data lake")
         with tqdm(total=(end - first).days, desc="rebuilding rollups", unit="day", disable=None) as bar:
             days = rollups_rebuild(
                 first_day=first, end_day=end, meter_pks=meter_pks, progress=lambda days: bar.update(days)

@@ -94,6 +94,19 @@ def _holidays(years: range) -> None:
     )
 
 
+# Feeder ratings per premise served. The simulated homes peak at about 2.8 kW each after diversity
+# on a January evening (1.4 kW in July), so 4 kW a home leaves every feeder headroom all year,
+# except OVERLOADED_FEEDER, rated at 1.8 kW a home on purpose: from October to April its forecast
+# evening peak passes 90% of its rating, and the demo shows a capacity warning.
+RATING_KW_PER_PREMISE = Decimal("4.0")
+OVERLOADED_FEEDER = ("est-f2", Decimal("1.8"))
+
+
+def _rating_kw(code: str, premises: int) -> Decimal:
+    per_premise = OVERLOADED_FEEDER[1] if code == OVERLOADED_FEEDER[0] else RATING_KW_PER_PREMISE
+    return max(Decimal("10.0"), per_premise * premises).quantize(Decimal("0.1"))
+
+
 class Command(BaseCommand):
     help = "Build deterministic demo data: regions, feeders, premises, meters, customers, accounts, logins."
 
@@ -138,9 +151,11 @@ class Command(BaseCommand):
         for code, name, lat, lon in REGIONS:
             region = Region.objects.create(code=code, name=name)
             for i in range(1, FEEDERS_PER_REGION + 1):
+                # Premise n goes to feeder n % 12: this feeder's share of the premises sizes its rating.
+                on_feeder = len(range(len(feeders), count, len(REGIONS) * FEEDERS_PER_REGION))
                 feeder = Feeder.objects.create(
                     region=region, code=f"{code}-f{i}", name=f"{name} feeder {i}",
-                    capacity_kw=Decimal(max(150, count * 3 // (len(REGIONS) * FEEDERS_PER_REGION))),
+                    capacity_kw=_rating_kw(f"{code}-f{i}", on_feeder),
                 )  # fmt: skip
                 # Each feeder serves a cluster around its substation.
                 feeders.append((feeder, lat + rng.uniform(-0.02, 0.02), lon + rng.uniform(-0.025, 0.025)))

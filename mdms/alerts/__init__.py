@@ -1,0 +1,1 @@
+"""Consumer alerts: thresholds a consumer sets on their meter, evaluated by a beat job, notified once per breach."""

@@ -141,6 +141,7 @@ def _reject_constant(name: str) -> Any:
     raise Rejection(Reason.NOT_FINITE, f"{name} is not a number")
 
 
+_isfinite = math.isfinite
 # One decoder for every message (json.loads with an option builds a new one per call).
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
@@ -249,7 +250,7 @@ def reading_from_object(obj: Any, *, serial: str | None, now: dt.datetime) -> Re
     _check_serial(obj, serial)
     if "ts" in obj:
         ts = timestamp(obj["ts"], "ts", now=now)
-        source = {k: obj[k] for k in MEASURED_FIELDS if k in obj and obj[k] is not None}
+        source = {k: raw for k in MEASURED_FIELDS if (raw := obj.get(k)) is not None}
     elif "timestamp" in obj:
         # The reference solution writes naive UTC times (datetime.utcnow().isoformat()).
         ts = timestamp(obj["timestamp"], "timestamp", now=now, naive_zone=dt.UTC)
@@ -258,11 +259,16 @@ def reading_from_object(obj: Any, *, serial: str | None, now: dt.datetime) -> Re
     else:
         raise Rejection(Reason.MISSING_FIELD, "a reading needs ts (or timestamp)")
     interval_s = _interval(obj["interval_s"]) if obj.get("interval_s") is not None else None
-    values = {name: number(raw, name) for name, raw in source.items()}
+    # A finite JSON float, by far the commonest value, is taken as it is; anything else goes
+    # through number(), which converts or refuses it. (This loop runs for every reading stored.)
+    values = {name: raw if type(raw) is float and _isfinite(raw) else number(raw, name) for name, raw in source.items()}
     if values.keys().isdisjoint(REQUIRED_ANY):
         raise Rejection(Reason.MISSING_FIELD, f"a reading needs one of {', '.join(REQUIRED_ANY)}")
+    energy_high = MAX_POWER_W * (interval_s or ASSUMED_INTERVAL_S) / 3_600_000
     for name, value in values.items():
-        _check_range(name, value, interval_s)
+        low, high = RANGES.get(name) or (0.0, energy_high)
+        if not low <= value <= high:
+            _check_range(name, value, interval_s)  # raises, with the message
     return Reading(ts=ts, values=values, interval_s=interval_s)
 
 

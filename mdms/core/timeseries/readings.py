@@ -10,11 +10,16 @@ ts the interval's end in UTC.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import secrets
+import struct
+import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pymongo.errors
-from bson import Binary
+from bson import Binary, ObjectId
 
 from mdms.core.timeseries import DEAD_LETTERS, EVENTS, METER_REPLIES, READINGS, collection
 
@@ -60,9 +65,41 @@ def _insert(name: str, documents: Sequence[dict[str, Any]]) -> int:
         return int(exc.details.get("nInserted", 0))
 
 
+class _ObjectIds:
+    """ObjectIds for a whole batch at once, made the way the ObjectId specification says (4 bytes of
+    time, 5 random bytes per process, a 3-byte counter), from bytes.
+
+    pymongo gives each document without an _id a new ObjectId(), some 2 µs of Python apiece: a sixth
+    of the ingest's own cost per reading. The ids also break ties between copies of a reading
+    received in the same millisecond: counted in the order stored, the earlier copy sorts first.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._random = b""
+        self._counter = 0
+
+    def take(self, count: int) -> list[ObjectId]:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child must not repeat its parent's ids
+                self._pid, self._random, self._counter = os.getpid(), os.urandom(5), secrets.randbits(24)
+            start = self._counter
+            self._counter = (start + count) % 0x1000000
+        prefix = struct.pack(">I", int(time.time())) + self._random
+        return [ObjectId(prefix + ((start + n) % 0x1000000).to_bytes(3, "big")) for n in range(count)]
+
+
+_object_ids = _ObjectIds()
+
+
 def insert_readings(documents: Sequence[dict[str, Any]]) -> int:
     """Store readings, best in time order per meter (bucket inserts stay appends)."""
-    return _insert(READINGS, sorted(documents, key=lambda d: (d["meter"], d["ts"])))
+    ordered = sorted(documents, key=lambda d: (d["meter"], d["ts"]))
+    missing = [document for document in ordered if "_id" not in document]
+    for document, object_id in zip(missing, _object_ids.take(len(missing)), strict=True):
+        document["_id"] = object_id
+    return _insert(READINGS, ordered)
 
 
 def insert_events(documents: Sequence[dict[str, Any]]) -> int:

@@ -410,9 +410,13 @@ batch is in MongoDB. Publisher, Mosquitto, MongoDB and the worker share the 2 co
 - The publisher is a plain-socket MQTT 3.1.1 client (`bench/mqtt_wire.py`) that encodes every message
   before the clock starts; the broker ceiling uses it with a subscriber that only counts and
   acknowledges. (A paho publisher topped out near 3,300 messages/s on this machine, measuring itself.)
-- Capacity at 15-minute intervals (readings/s times 900 s), one worker: **{single_rate * 900:,.0f}** meters sending
-  each reading as it is measured, **{block_rate * 900:,.0f}** meters sending daily blocks of 96; two workers:
-  {single_rate_2 * 900:,.0f} and {block_rate_2 * 900:,.0f}. Plan at half of that, for catch-up after an outage.
+- Capacity at 15-minute intervals (readings/s times 900 s), one worker: **{round(single_rate * 900, -3):,.0f}** meters
+  sending each reading as it is measured, **{round(block_rate * 900, -3):,.0f}** meters sending daily blocks of 96;
+  two workers: {round(single_rate_2 * 900, -3):,.0f} and {round(block_rate_2 * 900, -3):,.0f}. Plan at half of that, for
+  catch-up after an outage; the followers (rollups, detection) must keep up too (see detection below).
+- On these 2 cores a second worker takes CPU from MongoDB, which is the dearer half of storing one reading
+  per message (each reading lands in a bucket of its own): two workers pay off on a machine with cores to
+  spare, or with MongoDB on its own machine.
 - Readings lost: **{lost}** (sent minus distinct (meter, ts) stored, over all four runs).
 - Load average when the run ended: {os.getloadavg()[0]:.2f} (other work on the machine skews the figures).
 - Time series on disk (data + indexes) over a plain collection with its (meter, ts) index, same data:

@@ -17,7 +17,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK, DISCONNECT = 1, 2, 3, 4, 8, 9, 14
 # Packets sent and not yet acknowledged, at most: below the 65,535 packet ids, so none is reused
@@ -107,6 +107,20 @@ class Connection:
             self.pending.extend(self.packets.feed(data))
         return self.pending.pop(0)
 
+    def reads(self) -> Iterator[list[tuple[int, int, bytes]]]:
+        """The packets of each read from the socket (first any left from the handshake), until it closes."""
+        ready, self.pending = self.pending, []
+        while True:
+            if ready:
+                yield ready
+            try:
+                data = self.sock.recv(1 << 20)
+            except OSError:
+                return
+            if not data:
+                return
+            ready = self.packets.feed(data)
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.sendall(packet(DISCONNECT, 0, b""))
@@ -132,16 +146,8 @@ class FastPublisher:
         return encoded
 
     def _read(self) -> None:
-        packets = self.connection.packets
-        sock = self.connection.sock
-        while True:
-            try:
-                data = sock.recv(1 << 20)
-            except OSError:
-                return
-            if not data:
-                return
-            self.acked += sum(1 for kind, _f, _b in packets.feed(data) if kind == PUBACK)
+        for ready in self.connection.reads():
+            self.acked += sum(1 for kind, _flags, _body in ready if kind == PUBACK)
 
     def send(self, encoded: Sequence[bytes]) -> None:
         """Send every packet, keeping at most WINDOW unacknowledged; returns when all are written."""
@@ -178,17 +184,9 @@ class CountingSubscriber:
         self._reader.start()
 
     def _read(self) -> None:
-        packets = self.connection.packets
         sock = self.connection.sock
-        while True:
-            try:
-                data = sock.recv(1 << 20)
-            except OSError:
-                return
-            if not data:
-                return
+        for ready in self.connection.reads():
             acks = []
-            ready, self.connection.pending = self.connection.pending + packets.feed(data), []
             for kind, flags, body in ready:
                 if kind != PUBLISH:
                     continue

@@ -10,15 +10,7 @@ import pytest
 from celery.schedules import crontab
 from django.conf import settings
 
-
-def _start_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "mdms.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from mdms.core.testing import start_django_with
 
 
 @pytest.mark.parametrize(
@@ -33,7 +25,7 @@ def _start_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_a_bad_data_hub_setting_fails_at_start_with_its_name(variable: str, value: str) -> None:
-    result = _start_with({variable: value})
+    result = start_django_with({variable: value})
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and variable in result.stderr
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -79,3 +82,14 @@ def make_consumer(
 
 def make_staff(username: str, role: Role) -> User:
     return services.staff_user_create(username=username, password=f"{username}-pw", role=role)
+
+
+def start_django_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Start Django's settings in a fresh process with these environment variables (how a bad value fails)."""
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "mdms.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from mdms import config
-
-
-def _start_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "mdms.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from mdms.core.testing import start_django_with
 
 
 @pytest.mark.parametrize(
@@ -33,14 +22,14 @@ def _start_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_a_bad_value_fails_at_start_with_the_variable_name(variable: str, value: str) -> None:
-    result = _start_with({variable: value})
+    result = start_django_with({variable: value})
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert variable in result.stderr
 
 
 def test_production_refuses_to_start_without_a_secret_key() -> None:
-    result = _start_with({"DJANGO_DEBUG": "false", "SECRET_KEY": ""})
+    result = start_django_with({"DJANGO_DEBUG": "false", "SECRET_KEY": ""})
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
 

@@ -48,6 +48,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Every hour at 7 minutes past (local time): forecast every region and feeder 48 hours ahead,
     # once the rollup follower has the hour that just ended, and open/close capacity warnings.
     "forecast-run-hourly": {"task": "forecast.run_hourly", "schedule": crontab(minute=7), "options": {"expires": 3000}},
+    # Every 5 minutes: forecast the current hour if no run has forecast anything for it yet (after a
+    # start, a restart or the first backfill of history); a no-op once the hour has its forecast.
+    "forecast-catch-up": {"task": "forecast.catch_up", "schedule": 300.0, "options": {"expires": 300}},
     # Every day at 02:30 local time: validate and estimate yesterday for every meter in service.
     "billing-vee-yesterday": {"task": "billing.vee_yesterday", "schedule": crontab(hour=2, minute=30)},
     # Every day at 03:10 local time (after VEE at 02:30): export each finished local day not yet in

@@ -217,6 +217,18 @@ def capacity_warning_acknowledge(*, warning: CapacityWarning, user: AbstractBase
     return updated == 1
 
 
+def forecast_run_if_missing(*, now: dt.datetime | None = None) -> RunResult | None:
+    """Forecast from the current hour unless a run from it already forecast something.
+
+    The hourly job fires once, at 7 minutes past; after a start, a restart or a first backfill of
+    history this fills the gap within minutes instead of waiting for the next hour. Cheap otherwise.
+    """
+    origin = top_of_hour(now or timezone.now())
+    if ForecastSeries.objects.filter(run__origin=origin).exists():
+        return None
+    return forecast_run(origin=origin)
+
+
 def forecast_runs_prune(*, keep_days: int = FORECAST_KEEP_DAYS) -> int:
     """Delete runs older than keep_days (their series go with them; warnings keep their figures)."""
     deleted, _ = ForecastRun.objects.filter(origin__lt=timezone.now() - dt.timedelta(days=keep_days)).delete()

@@ -21,3 +21,12 @@ def run_hourly() -> dict[str, Any]:
         "warnings_closed": len(result.warnings.closed),
         "pruned": pruned,
     }
+
+
+@shared_task(name="forecast.catch_up", ignore_result=True)
+def catch_up() -> dict[str, Any] | None:
+    """Forecast the current hour if no run has yet (after a start, a restart, a first backfill)."""
+    result = services.forecast_run_if_missing()
+    if result is None:
+        return None
+    return {"origin": result.run.origin.isoformat(), "series": len(result.forecasts)}

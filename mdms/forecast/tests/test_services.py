@@ -127,3 +127,13 @@ def test_the_share_setting_is_validated(monkeypatch: pytest.MonkeyPatch) -> None
             settings._share("FORECAST_CAPACITY_WARNING_SHARE", 0.9)
     monkeypatch.setenv("FORECAST_CAPACITY_WARNING_SHARE", "0.8")
     assert settings._share("FORECAST_CAPACITY_WARNING_SHARE", 0.9) == 0.8
+
+
+def test_the_catch_up_forecasts_an_hour_without_a_run_and_then_does_nothing(grid: dict[str, Any]) -> None:
+    now = ORIGIN + dt.timedelta(minutes=20)
+    first = services.forecast_run_if_missing(now=now)
+    assert first is not None and first.run.origin == ORIGIN and first.forecasts
+    assert services.forecast_run_if_missing(now=now + dt.timedelta(minutes=5)) is None
+    assert ForecastRun.objects.count() == 1
+    later = services.forecast_run_if_missing(now=now + dt.timedelta(hours=1))
+    assert later is not None and later.run.origin == ORIGIN + dt.timedelta(hours=1)

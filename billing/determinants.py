@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Iterable, Mapping, Set
+from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
@@ -357,14 +357,16 @@ def cycle_period(run_date: dt.date) -> tuple[dt.date, dt.date]:
     return run_date.replace(month=run_date.month - 1), run_date
 
 
+def current_period(bill_cycle_day: int, today: dt.date) -> tuple[dt.date, dt.date]:
+    """The cycle period [start, end) containing `today`, for an account billed on bill_cycle_day."""
+    start = today.replace(day=bill_cycle_day)
+    if start > today:
+        start = cycle_period(start)[0]
+    return start, next_month(start)
+
+
 def next_month(day: dt.date) -> dt.date:
     """The same day a month later (cycle days are <= 28, so every month has it)."""
     if day.month == 12:
         return day.replace(year=day.year + 1, month=1)
     return day.replace(month=day.month + 1)
-
-
-def holidays_between(
-    holidays: Mapping[dt.date, str] | Iterable[dt.date], start: dt.date, end: dt.date
-) -> frozenset[dt.date]:
-    return frozenset(day for day in holidays if start <= day < end)

@@ -79,18 +79,6 @@ class BillProjection:
         """The last local day billed (the window's end is exclusive)."""
         return self.window.billed_end - dt.timedelta(days=1)
 
-    @property
-    def kwh_to_come(self) -> float:
-        return self.kwh_projected - self.kwh_so_far
-
-
-def current_period(bill_cycle_day: int, today: dt.date) -> tuple[dt.date, dt.date]:
-    """The cycle period [start, end) containing `today`, for an account billed on bill_cycle_day."""
-    start = today.replace(day=bill_cycle_day)
-    if start > today:
-        start = det.cycle_period(start)[0]
-    return start, det.next_month(start)
-
 
 def _local_hour_floor(moment: dt.datetime) -> dt.datetime:
     local = moment.astimezone(local_zone())
@@ -134,7 +122,7 @@ def bill_projection(*, account: Account, meter: Meter, now: dt.datetime | None =
     zone = local_zone()
     now = now or timezone.now()
     today = now.astimezone(zone).date()
-    period_start, period_end = current_period(account.bill_cycle_day, today)
+    period_start, period_end = det.current_period(account.bill_cycle_day, today)
     try:
         window = det.Window.for_account(
             period_start=period_start,

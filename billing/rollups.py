@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from billing.selectors import local_midnight, local_zone
+from billing.selectors import local_day, local_midnight
 from mdms.core import stored_batches
 from mdms.core.models import Meter
 from mdms.core.timeseries import rollups as store
@@ -46,10 +46,6 @@ def _interval_by_meter(meter_pks: Iterable[int]) -> dict[int, int]:
     known = dict(Meter.objects.filter(pk__in=pks).values_list("pk", "interval_s"))
     # A reading of a meter deleted from Postgres still rolls up, with the default interval.
     return {pk: int(known.get(pk, 900)) for pk in pks}
-
-
-def _local_day(moment: dt.datetime) -> dt.date:
-    return moment.astimezone(local_zone()).date()
 
 
 def rollups_recompute(*, meter_pks: Sequence[int], first_day: dt.date, end_day: dt.date) -> None:
@@ -102,8 +98,8 @@ def _recompute_touched(batches: Sequence[stored_batches.StoredBatch]) -> int:
     meters_by_day: dict[dt.date, set[int]] = defaultdict(set)
     for batch in batches:
         longest = dt.timedelta(seconds=max((intervals[pk] for pk in batch.meter_pks), default=900))
-        day = _local_day(batch.min_ts - longest)
-        last = _local_day(batch.max_ts - dt.timedelta(microseconds=1))
+        day = local_day(batch.min_ts - longest)
+        last = local_day(batch.max_ts - dt.timedelta(microseconds=1))
         while day <= last:
             meters_by_day[day].update(batch.meter_pks)
             day += dt.timedelta(days=1)

@@ -112,7 +112,8 @@ def hours_in_day(day: dt.date) -> int:
     return int((local_midnight(day + dt.timedelta(days=1)) - local_midnight(day)).total_seconds() // 3600)
 
 
-def _local_day(moment: dt.datetime) -> dt.date:
+def local_day(moment: dt.datetime) -> dt.date:
+    """The local day of an instant."""
     return moment.astimezone(local_zone()).date()
 
 
@@ -174,8 +175,8 @@ def _hours_of(document: dict[str, object]) -> list[HourlyUsage]:
 
 def _hourly(meter_pks: list[int], start: dt.datetime, end: dt.datetime) -> dict[int, list[HourlyUsage]]:
     """Hours starting in [start, end), per meter; hours without any document are left out."""
-    first_day = _local_day(start)
-    end_day = _local_day(end - dt.timedelta(microseconds=1)) + dt.timedelta(days=1)
+    first_day = local_day(start)
+    end_day = local_day(end - dt.timedelta(microseconds=1)) + dt.timedelta(days=1)
     found: dict[int, list[HourlyUsage]] = {pk: [] for pk in meter_pks}
     for document in store.daily_documents(meter_pks, first_day, end_day):
         found[document["meter"]].extend(h for h in _hours_of(document) if start <= h.hour_start < end)

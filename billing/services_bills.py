@@ -15,9 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
@@ -26,7 +24,7 @@ from django.utils import timezone
 from billing import determinants as det
 from billing import pricing
 from billing.models import Bill, BillingRun, BillLineItem, OnDemandRead
-from billing.selectors import billing_totals, daily_usage, usage_for_billing
+from billing.selectors import billing_totals, daily_usage, local_day, local_midnight, local_zone, usage_for_billing
 from mdms.core.audit import audit_record
 from mdms.core.models import Account, ApiToken, AuditLog, Holiday, Meter, MeterInstallation
 from mdms.core.timeseries import readings as stored
@@ -39,15 +37,6 @@ CHUNK = 500
 READ_TIMEOUT_S = 120
 # A timed-out read is estimated from the newest register reading within this many days.
 ESTIMATE_LOOKBACK_DAYS = 7
-
-
-def zone() -> ZoneInfo:
-    return ZoneInfo(settings.TIME_ZONE)
-
-
-def local_midnight(day: dt.date) -> dt.datetime:
-    """The UTC instant a local day starts (UTC: same-zone arithmetic would ignore DST)."""
-    return dt.datetime.combine(day, dt.time(), tzinfo=zone()).astimezone(dt.UTC)
 
 
 # Usage in bulk: what determinants need for many accounts at once.
@@ -149,7 +138,7 @@ def determinants_for(
                     if isinstance(found, Exception):
                         raise found
                     meters.append(det.MeterUsage(s.multiplier, found[s.meter_pk]))
-            results[account.pk] = det.compute(terms=terms(account), window=window, meters=meters, zone=zone())
+            results[account.pk] = det.compute(terms=terms(account), window=window, meters=meters, zone=local_zone())
         except Exception as exc:  # noqa: BLE001 - recorded on the run; the run goes on
             results[account.pk] = exc
     return results
@@ -163,7 +152,7 @@ def _usage_to_read(
     holidays: frozenset[dt.date],
 ) -> list[det.MeterUsage]:
     """Usage from the window's start to a read's time, hour by hour (one account: a final bill)."""
-    start, end = window.bounds(zone())
+    start, end = window.bounds(local_zone())
     namer = det.bucket_namer(terms(account), holidays)
     meters = []
     for s in served:
@@ -172,11 +161,7 @@ def _usage_to_read(
         if lower >= upper:
             continue
         hours = usage_for_billing(meter_pks=[s.meter_pk], start=lower, end=upper)[s.meter_pk]
-        days = daily_usage(
-            meter_pk=s.meter_pk,
-            start=timezone.localtime(lower, zone()).date(),
-            end=timezone.localtime(upper, zone()).date() + dt.timedelta(days=1),
-        )
+        days = daily_usage(meter_pk=s.meter_pk, start=local_day(lower), end=local_day(upper) + dt.timedelta(days=1))
         peaks = [(d.max_demand_at, d.max_demand_kw) for d in days if d.max_demand_at and d.max_demand_kw is not None]
         totals = det.totals_from_hours(
             hours, start=lower, end=upper, bucket_of=namer, interval_s=s.interval_s, peaks=peaks
@@ -428,12 +413,9 @@ def bill_final(*, read: OnDemandRead, created_by: User | None = None) -> Bill | 
     """
     assert read.account is not None and read.read_at is not None
     account = Account.objects.select_related("tariff").get(pk=read.account.pk)
-    out_day = timezone.localtime(read.read_at, zone()).date()
+    out_day = local_day(read.read_at)
     Account.objects.filter(pk=account.pk, move_out_date__isnull=True).update(move_out_date=out_day)
-    cycle_start = out_day.replace(day=account.bill_cycle_day)
-    if cycle_start > out_day:
-        cycle_start = det.cycle_period(cycle_start)[0]
-    cycle_end = det.next_month(cycle_start)
+    cycle_start, cycle_end = det.current_period(account.bill_cycle_day, out_day)
     window = det.Window(
         period_start=cycle_start,
         period_end=cycle_end,

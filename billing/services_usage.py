@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from billing.models import IntervalEdit, VeeException
 from billing.rollups import rollups_recompute
-from billing.selectors import local_zone
+from billing.selectors import local_day
 from billing.vee.estimation import estimate_day
 from billing.vee.validation import record_findings, validate_day
 from mdms.core.audit import audit_record
@@ -65,7 +65,7 @@ def _current(meter: Meter, ts: dt.datetime) -> dict[str, Any] | None:
 
 
 def _interval_day(meter: Meter, ts: dt.datetime) -> dt.date:
-    return (ts - dt.timedelta(seconds=meter.interval_s)).astimezone(local_zone()).date()
+    return local_day(ts - dt.timedelta(seconds=meter.interval_s))
 
 
 def _check_interval(meter: Meter, ts: dt.datetime) -> None:

@@ -7,12 +7,12 @@ second. The hand-off of stored batches to rollups and detection is mdms.core.sto
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Mapping
 from typing import Any
 
 import redis
-from django.conf import settings
+
+from mdms.core import stored_batches
 
 COUNTERS_KEY = "mdms:ingest:counters"
 REASONS_KEY = "mdms:ingest:dead-letters-by-reason"
@@ -32,16 +32,13 @@ COUNTS = (
 )
 
 
-@functools.cache
-def _redis_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, decode_responses=True)
-
-
 def connection() -> redis.Redis:
-    return _redis_for(settings.REDIS_URL)
+    # The same Redis and client settings as the stored-batch stream: one connection pool for both.
+    return stored_batches.connection()
 
 
 def record_batch(
+    pipe: redis.client.Pipeline,
     *,
     counts: Mapping[str, int],
     reasons: Mapping[str, int],
@@ -49,8 +46,8 @@ def record_batch(
     newest_ts: dt.datetime | None,
     now: dt.datetime,
 ) -> None:
-    """Add one flushed batch to the shared counters, in one round trip."""
-    pipe = connection().pipeline(transaction=False)
+    """Queue one flushed batch's additions to the shared counters on pipe; the caller executes it
+    (with the batch's stored-batch entries, so that a batch costs one Redis round trip)."""
     for name, amount in counts.items():
         if amount:
             pipe.hincrby(COUNTERS_KEY, name, amount)
@@ -64,7 +61,6 @@ def record_batch(
         gauges["last_newest_ts"] = newest_ts.isoformat()
         gauges["last_lag_s"] = round((now - newest_ts).total_seconds(), 3)
     pipe.hset(COUNTERS_KEY, mapping=gauges)
-    pipe.execute()
 
 
 def snapshot() -> dict[str, Any]:

@@ -52,9 +52,8 @@ class MeterCache:
         # refresh. Inside a transaction (a caller's, or a test's) the connection is in use: keep it.
         if not connection.in_atomic_block:
             close_old_connections()
-        accepting = {Meter.Status.REGISTERED, Meter.Status.ACTIVE}
         rows = Meter.objects.values_list("serial", "pk", "status")
-        self._meters = {serial: MeterRef(pk, status in accepting) for serial, pk, status in rows}
+        self._meters = {serial: MeterRef(pk, status in Meter.ACCEPTING_STATUSES) for serial, pk, status in rows}
         self._loaded_at = time.monotonic()
 
     def lookup(self, serial: str) -> MeterRef | None:
@@ -261,8 +260,11 @@ def flush(batch: Batch, watermarks: Watermarks, *, live: bool = True) -> None:
             "conflicting_duplicates": conflicts,
         }
     )
+    # The counters and the stored-batch entries go to Redis together: one round trip per batch.
+    pipe = stored_batches.connection().pipeline(transaction=False)
     if live:
         counters.record_batch(
+            pipe,
             counts=batch.counts,
             reasons=batch.reasons,
             latency_ms=(time.monotonic() - batch.started) * 1000,
@@ -277,4 +279,6 @@ def flush(batch: Batch, watermarks: Watermarks, *, live: bool = True) -> None:
                 min_ts=min(doc["ts"] for doc in docs),
                 max_ts=max(doc["ts"] for doc in docs),
                 count=len(docs),
+                pipe=pipe,
             )
+    pipe.execute()

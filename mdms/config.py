@@ -56,7 +56,7 @@ def env_bool(name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, not {raw!r}")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     raw = env(name, str(default))
     try:
         value = int(raw)
@@ -64,15 +64,23 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, not {value}")
     return value
 
 
-def env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float, *, above: float | None = None, at_most: float | None = None) -> float:
+    """A number; `above` (exclusive) and `at_most` (inclusive) bound it, and NaN is refused with them."""
     raw = env(name, str(default))
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if above is not None and not value > above:
+        raise ConfigError(f"{name} must be above {above:g}, not {value:g}")
+    if at_most is not None and not value <= at_most:
+        raise ConfigError(f"{name} must be at most {at_most:g}, not {value:g}")
+    return value
 
 
 def env_time_zone(name: str, default: str) -> str:

@@ -17,12 +17,9 @@ def _datahub_pull_hour() -> int:
     """DATAHUB_PULL_HOUR (local hour of the data hub pull, default 7), read here because the settings
     import this module before Django is configured."""
     try:
-        hour = config.env_int("DATAHUB_PULL_HOUR", 7, minimum=0)
+        return config.env_int("DATAHUB_PULL_HOUR", 7, minimum=0, maximum=23)
     except config.ConfigError as exc:
         raise ImproperlyConfigured(str(exc)) from exc
-    if hour > 23:
-        raise ImproperlyConfigured(f"DATAHUB_PULL_HOUR must be an hour from 0 to 23, not {hour}")
-    return hour
 
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
@@ -39,7 +36,8 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 30.0,
         "options": {"expires": 30},
     },
-    # Every 5 seconds: recompute the daily/hourly rollups of the meter-days the ingest just stored.
+    # Every 5 seconds: recompute the daily rollups (with their hourly values) of the meter-days the
+    # ingest just stored.
     "billing-follow-stored-batches": {
         "task": "billing.follow_stored_batches",
         "schedule": 5.0,
@@ -63,10 +61,10 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "billing.bill_cycle_run",
         "schedule": crontab(hour=8, minute=0, day_of_month="2-28"),
     },
-    # Every 15 seconds: complete on-demand reads whose reply arrived, estimate those timed out.
     # Every 5 minutes: judge consumers' alert rules (projected bills at most hourly) and send the
     # waiting notification e-mails, retries included.
     "alerts-evaluate-rules": {"task": "alerts.evaluate_rules", "schedule": 300.0, "options": {"expires": 300}},
+    # Every 15 seconds: complete on-demand reads whose reply arrived, estimate those timed out.
     "billing-on-demand-reads-sweep": {
         "task": "billing.on_demand_reads_sweep",
         "schedule": 15.0,

@@ -24,18 +24,12 @@ def config_rate(name: str, default: str) -> str:
 
 def config_seconds(name: str, default: float) -> float:
     """A duration in seconds from the environment: positive, and at most a day."""
-    value = config.env_float(name, default)
-    if not 0 < value <= 86_400:
-        raise ImproperlyConfigured(f"{name} must be a number of seconds above 0 and at most 86400, not {value:g}")
-    return value
+    return config.env_float(name, default, above=0, at_most=86_400)
 
 
 def _share(name: str, default: float) -> float:
     """A share of a rating: above 0, at most 2 (200%)."""
-    value = config.env_float(name, default)
-    if not 0 < value <= 2:
-        raise config.ConfigError(f"{name} must be above 0 and at most 2 (a share of the rating), not {value}")
-    return value
+    return config.env_float(name, default, above=0, at_most=2)
 
 
 def _read() -> dict[str, object]:

@@ -12,12 +12,11 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+from billing.selectors import local_midnight
 from ingest import parsing, pipeline
 from ingest.datahub import body as answers
 from ingest.datahub.client import HubError, LoadCurveRequest, Retry, RetryPolicy, fetch_load_curve
@@ -30,16 +29,10 @@ log = logging.getLogger(__name__)
 # A pull in flight for longer than this was abandoned by a worker that died: with the default
 # settings a pull lasts at most 5 attempts x (30 s timeout + 120 s wait), under 13 minutes.
 STALE_AFTER = dt.timedelta(hours=1)
-ACCEPTING = (Meter.Status.REGISTERED, Meter.Status.ACTIVE)
 
 
 class PullBusy(Exception):
     """Another pull of the same connector is in flight; this one was not started."""
-
-
-def local_midnight(day: dt.date) -> dt.datetime:
-    """The start of a local day, in UTC (DST-safe: 23- and 25-hour days come out right)."""
-    return dt.datetime.combine(day, dt.time(), tzinfo=ZoneInfo(settings.TIME_ZONE)).astimezone(dt.UTC)
 
 
 def _begin(connector: DataHubConnector, start: dt.date, end: dt.date, trigger: str) -> DataHubPull:
@@ -109,7 +102,7 @@ def datahub_pull(
         raise ValueError(f"end {end} must be after start {start}")
     pull = _begin(connector, start, end, trigger)
     meter = connector.meter
-    if meter.status not in ACCEPTING:
+    if meter.status not in Meter.ACCEPTING_STATUSES:
         return _finish(pull, DataHubPull.Status.ERROR, error=f"meter {meter.serial} is {meter.status}: not pulled")
     request = LoadCurveRequest(
         base_url=connector.base_url,

@@ -11,10 +11,10 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from functools import cache
 
-import redis
 from django.conf import settings
+
+from mdms.core.stored_batches import connection
 
 KEY_PREFIX = "mdms:datahub:next-request:"
 # Added to the interval: requests leave us spaced by the interval, but reach the hub after a
@@ -22,11 +22,6 @@ KEY_PREFIX = "mdms:datahub:next-request:"
 SAFETY_MS = 50
 # Waiters wake at slightly different times, so that they do not all race for the key at once.
 WAKE_JITTER_S = 0.02
-
-
-@cache
-def _connection(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
 
 
 class RateLimiter:
@@ -44,11 +39,11 @@ class RateLimiter:
 
     def wait(self, host: str) -> float:
         """Block until a request to host may start, and claim that slot; the seconds waited."""
-        connection = _connection(settings.REDIS_URL)
+        redis = connection()
         key = KEY_PREFIX + host.lower()
         waited = 0.0
-        while not connection.set(key, b"1", nx=True, px=self.interval_ms):
-            remaining_ms = connection.pttl(key)
+        while not redis.set(key, b"1", nx=True, px=self.interval_ms):
+            remaining_ms = redis.pttl(key)
             # -2: expired between our SET and PTTL; -1 cannot happen (the key is always set with PX).
             pause = max(remaining_ms, 1) / 1000 + random.uniform(0, WAKE_JITTER_S)
             self.sleep(pause)

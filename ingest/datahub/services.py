@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -50,16 +51,16 @@ class RunSummary:
             self.failed.append(pull)
 
 
-def days_pulled(connector: DataHubConnector, start: dt.date, end: dt.date) -> set[dt.date]:
-    """The days start <= day < end that an ok pull of the connector covers."""
-    covered: set[dt.date] = set()
+def days_pulled(connectors: Iterable[DataHubConnector], start: dt.date, end: dt.date) -> dict[int, set[dt.date]]:
+    """Per connector pk, the days start <= day < end that an ok pull of it covers (one query for all)."""
+    covered: dict[int, set[dt.date]] = defaultdict(set)
     ranges = DataHubPull.objects.filter(
-        connector=connector, status=DataHubPull.Status.OK, start_day__lt=end, end_day__gt=start
-    ).values_list("start_day", "end_day")
-    for first, after in ranges:
+        connector__in=list(connectors), status=DataHubPull.Status.OK, start_day__lt=end, end_day__gt=start
+    ).values_list("connector_id", "start_day", "end_day")
+    for connector_pk, first, after in ranges:
         day = max(first, start)
         while day < min(after, end):
-            covered.add(day)
+            covered[connector_pk].add(day)
             day += ONE_DAY
     return covered
 
@@ -80,11 +81,12 @@ def chunks(days: Iterable[dt.date], *, size: int = CHUNK_DAYS) -> Iterator[tuple
 
 def plan(connectors: Iterable[DataHubConnector], start: dt.date, end: dt.date, *, force: bool = False) -> list[Chunk]:
     """The requests that pull start <= day < end for each connector, skipping days pulled ok unless force."""
+    connectors = list(connectors)
+    pulled = {} if force else days_pulled(connectors, start, end)
     planned: list[Chunk] = []
     for connector in connectors:
         wanted = {start + dt.timedelta(days=n) for n in range((end - start).days)}
-        if not force:
-            wanted -= days_pulled(connector, start, end)
+        wanted -= pulled.get(connector.pk, set())
         planned.extend(Chunk(connector, first, after) for first, after in chunks(wanted))
     return planned
 

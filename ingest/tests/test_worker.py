@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,10 +25,11 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from ingest import counters
+from ingest.testing import RunningWorker, drop_session, wait_for
 from ingest.worker import IngestWorker
 from mdms.config import BASE_DIR
 from mdms.core.mqtt import broker, topics
-from mdms.core.mqtt.client import connect, ingest_credentials, new_client
+from mdms.core.mqtt.client import connect, new_client
 from mdms.core.roles import Role
 from mdms.core.testing import make_consumer
 from mdms.core.timeseries import readings as store
@@ -37,27 +38,6 @@ from mdms.core.timeseries import readings as store
 # worker's own connection sees it.
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def drop_session(client_id: str) -> None:
-    """End a worker's persistent broker session, so that it leaves the shared subscription."""
-    username, password = ingest_credentials()
-    client = new_client(client_id=client_id, username=username, password=password, clean_start=True)
-    connected = threading.Event()
-    client.on_connect = lambda *args: connected.set()
-    connect(client)
-    client.loop_start()
-    connected.wait(5)
-    client.disconnect()
-    client.loop_stop()
 
 
 class Meter:
@@ -109,15 +89,10 @@ def meter(ingest_account: None, mongo: Any) -> Iterator[Meter]:
 
 @pytest.fixture
 def worker(ingest_account: None, mongo: Any) -> Iterator[IngestWorker]:
-    w = IngestWorker(client_id=f"test-ingest-{uuid.uuid4().hex[:8]}", flush_interval_s=0.05, session_expiry_s=60)
-    thread = threading.Thread(target=w.run, daemon=True)
-    thread.start()
-    wait_for(w.subscribed.is_set, 10, "the worker's subscription")
-    yield w
-    w.stop()
-    thread.join(10)
-    assert not thread.is_alive()
-    drop_session(w.client_id)
+    running = RunningWorker("test-ingest", session_expiry_s=60)
+    yield running.worker
+    running.stop(timeout=10)
+    drop_session(running.worker.client_id)
 
 
 def test_numbered_stream_published_with_qos1_is_fully_stored(worker: IngestWorker, meter: Meter) -> None:

@@ -2,36 +2,21 @@
 
 from __future__ import annotations
 
-import threading
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from ingest.tests.test_worker import Meter, drop_session, ingest_account, meter, reading, wait_for  # noqa: F401 - fixtures
-from ingest.worker import IngestWorker
+from ingest.testing import RunningWorker, drop_session, wait_for
+from ingest.tests.test_worker import Meter, ingest_account, meter, reading  # noqa: F401 - fixtures
 from mdms.core.timeseries import readings as store
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-class Running:
-    def __init__(self) -> None:
-        self.worker = IngestWorker(client_id=f"test-group-{uuid.uuid4().hex[:8]}", flush_interval_s=0.05)
-        self.thread = threading.Thread(target=self.worker.run, daemon=True)
-        self.thread.start()
-        wait_for(self.worker.subscribed.is_set, 10, "the worker's subscription")
-
-    def stop(self) -> None:
-        self.worker.stop()
-        self.thread.join(15)
-        assert not self.thread.is_alive()
-
-
 @pytest.fixture
-def two_workers(ingest_account: None, mongo: Any) -> Iterator[tuple[Running, Running]]:  # noqa: F811
-    pair = (Running(), Running())
+def two_workers(ingest_account: None, mongo: Any) -> Iterator[tuple[RunningWorker, RunningWorker]]:  # noqa: F811
+    pair = (RunningWorker("test-group"), RunningWorker("test-group"))
     yield pair
     for running in pair:
         if running.thread.is_alive():
@@ -40,7 +25,7 @@ def two_workers(ingest_account: None, mongo: Any) -> Iterator[tuple[Running, Run
 
 
 def test_two_workers_split_a_stream_with_nothing_lost_or_stored_twice(
-    two_workers: tuple[Running, Running],
+    two_workers: tuple[RunningWorker, RunningWorker],
     meter: Meter,  # noqa: F811
 ) -> None:
     infos = [meter.publish(reading(i)) for i in range(1000)]
@@ -51,7 +36,7 @@ def test_two_workers_split_a_stream_with_nothing_lost_or_stored_twice(
 
 
 def test_a_worker_that_stops_leaves_the_group_and_the_other_gets_everything(
-    two_workers: tuple[Running, Running],
+    two_workers: tuple[RunningWorker, RunningWorker],
     meter: Meter,  # noqa: F811
 ) -> None:
     leaving, staying = two_workers

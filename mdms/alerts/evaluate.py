@@ -140,8 +140,7 @@ def evaluate_projected_bill(rule: AlertRule, account: Account, now: dt.datetime)
     projection = bill_projection(account=account, meter=rule.meter, now=now)
     if projection is None or projection.point <= rule.threshold:
         return []
-    window, currency = projection.window, projection.currency
-    last_day = window.billed_end - dt.timedelta(days=1)
+    window, currency, last_day = projection.window, projection.currency, projection.last_day
     return [
         Breach(
             key=f"{rule.pk}:projected_bill:{window.period_start.isoformat()}",

@@ -192,6 +192,10 @@ class Meter(models.Model):
         DISABLED = "disabled", "Disabled"  # refused by the broker; may be enabled again
         REMOVED = "removed", "Removed"  # taken off the premise; kept for its history
 
+    # The statuses whose meters the broker lets in and whose data the ingest and the data hub pull
+    # accept; disabled and removed meters' data is refused.
+    ACCEPTING_STATUSES = frozenset({Status.REGISTERED, Status.ACTIVE})
+
     serial = models.CharField(
         max_length=32,
         unique=True,
@@ -232,7 +236,7 @@ class Meter(models.Model):
 
     @property
     def can_connect(self) -> bool:
-        return self.status in (self.Status.REGISTERED, self.Status.ACTIVE)
+        return self.status in self.ACCEPTING_STATUSES
 
 
 class MeterInstallation(models.Model):

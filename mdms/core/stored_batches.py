@@ -46,9 +46,18 @@ def connection() -> redis.Redis:
     return _connection(settings.REDIS_URL)
 
 
-def publish(*, kind: str, meter_pks: Iterable[int], min_ts: dt.datetime, max_ts: dt.datetime, count: int) -> None:
+def publish(
+    *,
+    kind: str,
+    meter_pks: Iterable[int],
+    min_ts: dt.datetime,
+    max_ts: dt.datetime,
+    count: int,
+    pipe: redis.client.Pipeline | None = None,
+) -> None:
+    """Append one entry; on pipe when given (the caller executes it), else at once."""
     pks = sorted(set(meter_pks))
-    connection().xadd(
+    (pipe if pipe is not None else connection()).xadd(
         STREAM,
         {
             "kind": kind,

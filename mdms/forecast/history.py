@@ -18,22 +18,13 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 import numpy as np
-from django.conf import settings
 
+from billing.selectors import local_midnight, local_zone
 from mdms.core.models import Feeder, Holiday, Meter, Region
 from mdms.core.timeseries import load
 from mdms.forecast.model import Array, Calendar
-
-
-def local_zone() -> ZoneInfo:
-    return ZoneInfo(str(settings.TIME_ZONE))
-
-
-def local_midnight(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), tzinfo=local_zone()).astimezone(dt.UTC)
 
 
 @dataclass(frozen=True)

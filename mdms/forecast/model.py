@@ -139,10 +139,6 @@ class Calendar:
             return np.where(counts > 0, sums / np.maximum(counts, 1.0), np.nan)
 
 
-def _day_type(weekday: int) -> int:
-    return 0 if weekday < 5 else weekday - 4  # 0 working day, 1 Saturday, 2 Sunday/holiday
-
-
 @dataclass
 class _Profile:
     """Looks up past values of the same kind of day on a masked grid."""

@@ -165,6 +165,11 @@ def capacity_warnings_update(*, run: ForecastRun, forecasts: list[SeriesForecast
     share = float(settings.FORECAST_CAPACITY_WARNING_SHARE)
     changes = WarningChanges()
     now = timezone.now()
+    # Every open warning in one query, locked (in pk order, as any other run locks them) until the run commits.
+    open_warnings = {
+        warning.feeder_id: warning
+        for warning in CapacityWarning.objects.select_for_update().filter(closed_at__isnull=True).order_by("pk")
+    }
     for item in forecasts:
         feeder = item.key.feeder
         capacity = item.key.capacity_kw
@@ -172,7 +177,7 @@ def capacity_warnings_update(*, run: ForecastRun, forecasts: list[SeriesForecast
         if feeder is None or capacity is None or capacity <= 0 or peak_kw is None or offset is None:
             continue
         exceeds = peak_kw > share * capacity
-        current = CapacityWarning.objects.select_for_update().filter(feeder=feeder, closed_at__isnull=True).first()
+        current = open_warnings.get(feeder.pk)
         peak_at = run.origin + dt.timedelta(hours=offset)
         if exceeds and current is None:
             warning = CapacityWarning(

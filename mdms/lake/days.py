@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from zoneinfo import ZoneInfo
 
-from django.conf import settings
-
-
-def local_zone() -> ZoneInfo:
-    return ZoneInfo(str(settings.TIME_ZONE))
-
-
-def local_midnight(day: dt.date) -> dt.datetime:
-    """The UTC instant a local day starts, whatever DST does that day."""
-    return dt.datetime.combine(day, dt.time(0), tzinfo=local_zone()).astimezone(dt.UTC)
+from billing.selectors import local_day, local_midnight
 
 
 def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -23,11 +13,7 @@ def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 
 def local_today(now: dt.datetime | None = None) -> dt.date:
-    return (now or dt.datetime.now(dt.UTC)).astimezone(local_zone()).date()
-
-
-def local_date_of(moment: dt.datetime) -> dt.date:
-    return moment.astimezone(local_zone()).date()
+    return local_day(now or dt.datetime.now(dt.UTC))
 
 
 def each_day(first: dt.date, end: dt.date) -> Iterator[dt.date]:

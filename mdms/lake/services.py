@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from django.core.cache import cache
 from django.db.models import Min
 
+from billing.selectors import local_day
 from mdms.core.timeseries import archive
-from mdms.lake.days import each_day, local_date_of, local_today
+from mdms.lake.days import each_day, local_today
 from mdms.lake.export import ExportResult, lake_day_export, meter_places
 from mdms.lake.models import LakeDay
 from mdms.lake.tiering import TierResult, lake_tier
@@ -40,7 +41,7 @@ def days_to_export(kind: archive.Kind, *, today: dt.date | None = None) -> list[
         oldest = archive.oldest_ts(kind)
         if oldest is None:
             return []
-        first = local_date_of(oldest)
+        first = local_day(oldest)
     done = set(LakeDay.objects.filter(kind=kind, day__gte=first, day__lt=today).values_list("day", flat=True))
     return [day for day in each_day(first, today) if day not in done]
 

@@ -22,8 +22,9 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from billing.selectors import local_day
 from mdms.core.timeseries import archive
-from mdms.lake.days import day_bounds, local_date_of, local_today
+from mdms.lake.days import day_bounds, local_today
 from mdms.lake.models import LakeDay
 from mdms.lake.verify import lake_day_verify
 
@@ -58,8 +59,8 @@ def tier_candidates(kind: str, cutoff: dt.date, now: dt.datetime) -> list[LakeDa
 def _day_of(kind: str) -> Callable[[dt.datetime], dt.date]:
     if kind == "readings":
         # An interval named by its end belongs to the day containing its start (ts at midnight: the day before).
-        return lambda ts: local_date_of(ts - dt.timedelta(milliseconds=1))
-    return local_date_of
+        return lambda ts: local_day(ts - dt.timedelta(milliseconds=1))
+    return local_day
 
 
 def lake_tier(

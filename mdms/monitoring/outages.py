@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -128,20 +128,32 @@ def meters_restore(*, at: dict[int, dt.datetime], by: str, touched: dict[int, st
     return restored
 
 
+def _runs(events: Sequence[dict[str, Any]]) -> Iterator[tuple[str, dict[int, dt.datetime]]]:
+    """The events as runs of one type with each meter at most once, in time order: a last-gasp
+    storm is one batch, and a meter's second event waits for the run after, as if one by one."""
+    kind = ""
+    at: dict[int, dt.datetime] = {}
+    for event in events:
+        if event["type"] != kind or event["meter"] in at:
+            if at:
+                yield kind, at
+            kind, at = event["type"], {}
+        at[event["meter"]] = event["ts"]
+    if at:
+        yield kind, at
+
+
 def outages_apply_events(*, events: Sequence[dict[str, Any]], touched: dict[int, str]) -> None:
     """power_off and power_on events in time order; a meter's latest says where it ends up."""
-    for event in events:
-        if event["type"] == "power_off":
-            meters_out(
-                meter_pks=[event["meter"]],
-                at={event["meter"]: event["ts"]},
-                source=IncidentMeter.Source.LAST_GASP,
-                touched=touched,
-            )
+    heard: dict[int, dt.datetime] = {}
+    for kind, at in _runs(events):
+        if kind == "power_off":
+            meters_out(meter_pks=list(at), at=at, source=IncidentMeter.Source.LAST_GASP, touched=touched)
         else:
-            meters_restore(at={event["meter"]: event["ts"]}, by="power_on", touched=touched)
+            meters_restore(at=at, by="power_on", touched=touched)
             # Heard from: its silence counts from here, not from its last reading before the outage.
-            store.last_seen_advance({event["meter"]: event["ts"]})
+            heard.update({pk: max(ts, heard.get(pk, ts)) for pk, ts in at.items()})
+    store.last_seen_advance(heard)
 
 
 def outages_apply_readings(*, newest: dict[int, dt.datetime], touched: dict[int, str]) -> None:
@@ -154,7 +166,7 @@ def outages_check_silent(*, now: dt.datetime | None = None) -> dict[int, str]:
     """Silent meters join their feeder's open incident after one missed interval; elsewhere, meters
     silent for MONITORING_SILENT_INTERVALS intervals open an incident when enough fall silent together."""
     now = now or dt.datetime.now(tz=dt.UTC)
-    intervals = int(getattr(settings, "MONITORING_SILENT_INTERVALS", 2))
+    intervals = settings.MONITORING_SILENT_INTERVALS
     candidates = store.last_seen_before(now - SILENCE_GRACE - dt.timedelta(seconds=intervals * 60))
     touched: dict[int, str] = {}
     if not candidates:

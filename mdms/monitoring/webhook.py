@@ -53,7 +53,7 @@ def incident_payload(incident: OutageIncident, event: str) -> dict[str, Any]:
 
 def incidents_notify(touched: dict[int, str]) -> list[int]:
     """One delivery per incident touched by a run, queued after commit; none when no URL is set."""
-    url = getattr(settings, "MONITORING_WEBHOOK_URL", "")
+    url = settings.MONITORING_WEBHOOK_URL
     if not url or not touched:
         return []
     from mdms.monitoring import tasks  # tasks import services; imported late to avoid the cycle

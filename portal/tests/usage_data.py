@@ -6,6 +6,7 @@ import datetime as dt
 import math
 from collections.abc import Collection
 from decimal import Decimal
+from typing import Any
 
 from django.utils import timezone
 
@@ -18,6 +19,19 @@ from mdms.core.timeseries import readings as stored
 from mdms.core.timeseries import rollups
 
 INTERVAL = dt.timedelta(minutes=15)
+
+
+def _reading(
+    meter: Meter, ts: dt.datetime, received: dt.datetime, import_kwh: float, export_kwh: float, power_w: float
+) -> dict[str, Any]:
+    """One 15-minute reading as the ingest stores it."""
+    return stored.reading_document(
+        meter_pk=meter.pk,
+        ts=ts,
+        received_at=received,
+        values={"energy_import_kwh": import_kwh, "energy_export_kwh": export_kwh, "power_w": power_w},
+        interval_s=900,
+    )
 
 
 def store_days(
@@ -43,19 +57,7 @@ def store_days(
         if ts in missing:
             ts += INTERVAL
             continue
-        documents.append(
-            stored.reading_document(
-                meter_pk=meter.pk,
-                ts=ts,
-                received_at=received,
-                values={
-                    "energy_import_kwh": import_kwh,
-                    "energy_export_kwh": export_kwh,
-                    "power_w": (import_kwh - export_kwh) * 4000,
-                },
-                interval_s=900,
-            )
-        )
+        documents.append(_reading(meter, ts, received, import_kwh, export_kwh, (import_kwh - export_kwh) * 4000))
         ts += INTERVAL
     stored.insert_readings(documents)
     rollups_rebuild(first_day=first_day, end_day=end_day, meter_pks=[meter.pk])
@@ -107,19 +109,7 @@ def store_household(
             )  # fmt: skip
             ts += INTERVAL
             continue
-        documents.append(
-            stored.reading_document(
-                meter_pk=meter.pk,
-                ts=ts,
-                received_at=now,
-                values={
-                    "energy_import_kwh": import_kwh,
-                    "energy_export_kwh": export_kwh,
-                    "power_w": round((import_kwh - export_kwh) * 4000, 1),
-                },
-                interval_s=900,
-            )
-        )
+        documents.append(_reading(meter, ts, now, import_kwh, export_kwh, round((import_kwh - export_kwh) * 4000, 1)))
         ts += INTERVAL
     stored.insert_readings(documents)
     rollups.upsert_estimates(estimates)

@@ -34,19 +34,21 @@ LOOKUP_RESULTS = 25
 LIVE_REFRESH_S = 2
 
 
+def _recent_runs() -> list[BillingRun]:
+    return list(BillingRun.objects.select_related("created_by")[:RUNS_SHOWN])
+
+
 @billing_required
 @require_GET
 def billing_runs(request: HttpRequest) -> HttpResponse:
-    runs = BillingRun.objects.select_related("created_by")[:RUNS_SHOWN]
-    return render(request, "portal/billing/runs.html", {"runs": runs, "refresh_s": LIVE_REFRESH_S})
+    return render(request, "portal/billing/runs.html", {"runs": _recent_runs(), "refresh_s": LIVE_REFRESH_S})
 
 
 @billing_required
 @require_GET
 @never_cache
 def billing_runs_live(request: HttpRequest) -> HttpResponse:
-    runs = BillingRun.objects.select_related("created_by")[:RUNS_SHOWN]
-    return render(request, "portal/billing/_runs_table.html", {"runs": runs})
+    return render(request, "portal/billing/_runs_table.html", {"runs": _recent_runs()})
 
 
 class ExceptionFilter(forms.Form):
@@ -61,8 +63,8 @@ class ExceptionFilter(forms.Form):
 @require_GET
 def billing_vee_queue(request: HttpRequest) -> HttpResponse:
     form = ExceptionFilter(request.GET or None)
-    kind = status = None
-    status = VeeException.Status.OPEN
+    kind: str | None = None
+    status: str | None = VeeException.Status.OPEN
     if form.is_valid():
         kind = form.cleaned_data["kind"] or None
         chosen = form.cleaned_data["status"] or VeeException.Status.OPEN
@@ -244,7 +246,8 @@ def billing_account(request: HttpRequest, account_pk: int) -> HttpResponse:
     account = get_object_or_404(
         Account.objects.select_related("customer", "premise__feeder__region", "tariff"), pk=account_pk
     )
-    bills = Bill.objects.filter(account=account).order_by("-period_start", "-version")
+    # The bills table names each bill's account: joined here, not read once per row.
+    bills = Bill.objects.filter(account=account).select_related("account").order_by("-period_start", "-version")
     meters = Meter.objects.filter(installations__premise=account.premise).distinct().order_by("serial")
     reads = OnDemandRead.objects.filter(account=account).select_related("meter")[:50]
     context = {"account": account, "bills": bills, "meters": meters, "reads": reads}
@@ -271,7 +274,7 @@ def billing_meter(request: HttpRequest, meter_pk: int) -> HttpResponse:
         "installations": installations,
         "accounts": accounts,
         "bills": bills,
-        "reads": OnDemandRead.objects.filter(meter=meter).select_related("account")[:30],
+        "reads": OnDemandRead.objects.filter(meter=meter).select_related("meter")[:30],
         "edits": IntervalEdit.objects.filter(meter=meter).select_related("edited_by")[:50],
         "exceptions": VeeException.objects.filter(meter=meter).order_by("-period_start")[:30],
         "anomalies": monitoring.meter_anomaly_history(meter_pk=meter.pk, limit=30),

@@ -40,7 +40,10 @@ INGEST_REFRESH_S = 5
 def operator_dashboard(request: HttpRequest) -> HttpResponse:
     today = timezone.localdate()
     load = data.grid_load(today=today)
-    points = data.premise_states()
+    # Read once: the map colours premises from them and the page lists and counts them.
+    silent = monitoring.silent_meters()
+    anomaly_counts = monitoring.anomaly_counts(group_by="meter_id")
+    points = data.premise_states(silent_rows=silent, anomaly_counts=anomaly_counts)
     regions = data.region_summary()
     open_incidents = list(monitoring.incidents(status=OutageIncident.Status.OPEN)[:INCIDENTS_SHOWN])
     context = {
@@ -57,10 +60,9 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
         ],
         "state_counts": data.state_counts(points),
         "open_incidents": open_incidents,
-        "silent": monitoring.silent_meters()[:20],
-        "anomaly_total": sum(
-            row["count"] for row in monitoring.anomaly_counts(group_by="region") if row["severity"] in ALERTING
-        ),
+        "silent": silent[:20],
+        # Grouped by meter or by region, the counts of a severity add up to the same total.
+        "anomaly_total": sum(row["count"] for row in anomaly_counts if row["severity"] in ALERTING),
         "figures": {
             "map": charts.map_figure(points),
             "hourly": charts.region_hourly_figure(load),

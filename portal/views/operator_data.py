@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,19 +132,28 @@ class PremisePoint:
     serials: tuple[str, ...]
 
 
-def premise_states(*, now: dt.datetime | None = None) -> list[PremisePoint]:
-    """Every premise with coordinates and the worst state of its meters (out, silent, anomaly, normal)."""
+def premise_states(
+    *,
+    now: dt.datetime | None = None,
+    silent_rows: Sequence[dict[str, Any]] | None = None,
+    anomaly_counts: Sequence[dict[str, Any]] | None = None,
+) -> list[PremisePoint]:
+    """Every premise with coordinates and the worst state of its meters (out, silent, anomaly, normal).
+
+    `silent_rows` (monitoring.silent_meters) and `anomaly_counts` (monitoring.anomaly_counts by
+    meter_id) are read here unless the caller, which shows them too, has them already.
+    """
     out = set(monitoring.meters_out_now().values_list("meter_id", flat=True))
-    silent = {row["meter"] for row in monitoring.silent_meters(now=now)}
+    if silent_rows is None:
+        silent_rows = monitoring.silent_meters(now=now)
+    if anomaly_counts is None:
+        anomaly_counts = monitoring.anomaly_counts(group_by="meter_id", now=now)
+    silent = {row["meter"] for row in silent_rows}
     # Info-only findings (unusual consumption) are advisory: they do not colour a premise.
-    anomalous = {
-        row["meter_id"]
-        for row in monitoring.anomaly_counts(group_by="meter_id", now=now)
-        if row["severity"] in ALERTING
-    }
+    anomalous = {row["meter_id"] for row in anomaly_counts if row["severity"] in ALERTING}
     meters: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for pk, premise_pk, serial in Meter.objects.filter(
-        premise__isnull=False, status__in=[Meter.Status.ACTIVE, Meter.Status.REGISTERED]
+        premise__isnull=False, status__in=Meter.ACCEPTING_STATUSES
     ).values_list("pk", "premise_id", "serial"):
         state = "out" if pk in out else "silent" if pk in silent else "anomaly" if pk in anomalous else "normal"
         meters[premise_pk].append((state, serial))

@@ -53,7 +53,6 @@ BATCH_SIZE = 1000
 CONNECT_TIMEOUT_S = 5.0
 # A batch that changes state makes the plugin rewrite its file once per command; allow for that.
 REPLY_TIMEOUT_S = 120.0
-ENABLED_STATUSES = frozenset({Meter.Status.REGISTERED, Meter.Status.ACTIVE})
 
 Command = dict[str, Any]
 
@@ -277,12 +276,6 @@ def _ensure_roles(admin: Admin, report: SyncReport) -> None:
     _apply(admin, commands, report)
 
 
-def ensure_roles() -> None:
-    """The shared `meter` and `ingest` roles exist with the ACLs above (idempotent)."""
-    with admin_session() as admin:
-        _ensure_roles(admin, SyncReport())
-
-
 def _ingest_password_works() -> bool:
     """Whether the broker accepts the ingest credentials as configured (a real CONNECT)."""
     username, password = mqtt_client.ingest_credentials()
@@ -353,7 +346,7 @@ def meter_sync(meter_pk: int, password: str | None) -> SyncReport:
         )
         commands = _plan_meter(
             meter.serial,
-            enabled=meter.status in ENABLED_STATUSES,
+            enabled=meter.status in Meter.ACCEPTING_STATUSES,
             password=password,
             client=client_reply.get("data", {}).get("client"),
             role=role_reply.get("data", {}).get("role"),
@@ -400,7 +393,7 @@ def sync_all() -> SyncReport:
         for serial, status in Meter.objects.order_by("serial").values_list("serial", "status").iterator(2000):
             planned = _plan_meter(
                 serial,
-                enabled=status in ENABLED_STATUSES,
+                enabled=status in Meter.ACCEPTING_STATUSES,
                 password=None,
                 client=clients.get(serial),
                 role=roles.get(meter_role(serial)),

@@ -62,6 +62,10 @@ class Session:
         return topics_seen
 
 
+Sessions = Callable[[str, str], Session]  # the sessions fixture: (username, password) -> Session
+Register = Callable[[str], tuple[Meter, str]]  # the register fixture: serial prefix -> (meter, password)
+
+
 def open_session(username: str, password: str) -> Session:
     client = mqtt_client.new_client(
         client_id=f"test-{username}-{uuid.uuid4().hex[:6]}", username=username, password=password
@@ -86,7 +90,7 @@ def open_session(username: str, password: str) -> Session:
 
 
 @pytest.fixture
-def sessions() -> Iterator[Callable[[str, str], Session]]:
+def sessions() -> Iterator[Sessions]:
     opened: list[Session] = []
 
     def open_(username: str, password: str) -> Session:
@@ -120,45 +124,46 @@ def serial() -> Iterator[Callable[[str], str]]:
             admin.run(cleanup)
 
 
-def admin_watcher(sessions: Callable[[str, str], Session], topic: str) -> Session:
+def admin_watcher(sessions: Sessions, topic: str) -> Session:
     watcher = sessions(*mqtt_client.admin_credentials())
     assert not watcher.subscribe(topic)[0].is_failure
     return watcher
 
 
-def register(serial: str, capture: Any) -> tuple[Meter, str]:
+def register_with_hooks(serial: str, capture: Any) -> tuple[Meter, str]:
+    """Register a meter and run its broker hook (on commit); the meter and its MQTT password."""
     with capture(execute=True):
         meter, credentials = services.meter_register(serial=serial)
     return meter, credentials.mqtt_password
 
 
-def test_unregistered_meter_is_refused(sessions: Callable[[str, str], Session], serial: Callable[[str], str]) -> None:
+@pytest.fixture
+def register(db: None, serial: Callable[[str], str], django_capture_on_commit_callbacks: Any) -> Register:
+    """Register meters under fresh serials (cleaned up by the serial fixture), broker hook run."""
+
+    def register_(prefix: str) -> tuple[Meter, str]:
+        return register_with_hooks(serial(prefix), django_capture_on_commit_callbacks)
+
+    return register_
+
+
+def test_unregistered_meter_is_refused(sessions: Sessions, serial: Callable[[str], str]) -> None:
     session = sessions(serial("NOBODY"), "whatever")
 
     assert not session.accepted
 
 
-def test_registered_meter_connects_with_the_password_shown_once(
-    db: None,
-    sessions: Callable[[str, str], Session],
-    serial: Callable[[str], str],
-    django_capture_on_commit_callbacks: Any,
-) -> None:
-    meter, password = register(serial("A"), django_capture_on_commit_callbacks)
+def test_registered_meter_connects_with_the_password_shown_once(sessions: Sessions, register: Register) -> None:
+    meter, password = register("A")
 
     assert sessions(meter.serial, password).accepted
     assert not sessions(meter.serial, password + "x").accepted
     assert password not in meter.mqtt_password_hash
 
 
-def test_meter_cannot_publish_or_subscribe_as_another_meter(
-    db: None,
-    sessions: Callable[[str, str], Session],
-    serial: Callable[[str], str],
-    django_capture_on_commit_callbacks: Any,
-) -> None:
-    meter_a, password_a = register(serial("A"), django_capture_on_commit_callbacks)
-    meter_b, _ = register(serial("B"), django_capture_on_commit_callbacks)
+def test_meter_cannot_publish_or_subscribe_as_another_meter(sessions: Sessions, register: Register) -> None:
+    meter_a, password_a = register("A")
+    meter_b, _ = register("B")
     watch_b = admin_watcher(sessions, f"meters/{meter_b.serial}/#")
     watch_a = admin_watcher(sessions, topics.topic(meter_a.serial, topics.Kind.READINGS))
     a = sessions(meter_a.serial, password_a)
@@ -178,13 +183,8 @@ def test_meter_cannot_publish_or_subscribe_as_another_meter(
     assert watch_a.received(within_s=1.0) == [topics.topic(meter_a.serial, topics.Kind.READINGS)]
 
 
-def test_meter_receives_its_own_commands(
-    db: None,
-    sessions: Callable[[str, str], Session],
-    serial: Callable[[str], str],
-    django_capture_on_commit_callbacks: Any,
-) -> None:
-    meter, password = register(serial("A"), django_capture_on_commit_callbacks)
+def test_meter_receives_its_own_commands(sessions: Sessions, register: Register) -> None:
+    meter, password = register("A")
     session = sessions(meter.serial, password)
     assert not session.subscribe(topics.topic(meter.serial, topics.Kind.COMMANDS))[0].is_failure
     ingest = sessions(*mqtt_client.ingest_credentials())
@@ -196,12 +196,9 @@ def test_meter_receives_its_own_commands(
 
 
 def test_disabled_meter_is_disconnected_at_once_and_refused_until_enabled(
-    db: None,
-    sessions: Callable[[str, str], Session],
-    serial: Callable[[str], str],
-    django_capture_on_commit_callbacks: Any,
+    sessions: Sessions, register: Register, django_capture_on_commit_callbacks: Any
 ) -> None:
-    meter, password = register(serial("A"), django_capture_on_commit_callbacks)
+    meter, password = register("A")
     connected = sessions(meter.serial, password)
     assert connected.accepted
 
@@ -220,25 +217,17 @@ def test_disabled_meter_is_disconnected_at_once_and_refused_until_enabled(
 
 
 def test_removed_meter_is_refused(
-    db: None,
-    sessions: Callable[[str, str], Session],
-    serial: Callable[[str], str],
-    django_capture_on_commit_callbacks: Any,
+    sessions: Sessions, register: Register, django_capture_on_commit_callbacks: Any
 ) -> None:
-    meter, password = register(serial("A"), django_capture_on_commit_callbacks)
+    meter, password = register("A")
     with django_capture_on_commit_callbacks(execute=True):
         services.meter_remove(meter=meter, on=meter.created_at.date())
 
     assert not sessions(meter.serial, password).accepted
 
 
-def test_ingest_shared_subscription_receives_what_a_meter_publishes(
-    db: None,
-    sessions: Callable[[str, str], Session],
-    serial: Callable[[str], str],
-    django_capture_on_commit_callbacks: Any,
-) -> None:
-    meter, password = register(serial("A"), django_capture_on_commit_callbacks)
+def test_ingest_shared_subscription_receives_what_a_meter_publishes(sessions: Sessions, register: Register) -> None:
+    meter, password = register("A")
     ingest = sessions(*mqtt_client.ingest_credentials())
     granted = [ingest.subscribe(topics.shared(kind))[0] for kind in topics.INBOUND]
     plain = ingest.subscribe(topics.wildcard(topics.Kind.READINGS))[0]
@@ -255,14 +244,14 @@ def test_ingest_shared_subscription_receives_what_a_meter_publishes(
 
 
 def test_mqtt_sync_repairs_missed_changes_and_a_second_run_changes_nothing(
-    db: None,
-    sessions: Callable[[str, str], Session],
+    sessions: Sessions,
     serial: Callable[[str], str],
+    register: Register,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     # Registered and disabled while the broker "was away": the hooks never ran.
     missed, missed_password = services.meter_register(serial=serial("MISSED"))[0], "unknown"
-    known, known_password = register(serial("KNOWN"), django_capture_on_commit_callbacks)
+    known, known_password = register("KNOWN")
     Meter.objects.filter(pk=known.pk).update(status=Meter.Status.DISABLED)
 
     first, second = StringIO(), StringIO()
@@ -286,17 +275,14 @@ def test_broker_outage_does_not_break_registration(
 ) -> None:
     settings.MQTT_PORT = 9  # discard: nothing listens there
     with caplog.at_level(logging.ERROR, logger="mdms.core.mqtt.broker"):
-        meter, _ = register(f"OUTAGE-{uuid.uuid4().hex[:10]}", django_capture_on_commit_callbacks)
+        meter, _ = register_with_hooks(f"OUTAGE-{uuid.uuid4().hex[:10]}", django_capture_on_commit_callbacks)
 
     assert Meter.objects.filter(pk=meter.pk).exists()
     assert "run manage.py mqtt_sync" in caplog.text
 
 
 def test_register_meter_command_prints_a_password_that_works(
-    db: None,
-    sessions: Callable[[str, str], Session],
-    serial: Callable[[str], str],
-    django_capture_on_commit_callbacks: Any,
+    db: None, sessions: Sessions, serial: Callable[[str], str], django_capture_on_commit_callbacks: Any
 ) -> None:
     out = StringIO()
     name = serial("CMD")

@@ -11,7 +11,6 @@ Collections (the schema is documented in docs/data-model.md):
 | events          | time series | meter events (power_off, power_on, tamper, ...), same keys     |
 | anomalies       | time series | flagged readings in the reference format plus rule/severity    |
 | dead_letters    | regular     | messages that could not be used: raw payload, topic, reason    |
-| rollups_hourly  | regular     | one document per meter and UTC hour, recomputed from readings  |
 | rollups_daily   | regular     | one document per meter and local day: totals, 23/24/25 hourly values, max demand (rollups.py) |
 | estimates       | regular     | VEE estimates for missing intervals, one per meter and ts, kept apart from readings |
 | interval_edits  | regular     | the current edited value of an interval, one per meter and ts (audit trail in Postgres) |
@@ -36,7 +35,6 @@ READINGS = "readings"
 EVENTS = "events"
 ANOMALIES = "anomalies"
 DEAD_LETTERS = "dead_letters"
-ROLLUPS_HOURLY = "rollups_hourly"
 ROLLUPS_DAILY = "rollups_daily"
 METER_REPLIES = "meter_replies"
 ANOMALY_BASELINES = "anomaly_baselines"
@@ -108,8 +106,7 @@ _INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     # On-demand reads look up the reply to their command id (regular collection, so unique works;
     # the ingest inserts replies with ordered=False and counts a duplicate-key error as a duplicate).
     METER_REPLIES: [([("meter", 1), ("id", 1)], {"name": "meter_id", "unique": True})],
-    # _id is {meter, hour}; charts for one meter read a range of hours.
-    ROLLUPS_HOURLY: [([("meter", 1), ("hour", 1)], {"name": "meter_hour", "unique": True})],
+    # A recompute upserts one (meter, day); charts and billing read one meter's range of days.
     ROLLUPS_DAILY: [([("meter", 1), ("day", 1)], {"name": "meter_day", "unique": True})],
     # Rollups and interval reads merge estimates and edits into a meter's range of readings; the
     # unique key makes estimating or editing an interval twice replace, never add.
@@ -126,7 +123,7 @@ def ensure_collections(database: Database[dict[str, Any]] | None = None) -> None
         if name not in existing:
             with contextlib.suppress(pymongo.errors.CollectionInvalid):  # created meanwhile elsewhere
                 database.create_collection(name, timeseries=options)
-    for name in (DEAD_LETTERS, ROLLUPS_HOURLY, ROLLUPS_DAILY, ANOMALY_BASELINES, METER_LAST_SEEN):
+    for name in (DEAD_LETTERS, ROLLUPS_DAILY, ANOMALY_BASELINES, METER_LAST_SEEN):
         if name not in existing:
             with contextlib.suppress(pymongo.errors.CollectionInvalid):
                 database.create_collection(name)

@@ -31,14 +31,12 @@ from mdms.core.timeseries import (
     METER_REPLIES,
     READINGS,
     ROLLUPS_DAILY,
-    ROLLUPS_HOURLY,
 )
 
 SHARD_KEYS: dict[str, dict[str, Any]] = {
     READINGS: {"meter": 1, "ts": 1},
     EVENTS: {"meter": 1, "ts": 1},
     ANOMALIES: {"meter_id": 1, "timestamp": 1},
-    ROLLUPS_HOURLY: {"meter": 1, "hour": 1},
     ROLLUPS_DAILY: {"meter": 1, "day": 1},
     ESTIMATES: {"meter": 1, "ts": 1},
     INTERVAL_EDITS: {"meter": 1, "ts": 1},

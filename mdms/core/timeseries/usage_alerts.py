@@ -1,8 +1,9 @@
 """What consumer alerts read from MongoDB: a meter's power over a stretch of time, and when it was last heard.
 
 Daily usage comes from the daily rollups (rollups.daily_documents) and projections from billing's
-reads; only the two questions below need queries of their own. Both read one meter (or a few) over
-at most a day or so of raw readings, through the (meter, ts) index.
+reads; only a meter's power over a stretch needs a query of its own (one meter over at most a day
+or so of raw readings, through the (meter, ts) index). When a meter was last heard asks the
+last-seen table and the readings' buckets (readings.newest_ts_by_meter), one query each.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from mdms.core.timeseries import READINGS, collection
 from mdms.core.timeseries.anomalies import last_seen
+from mdms.core.timeseries.readings import newest_ts_by_meter
 
 
 @dataclass(frozen=True)
@@ -70,12 +72,6 @@ def power_series(meter_pk: int, start: dt.datetime, end: dt.datetime, *, default
     ]
 
 
-def newest_reading(meter_pk: int) -> dt.datetime | None:
-    """The end of the meter's newest stored reading (the (meter, ts) index answers it without a scan)."""
-    document = collection(READINGS).find_one({"meter": meter_pk}, {"ts": 1, "_id": 0}, sort=[("ts", -1)])
-    return document["ts"] if document else None
-
-
 def last_heard(meter_pks: Iterable[int]) -> dict[int, dt.datetime]:
     """When each meter was last heard from: its newest reading, or a later power_on in the last-seen table.
 
@@ -84,8 +80,7 @@ def last_heard(meter_pks: Iterable[int]) -> dict[int, dt.datetime]:
     """
     pks = list(meter_pks)
     heard = dict(last_seen(pks))
-    for pk in pks:
-        newest = newest_reading(pk)
-        if newest is not None and (pk not in heard or newest > heard[pk]):
+    for pk, newest in newest_ts_by_meter(pks).items():
+        if pk not in heard or newest > heard[pk]:
             heard[pk] = newest
     return heard

@@ -15,11 +15,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from billing.rollups import rollups_recompute
+from billing.selectors import local_zone
 from mdms.core.testing import make_consumer, make_grid
 from mdms.core.timeseries.readings import count_stored_readings, readings_for_meter
 from mdms.core.timeseries.rollups import daily_documents
 from mdms.lake import schema
-from mdms.lake.days import local_zone
 from mdms.lake.export import lake_day_export
 from mdms.lake.models import LakeDay
 from mdms.lake.paths import lake

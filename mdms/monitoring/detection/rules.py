@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.conf import settings
-
 from mdms.monitoring.detection import Finding, MeterSpec
 
 # Voltage tolerance by nominal service voltage: EN 50160 allows 230 V +-10%; ANSI C84.1 range A
-# allows +-5% of 120 V service. Overridable with settings.MONITORING_VOLTAGE_TOLERANCE.
-DEFAULT_VOLTAGE_TOLERANCE: dict[float, float] = {120.0: 0.05, 230.0: 0.10, 240.0: 0.10}
+# allows +-5% of 120 V service.
+VOLTAGE_TOLERANCE: dict[float, float] = {120.0: 0.05, 230.0: 0.10, 240.0: 0.10}
 OTHER_VOLTAGE_TOLERANCE = 0.10
 # EN 50160: 50 Hz +-1% for 99.5% of a year on interconnected grids.
 FREQUENCY_TOLERANCE = 0.01
@@ -25,8 +23,7 @@ STUCK_MIN_ENERGY_KWH = 0.002
 
 
 def voltage_tolerance(nominal_v: float) -> float:
-    table: Mapping[float, float] = getattr(settings, "MONITORING_VOLTAGE_TOLERANCE", DEFAULT_VOLTAGE_TOLERANCE)
-    for nominal, tolerance in table.items():
+    for nominal, tolerance in VOLTAGE_TOLERANCE.items():
         if abs(nominal - nominal_v) < 1.0:
             return tolerance
     return OTHER_VOLTAGE_TOLERANCE
@@ -57,8 +54,7 @@ def check(meter: MeterSpec, reading: Mapping[str, Any], previous: Mapping[str, A
             )
     frequency = _num(reading, "frequency_hz")
     if frequency is not None:
-        tolerance_fraction = float(getattr(settings, "MONITORING_FREQUENCY_TOLERANCE", FREQUENCY_TOLERANCE))
-        band = meter.nominal_frequency_hz * tolerance_fraction
+        band = meter.nominal_frequency_hz * FREQUENCY_TOLERANCE
         if abs(frequency - meter.nominal_frequency_hz) > band:
             found.append(
                 Finding(
@@ -69,9 +65,12 @@ def check(meter: MeterSpec, reading: Mapping[str, Any], previous: Mapping[str, A
                 )
             )
     power_factor, power = _num(reading, "power_factor"), _num(reading, "power_w")
-    threshold = float(getattr(settings, "MONITORING_POWER_FACTOR_MIN", POWER_FACTOR_MIN))
-    if power_factor is not None and abs(power or 0.0) >= POWER_FACTOR_MIN_LOAD_W and abs(power_factor) < threshold:
-        found.append(Finding("power_factor_low", ("power_factor",), "warning", {"min": threshold}))
+    if (
+        power_factor is not None
+        and abs(power or 0.0) >= POWER_FACTOR_MIN_LOAD_W
+        and abs(power_factor) < POWER_FACTOR_MIN
+    ):
+        found.append(Finding("power_factor_low", ("power_factor",), "warning", {"min": POWER_FACTOR_MIN}))
     current = _num(reading, "current_a")
     if current is not None and current > meter.rated_current_a:
         severe = current > 1.25 * meter.rated_current_a

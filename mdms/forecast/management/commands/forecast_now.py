@@ -9,8 +9,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from billing.selectors import local_zone
 from mdms.forecast import services
-from mdms.forecast.history import local_zone
 
 
 def _moment(value: str) -> dt.datetime:

@@ -16,7 +16,7 @@ help:
 	@echo "make test       install, start the services, run the whole suite against them"
 	@echo "make bench      run the benchmarks; figures to BENCHMARKS.md and bench/results.json"
 	@echo "make lake-query consumption per region per day from the Parquet data lake (DuckDB); SQL=file.sql for another query"
-	@echo "make lint       ruff (format check + lint) and mypy"
+	@echo "make lint       ruff (format check + lint), mypy and the import layers contract (lint-imports)"
 	@echo "make services   start only PostgreSQL, MongoDB, Redis and Mosquitto"
 	@echo "make stop       stop what this project started, and nothing else"
 
@@ -40,6 +40,7 @@ stop:
 
 test: services
 	@$(BIN)/python scripts/services.py test-tools
+	@mkdir -p var/log && $(BIN)/lint-imports --no-cache > var/log/lint-imports.txt || (cat var/log/lint-imports.txt; echo "the import layers contract is broken: see [tool.importlinter] in pyproject.toml"; exit 1)
 	@$(BIN)/python manage.py makemigrations --check --dry-run -v0 || (echo "migrations are missing: run manage.py makemigrations" && exit 1)
 	@$(BIN)/python -m pytest
 
@@ -47,6 +48,7 @@ lint: install
 	@$(BIN)/ruff format --check .
 	@$(BIN)/ruff check .
 	@$(BIN)/mypy
+	@$(BIN)/lint-imports --no-cache
 
 format: install
 	@$(BIN)/ruff format .

@@ -32,9 +32,9 @@ from mdms.core.models import Feeder, Meter, Premise, Region
 from mdms.core.mqtt.topics import Kind
 from mdms.core.timeseries import anomalies as anomaly_store
 from mdms.core.timeseries.readings import insert_events, insert_readings, reading_document
-from mdms.monitoring import outages, services
-from mdms.monitoring.detection import ALERTING, statistical
-from mdms.monitoring.models import IncidentMeter, OutageIncident
+from monitoring import outages, services
+from monitoring.detection import ALERTING, statistical
+from monitoring.models import IncidentMeter, OutageIncident
 
 METERS = 1_000
 FEEDERS = 20

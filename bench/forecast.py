@@ -27,13 +27,13 @@ from django.conf import settings
 from tqdm import tqdm
 
 from bench.common import save_results, save_section
+from forecast import model
 from ingest.simulator.load import LoadModel
 from ingest.simulator.profiles import profile_for
 from mdms.core import timeseries
 from mdms.core.models import Feeder, Meter, Premise, Region
 from mdms.core.timeseries import load, rollups
 from mdms.core.timeseries.readings import insert_readings, reading_document
-from mdms.forecast import model
 
 REGIONS = ("north", "centre", "south")
 FEEDERS_PER_REGION = 3
@@ -245,7 +245,7 @@ against {mean_of(naive, feeders):.2f}%. The 80% band held {coverage:.0%} of the 
 |---|---:|---:|---:|
 {region_rows}
 
-Every candidate (`mdms.forecast.model.CANDIDATES`):
+Every candidate (`forecast.model.CANDIDATES`):
 
 | model | regions MAPE % | feeders MAPE % |
 |---|---:|---:|

@@ -24,8 +24,8 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from bench.common import progress, save_results, save_section
-from billing.selectors import hours_in_day, local_midnight
 from mdms.core import timeseries
+from mdms.core.localtime import hours_in_day, local_midnight
 from mdms.core.models import Account, Customer, Meter, Premise
 from mdms.core.roles import Role
 from mdms.core.testing import make_flat_tariff, make_grid

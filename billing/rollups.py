@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from billing.selectors import local_day, local_midnight
+from lake.restore import lake_raw_ensure
 from mdms.core import stored_batches
+from mdms.core.localtime import local_day, local_midnight
 from mdms.core.models import Meter
 from mdms.core.timeseries import rollups as store
-from mdms.lake.restore import lake_raw_ensure
 
 GROUP = "rollups"
 # A backfill recomputes stretches of days, each in chunks of meters of about this many meter-days

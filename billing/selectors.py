@@ -21,13 +21,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from billing.models import VeeException
+from mdms.core.localtime import hours_in_day, local_day, local_midnight, local_zone
 from mdms.core.models import Meter
 from mdms.core.timeseries import rollups as store
 
@@ -97,24 +96,6 @@ class BillingTotals:
     estimated_intervals: int
     expected_intervals: int  # in the period, up to now
     missing_intervals: int  # expected minus intervals: no value at all
-
-
-def local_zone() -> ZoneInfo:
-    return ZoneInfo(str(settings.TIME_ZONE))
-
-
-def local_midnight(day: dt.date) -> dt.datetime:
-    """The aware instant a local day starts (in UTC), whatever DST does that day."""
-    return dt.datetime.combine(day, dt.time(0), tzinfo=local_zone()).astimezone(dt.UTC)
-
-
-def hours_in_day(day: dt.date) -> int:
-    return int((local_midnight(day + dt.timedelta(days=1)) - local_midnight(day)).total_seconds() // 3600)
-
-
-def local_day(moment: dt.datetime) -> dt.date:
-    """The local day of an instant."""
-    return moment.astimezone(local_zone()).date()
 
 
 def _interval_s(meter_pk: int) -> int:

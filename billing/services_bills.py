@@ -24,8 +24,9 @@ from django.utils import timezone
 from billing import determinants as det
 from billing import pricing
 from billing.models import Bill, BillingRun, BillLineItem, OnDemandRead
-from billing.selectors import billing_totals, daily_usage, local_day, local_midnight, local_zone, usage_for_billing
+from billing.selectors import billing_totals, daily_usage, usage_for_billing
 from mdms.core.audit import audit_record
+from mdms.core.localtime import local_day, local_midnight, local_zone
 from mdms.core.models import Account, ApiToken, AuditLog, Holiday, Meter, MeterInstallation
 from mdms.core.timeseries import readings as stored
 

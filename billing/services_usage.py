@@ -14,14 +14,14 @@ from django.utils import timezone
 
 from billing.models import IntervalEdit, VeeException
 from billing.rollups import rollups_recompute
-from billing.selectors import local_day
 from billing.vee.estimation import estimate_day
 from billing.vee.validation import record_findings, validate_day
+from lake.restore import lake_raw_ensure
 from mdms.core.audit import audit_record
+from mdms.core.localtime import local_day
 from mdms.core.models import AuditLog, Meter
 from mdms.core.roles import Role, has_role
 from mdms.core.timeseries import rollups as store
-from mdms.lake.restore import lake_raw_ensure
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 
 from celery import shared_task
-from django.utils import timezone
 
 from billing.rollups import rollups_follow
 from billing.services_usage import vee_run
+from mdms.core.localtime import local_today
 from mdms.core.models import Meter
 
 # Meters per VEE task: a chunk takes about a minute, so a retry redoes little.
@@ -31,7 +31,7 @@ def follow_stored_batches() -> int:
 @shared_task(name="billing.vee_yesterday", ignore_result=True)
 def vee_yesterday() -> int:
     """Fan out the nightly VEE over every meter in service, yesterday in local time; returns chunks queued."""
-    yesterday = timezone.localdate() - dt.timedelta(days=1)
+    yesterday = local_today() - dt.timedelta(days=1)
     pks = list(
         Meter.objects.filter(status__in=[Meter.Status.ACTIVE, Meter.Status.DISABLED])
         .order_by("pk")
@@ -39,7 +39,7 @@ def vee_yesterday() -> int:
     )
     chunks = [pks[offset : offset + VEE_CHUNK] for offset in range(0, len(pks), VEE_CHUNK)]
     for chunk in chunks:
-        vee_days.delay(chunk, yesterday.isoformat(), timezone.localdate().isoformat())
+        vee_days.delay(chunk, yesterday.isoformat(), local_today().isoformat())
     return len(chunks)
 
 

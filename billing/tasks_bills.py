@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 
 from celery import shared_task
-from django.utils import timezone
 
 from billing.services_bills import bill_run_create, bill_run_execute, on_demand_reads_sweep
+from mdms.core.localtime import local_today
 
 
 @shared_task(name="billing.bill_cycle_run", ignore_result=True)
@@ -20,7 +20,7 @@ def bill_cycle_run(run_date: str | None = None) -> int | None:
 
     On the 1st this is the monthly run; days 29 to 31 have no accounts (cycle days are 1 to 28).
     """
-    day = dt.date.fromisoformat(run_date) if run_date else timezone.localdate()
+    day = dt.date.fromisoformat(run_date) if run_date else local_today()
     if day.day > 28:
         return None
     run = bill_run_execute(run=bill_run_create(run_date=day))

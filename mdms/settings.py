@@ -93,10 +93,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files for /api/docs/, served locally (offline deployments)
     "mdms.core",
-    "mdms.monitoring",
-    "mdms.lake",
-    "mdms.forecast",
-    "mdms.alerts",
+    "monitoring",
+    "lake",
+    "forecast",
+    "alerts",
     "ingest",
     "billing",
     "portal",
@@ -126,7 +126,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "mdms.alerts.context.notifications",
+                "alerts.context.notifications",
             ],
         },
     },
@@ -220,7 +220,7 @@ MONITORING_WEBHOOK_URL: str = str(_env["monitoring_webhook_url"])
 MONITORING_SILENT_INTERVALS: int = int(_env["monitoring_silent_intervals"])  # type: ignore[call-overload]
 
 
-# Data lake (mdms.lake, docs/lake.md): where each finished local day of raw readings and events
+# Data lake (lake, docs/lake.md): where each finished local day of raw readings and events
 # goes as Parquet. LAKE_URL: a local directory (default var/lake) or an fsspec URL such as
 # s3://bucket/prefix; LAKE_STORAGE_OPTIONS: a JSON object passed to the file system (for s3fs:
 # {"endpoint_url": ..., "key": ..., "secret": ...}); LAKE_RAW_RETENTION_DAYS: raw rows older than
@@ -266,7 +266,7 @@ DATAHUB_RETRY_MAX_S: float = float(_env["datahub_retry_max_s"])  # type: ignore[
 DATAHUB_MIN_INTERVAL_S: float = float(_env["datahub_min_interval_s"])  # type: ignore[arg-type]
 DATAHUB_CATCHUP_DAYS: int = int(_env["datahub_catchup_days"])  # type: ignore[call-overload]
 
-# E-mail (consumer alert notifications, mdms.alerts). EMAIL_BACKEND: smtp, file, console, locmem
+# E-mail (consumer alert notifications, alerts). EMAIL_BACKEND: smtp, file, console, locmem
 # or a dotted path. By default smtp when EMAIL_HOST is set, else one file per message under
 # var/mail/ (EMAIL_FILE_PATH), so `make run` needs no mail server and what would have been sent
 # can be read there. PORTAL_BASE_URL makes the links in e-mails absolute.

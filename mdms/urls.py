@@ -11,7 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("ingest/", include("ingest.urls")),
     path("api/v1/billing/", include("billing.urls")),
-    path("api/v1/monitoring/", include("mdms.monitoring.urls")),
+    path("api/v1/monitoring/", include("monitoring.urls")),
     # The REST API (portal.api): /api/v1/..., /api/schema/, /api/docs/.
     path("", include("portal.api.urls")),
     path("", include("portal.urls")),

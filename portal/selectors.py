@@ -19,6 +19,7 @@ from django.utils import timezone
 from billing import selectors as usage
 from billing.models import Bill
 from mdms.core import selectors as core
+from mdms.core.localtime import local_today
 from mdms.core.models import Account, Meter
 from mdms.core.roles import Role, user_roles
 from mdms.core.timeseries import readings as stored
@@ -184,7 +185,7 @@ def usage_summary(meter: Meter, *, today: dt.date | None = None, visible: Visibl
     Days outside `visible` count as days without data.
     """
     visible = visible or VisibleDays()
-    today = today or timezone.localdate()
+    today = today or local_today()
     start = _months_back(today, DASHBOARD_MONTHS - 1)
     end = today + dt.timedelta(days=1)
     profiles = usage.billing_day_profiles(meter_pks=[meter.pk], start=start, end=end)[meter.pk]

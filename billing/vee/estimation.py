@@ -12,8 +12,8 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from billing.selectors import local_midnight, local_zone
 from billing.vee.validation import expected_times
+from mdms.core.localtime import local_midnight, local_zone
 from mdms.core.models import Meter
 from mdms.core.timeseries import rollups as store
 

@@ -15,7 +15,7 @@ from typing import Any
 from django.db import transaction
 
 from billing.models import VeeException
-from billing.selectors import local_midnight
+from mdms.core.localtime import local_midnight
 from mdms.core.models import Meter
 from mdms.core.timeseries import rollups as store
 from mdms.core.timeseries.readings import measured

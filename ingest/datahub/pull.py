@@ -16,12 +16,12 @@ from collections.abc import Callable
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from billing.selectors import local_midnight
 from ingest import parsing, pipeline
 from ingest.datahub import body as answers
 from ingest.datahub.client import HubError, LoadCurveRequest, Retry, RetryPolicy, fetch_load_curve
 from ingest.datahub.ratelimit import RateLimiter
 from ingest.models import DataHubConnector, DataHubPull
+from mdms.core.localtime import local_midnight
 from mdms.core.models import Meter
 
 log = logging.getLogger(__name__)

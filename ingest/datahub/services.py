@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from ingest.datahub.pull import PullBusy, datahub_pull
 from ingest.models import DataHubConnector, DataHubPull
+from mdms.core.localtime import local_day, local_today
 
 # Enedis serves at most 7 days of load curve per request; other hubs mirror its limits.
 CHUNK_DAYS = 7
@@ -95,7 +95,7 @@ def catch_up_window(connector: DataHubConnector, today: dt.date) -> tuple[dt.dat
     """[start, end) of the days the daily job owes the connector: the last DATAHUB_CATCHUP_DAYS days up to
     yesterday, not before the day before the connector was created (older history is the backfill's)."""
     yesterday = today - ONE_DAY
-    created = timezone.localdate(connector.created_at) - ONE_DAY
+    created = local_day(connector.created_at) - ONE_DAY
     return max(yesterday - dt.timedelta(days=settings.DATAHUB_CATCHUP_DAYS - 1), created), today
 
 
@@ -106,7 +106,7 @@ def enabled_connectors() -> QuerySet[DataHubConnector]:
 def datahub_pull_due(*, today: dt.date | None = None, after_pk: int = 0, budget_s: float | None = None) -> RunSummary:
     """The daily job: for each enabled connector (by pk, after after_pk), pull yesterday and any day of
     the catch-up window not pulled ok yet. Stops after budget_s, saying where to go on from."""
-    today = today or timezone.localdate()
+    today = today or local_today()
     started = time.monotonic()
     summary = RunSummary()
     for connector in enabled_connectors().filter(pk__gt=after_pk):

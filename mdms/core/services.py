@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.utils import timezone
 
+from mdms.core.localtime import local_today
 from mdms.core.models import Account, Customer, Meter, MeterInstallation, Premise, Tariff
 from mdms.core.roles import Role
 
@@ -88,7 +89,7 @@ def meter_register(
     meter.save()
     credentials = meter_issue_credentials(meter=meter, password=password)
     if premise is not None:
-        meter_install(meter=meter, premise=premise, on=install_date or timezone.localdate())
+        meter_install(meter=meter, premise=premise, on=install_date or local_today())
     return meter, credentials
 
 

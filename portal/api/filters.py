@@ -12,7 +12,7 @@ from rest_framework.exceptions import ValidationError
 
 from billing.models import Bill, OnDemandRead
 from mdms.core.models import Account, Customer, Meter, Premise
-from mdms.monitoring.models import OutageIncident
+from monitoring.models import OutageIncident
 from portal.api.ranges import to_utc
 
 

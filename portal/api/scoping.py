@@ -14,7 +14,7 @@ from billing.models import Bill, OnDemandRead
 from mdms.core.models import Account, Customer, Meter, Premise
 from mdms.core.roles import Role, user_roles
 from mdms.core.selectors import accounts_for_user, meters_for_user
-from mdms.monitoring.models import OutageIncident
+from monitoring.models import OutageIncident
 from portal.api.auth import token_of
 
 STAFF = {Role.OPERATOR, Role.BILLING}

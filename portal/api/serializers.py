@@ -12,7 +12,7 @@ from rest_framework import serializers
 from billing.api import READ_FIELDS
 from billing.models import Bill, BillLineItem, OnDemandRead
 from mdms.core.models import Account, Customer, Meter, Premise
-from mdms.monitoring.models import OutageIncident
+from monitoring.models import OutageIncident
 
 
 class MeterSerializer(serializers.ModelSerializer[Meter]):

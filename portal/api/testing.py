@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from billing.models import Bill, BillLineItem, OnDemandRead
 from mdms.core.api_tokens import api_token_issue
 from mdms.core.testing import Person
-from mdms.monitoring.models import OutageIncident
+from monitoring.models import OutageIncident
 
 # Rates so high that no test other than the throttling one is ever throttled, whatever ran before
 # in the same minute (the counters live in the shared Redis).

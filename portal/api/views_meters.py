@@ -21,7 +21,7 @@ from mdms.core.audit import audit_record
 from mdms.core.models import Meter
 from mdms.core.models_api import AuditLog
 from mdms.core.timeseries.readings import events_for_meter
-from mdms.monitoring.selectors import meter_anomaly_history
+from monitoring.selectors import meter_anomaly_history
 from portal.api import scoping
 from portal.api.auth import Scope, token_of
 from portal.api.base import ApiView

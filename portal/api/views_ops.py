@@ -12,8 +12,8 @@ from rest_framework.response import Response
 
 from mdms.core.models import Feeder, Region
 from mdms.core.roles import Role
-from mdms.monitoring import selectors
-from mdms.monitoring.models import OutageIncident
+from monitoring import selectors
+from monitoring.models import OutageIncident
 from portal.api import scoping
 from portal.api.auth import Scope
 from portal.api.base import ApiView

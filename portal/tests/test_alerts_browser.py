@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from mdms.alerts import services
-from mdms.alerts.tests.helpers import store
+from alerts import services
+from alerts.tests.helpers import store
 from mdms.core.testing import Person
 from portal.tests.conftest import PHONE, log_in, screenshot
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from billing.selectors import local_midnight
 from billing.services_bills import bill_rebill
 from billing.services_usage import interval_edit
+from mdms.core.localtime import local_midnight
 from mdms.core.models import AuditLog
 from portal.api.testing import make_bill, rest_settings, session_client
 

@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from billing.selectors import local_midnight
 from billing.services_usage import vee_run
 from mdms.core.api_tokens import api_token_authenticate
+from mdms.core.localtime import local_midnight
 from mdms.core.models import ApiToken, AuditLog, Meter
 from mdms.core.services import mqtt_password_matches
 from portal.api.testing import make_bill, rest_settings, session_client, token_client

@@ -11,8 +11,8 @@ from django.test import Client
 from django.utils import timezone
 
 from billing.rollups import rollups_rebuild
-from billing.selectors import local_midnight
 from mdms.core import services
+from mdms.core.localtime import local_midnight
 from mdms.core.testing import Person, make_consumer
 from mdms.core.timeseries import rollups as rollup_store
 from portal.tests.usage_data import make_bill, store_days

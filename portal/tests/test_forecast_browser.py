@@ -14,9 +14,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from forecast import services
+from forecast.tests.helpers import evening_peak_kw, make_feeder, write_hourly_load
 from mdms.core.models import Region
-from mdms.forecast import services
-from mdms.forecast.tests.helpers import evening_peak_kw, make_feeder, write_hourly_load
 from portal.tests.conftest import log_in, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("role_groups")]

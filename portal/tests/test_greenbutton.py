@@ -12,7 +12,7 @@ from django.utils import timezone
 from lxml import etree
 
 from billing.rollups import rollups_rebuild
-from billing.selectors import local_midnight
+from mdms.core.localtime import local_midnight
 from mdms.core.testing import make_consumer
 from mdms.core.timeseries import rollups as rollup_store
 from portal.greenbutton import local_time_parameters

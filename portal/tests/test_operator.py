@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from mdms.core.testing import Person
-from mdms.monitoring.outages import outages_apply_events
+from monitoring.outages import outages_apply_events
 from portal.tests.usage_data import store_days
 from portal.views import operator_data
 

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from mdms.core.testing import make_consumer
-from mdms.monitoring.outages import outages_apply_events
+from monitoring.outages import outages_apply_events
 from portal.tests.conftest import PHONE, log_in, screenshot
 from portal.tests.usage_data import store_days
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from billing.models import Bill, BillLineItem
 from billing.rollups import rollups_rebuild
-from billing.selectors import local_midnight
+from mdms.core.localtime import local_midnight
 from mdms.core.models import Meter
 from mdms.core.testing import Person
 from mdms.core.timeseries import readings as stored

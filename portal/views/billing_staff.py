@@ -21,9 +21,10 @@ from django.views.decorators.http import require_GET, require_http_methods
 from billing import selectors as usage
 from billing import services_bills, services_usage
 from billing.models import Bill, BillingRun, IntervalEdit, OnDemandRead, VeeException
+from lake.errors import LakeError
+from mdms.core.localtime import local_today
 from mdms.core.models import Account, Meter
-from mdms.lake.errors import LakeError
-from mdms.monitoring import selectors as monitoring
+from monitoring import selectors as monitoring
 from portal.views.operator_access import billing_required
 
 RUNS_SHOWN = 30
@@ -267,7 +268,7 @@ def billing_meter(request: HttpRequest, meter_pk: int) -> HttpResponse:
         .select_related("account")
         .order_by("-period_start", "account__number", "-version")[:60]
     )
-    today = timezone.localdate()
+    today = local_today()
     days = usage.daily_usage(meter_pk=meter.pk, start=today - dt.timedelta(days=30), end=today + dt.timedelta(days=1))
     context = {
         "meter": meter,

@@ -20,6 +20,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from billing import selectors as usage
+from mdms.core.localtime import local_today
 from mdms.core.roles import Role, has_role
 from portal import charts, greenbutton
 from portal import selectors as portal
@@ -58,7 +59,7 @@ def _download_initial(today: dt.date) -> dict[str, object]:
 @require_GET
 def consumer_dashboard(request: HttpRequest, meter_pk: int) -> HttpResponse:
     meter = portal.meter_for_user(request.user, meter_pk)
-    today = timezone.localdate()
+    today = local_today()
     accounts = portal.accounts_at(request.user, meter)
     visible = portal.visible_days(request.user, accounts)
     summary = portal.usage_summary(meter, today=today, visible=visible)
@@ -103,7 +104,7 @@ def consumer_today(request: HttpRequest, meter_pk: int) -> JsonResponse:
     """Today's net power of the meter, polled by the dashboard."""
     meter = portal.meter_for_user(request.user, meter_pk)
     visible = portal.visible_days(request.user, portal.accounts_at(request.user, meter))
-    points = portal.today_power(meter) if timezone.localdate() in visible else []
+    points = portal.today_power(meter) if local_today() in visible else []
     return JsonResponse(charts.power_points(points))
 
 

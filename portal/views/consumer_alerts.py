@@ -1,6 +1,6 @@
 """A consumer's alerts on a meter, their notifications, and the dashboard's projected-bill card.
 
-Rules and notifications are looked up through the user (mdms.alerts.selectors): another
+Rules and notifications are looked up through the user (alerts.selectors): another
 customer's rule, meter or notification answers 404. Alerts are for consumers; staff, who see
 every meter, have no alerts page of their own on a customer's meter.
 """
@@ -21,10 +21,10 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from alerts import selectors as alerts
+from alerts import services
+from alerts.models import MAX_BILL, MAX_DAILY_KWH, MAX_MINUTES, MAX_POWER_KW, AlertRule
 from billing.projection import BillProjection, bill_projection
-from mdms.alerts import selectors as alerts
-from mdms.alerts import services
-from mdms.alerts.models import MAX_BILL, MAX_DAILY_KWH, MAX_MINUTES, MAX_POWER_KW, AlertRule
 from mdms.core.models import Account, Meter
 from mdms.core.roles import Role, has_role
 from portal import selectors as portal

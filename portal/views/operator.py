@@ -15,15 +15,16 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from forecast import selectors as forecast
 from ingest.datahub import selectors as datahub
+from lake import selectors as lake_selectors
+from mdms.core.localtime import local_today
 from mdms.core.models import Feeder, Meter, Region
 from mdms.core.timeseries import anomalies as anomaly_store
 from mdms.core.timeseries import readings as stored
-from mdms.forecast import selectors as forecast
-from mdms.lake import selectors as lake_selectors
-from mdms.monitoring import selectors as monitoring
-from mdms.monitoring.detection import ALERTING, SEVERITIES
-from mdms.monitoring.models import IncidentMeter, OutageIncident
+from monitoring import selectors as monitoring
+from monitoring.detection import ALERTING, SEVERITIES
+from monitoring.models import IncidentMeter, OutageIncident
 from portal.views import operator_charts as charts
 from portal.views import operator_data as data
 from portal.views.operator_access import operator_required
@@ -38,7 +39,7 @@ INGEST_REFRESH_S = 5
 @operator_required
 @require_GET
 def operator_dashboard(request: HttpRequest) -> HttpResponse:
-    today = timezone.localdate()
+    today = local_today()
     load = data.grid_load(today=today)
     # Read once: the map colours premises from them and the page lists and counts them.
     silent = monitoring.silent_meters()
@@ -161,7 +162,7 @@ def operator_ingest(request: HttpRequest) -> HttpResponse:
     context = {"health": data.ingest_health(), "refresh_s": INGEST_REFRESH_S, "silent": monitoring.silent_meters()}
     # Data hub pulls (ingest.datahub): the last 24 hours' outcomes and latest errors.
     context["datahub"] = datahub.pull_summary(since=timezone.now() - dt.timedelta(hours=24))
-    # The data lake (mdms.lake): last exported day, verified and tiered days, errors.
+    # The data lake (lake): last exported day, verified and tiered days, errors.
     context["lake"] = lake_selectors.lake_status()
     return render(request, "portal/operator/ingest.html", context)
 

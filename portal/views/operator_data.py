@@ -17,13 +17,13 @@ from typing import Any
 from django.core.cache import cache
 from django.db.models import Count, Q
 
-from billing.selectors import local_midnight, local_zone
 from ingest import counters
+from mdms.core.localtime import local_midnight, local_zone
 from mdms.core.models import Feeder, Meter, Premise, Region
 from mdms.core.timeseries import grid
 from mdms.core.timeseries import readings as stored
-from mdms.monitoring import selectors as monitoring
-from mdms.monitoring.detection import ALERTING
+from monitoring import selectors as monitoring
+from monitoring.detection import ALERTING
 
 # The hourly view and the utilisation matrix cover this many local days (today included);
 # 1,000 meters x 7 days is 7,000 daily rollups, summed in MongoDB in well under a second.

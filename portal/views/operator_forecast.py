@@ -20,9 +20,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from mdms.forecast import model, selectors, services
-from mdms.forecast.history import History, SeriesKey, actual_series, load_history
-from mdms.forecast.models import CapacityWarning, ForecastRun, ForecastSeries
+from forecast import model, selectors, services
+from forecast.history import History, SeriesKey, actual_series, load_history
+from forecast.models import CapacityWarning, ForecastRun, ForecastSeries
 from portal.charts import Figure, empty_note, figure, layout
 from portal.views.operator_access import operator_required
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from mdms.alerts.models import Notification
-from mdms.alerts.selectors import notification_volume
+from alerts.models import Notification
+from alerts.selectors import notification_volume
+from mdms.core.localtime import local_today
 from portal.views.operator_access import operator_required
 
 # Column heads of the by-day table, short enough for a narrow column.
@@ -20,7 +20,7 @@ VOLUME_DAYS = 14
 @operator_required
 @require_GET
 def operator_notifications(request: HttpRequest) -> HttpResponse:
-    volume = notification_volume(today=timezone.localdate(), days=VOLUME_DAYS)
+    volume = notification_volume(today=local_today(), days=VOLUME_DAYS)
     peak = max((row.total for row in volume.days), default=0)
     states = [(label, volume.emails.get(value, 0), value) for value, label in Notification.EmailState.choices]
     return render(

@@ -11,12 +11,12 @@ import datetime as dt
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 from tqdm import tqdm
 
 from billing.rollups import rollups_rebuild
+from lake.restore import archived_days, lake_restore
+from mdms.core.localtime import local_today
 from mdms.core.models import Meter
-from mdms.lake.restore import archived_days, lake_restore
 
 DEFAULT_DAYS = 35
 
@@ -30,7 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--to", dest="end", type=dt.date.fromisoformat, help="day after the last (exclusive)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        today = timezone.localdate()
+        today = local_today()
         end: dt.date = options["end"] or today + dt.timedelta(days=1)
         first: dt.date = options["first"] or end - dt.timedelta(days=DEFAULT_DAYS)
         if first >= end:

@@ -10,11 +10,11 @@ import datetime as dt
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 from tqdm import tqdm
 
 from billing.models import BillingRun
 from billing.services_bills import bill_run_create, bill_run_execute
+from mdms.core.localtime import local_today
 
 
 class Command(BaseCommand):
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--chunk", type=int, default=500, help="accounts per step (default 500)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        run_date: dt.date = options["date"] or timezone.localdate()
+        run_date: dt.date = options["date"] or local_today()
         if run_date.day > 28:
             raise CommandError("bill-cycle days run from 1 to 28: nobody is billed on the 29th to the 31st")
         run = bill_run_create(run_date=run_date)

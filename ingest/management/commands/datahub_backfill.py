@@ -12,12 +12,12 @@ import datetime as dt
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 from tqdm import tqdm
 
 from ingest.datahub import services
 from ingest.datahub.pull import PullBusy, datahub_pull
 from ingest.models import DataHubConnector, DataHubPull
+from mdms.core.localtime import local_today
 
 MAX_YEARS_BACK = 2
 
@@ -68,7 +68,7 @@ class Command(BaseCommand):
         return [by_serial[serial] for serial in dict.fromkeys(serials)]
 
     def handle(self, *args: Any, **options: Any) -> None:
-        today = timezone.localdate()
+        today = local_today()
         start = _day("--from", options["start"])
         end = _day("--to", options["end"]) or today - services.ONE_DAY
         assert start is not None

@@ -1,6 +1,6 @@
 """Raw readings and events by time range, for the data lake: streamed reads, range deletion, restore.
 
-The lake (mdms.lake) archives each local day of raw data to Parquet and, once a day is verified
+The lake (lake) archives each local day of raw data to Parquet and, once a day is verified
 there, removes it from MongoDB; a backfill reads it back. This module is its only way into MongoDB.
 
 Which rows a day holds. A reading is an interval named by its end, and belongs to the day that

@@ -34,11 +34,10 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pymongo
-from django.conf import settings
 
+from mdms.core.localtime import local_zone
 from mdms.core.timeseries import ESTIMATES, INTERVAL_EDITS, READINGS, ROLLUPS_DAILY, collection
 
 # Where an effective value came from; the order is the precedence.
@@ -51,10 +50,6 @@ SOURCE_NAMES = {SOURCE_EDIT: "edited", SOURCE_MEASURED: "measured", SOURCE_ESTIM
 DEMAND_WINDOW_MIN = 15
 # Rollup energies and demand are rounded to this many decimals (a thousandth of a Wh).
 KWH_DECIMALS = 6
-
-
-def _tz() -> str:
-    return str(settings.TIME_ZONE)
 
 
 def _union_sources(match: dict[str, Any], key: Any = None) -> list[dict[str, Any]]:
@@ -146,7 +141,7 @@ class _Calendar:
 
     @classmethod
     def of(cls, start: dt.datetime, end: dt.datetime) -> _Calendar:
-        zone = ZoneInfo(_tz())
+        zone = local_zone()
         first, last = start.astimezone(zone).date(), end.astimezone(zone).date()
         days = [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
         midnights = [dt.datetime.combine(day, dt.time(), tzinfo=zone) for day in days]
@@ -508,7 +503,7 @@ def meters_with_readings(start: dt.datetime, end: dt.datetime) -> list[int]:
 
 def hourly_profile(meter_pk: int, start: dt.datetime, end: dt.datetime) -> dict[tuple[int, int], tuple[float, float]]:
     """The meter's mean measured (import, export) kWh per interval by (ISO weekday, local hour), start < ts <= end."""
-    tz = _tz()
+    tz = str(local_zone())
     pipeline: list[dict[str, Any]] = [
         {"$match": {"meter": meter_pk, "ts": {"$gt": start, "$lte": end}}},
         {

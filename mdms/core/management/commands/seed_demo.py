@@ -20,11 +20,11 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
-from django.utils import timezone
 from tqdm import tqdm
 
 from mdms.config import VAR_DIR
 from mdms.core import services
+from mdms.core.localtime import local_today
 from mdms.core.models import Feeder, Holiday, Meter, Premise, Region, Tariff, TouPeriod
 from mdms.core.roles import Role
 
@@ -144,7 +144,7 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def _seed(self, count: int, rng: random.Random) -> list[tuple[str, str]]:
-        today = timezone.localdate()
+        today = local_today()
         tariffs = _tariffs()
         _holidays(range(today.year - 2, today.year + 2))
         feeders: list[tuple[Feeder, float, float]] = []

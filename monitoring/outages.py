@@ -1,0 +1,220 @@
+"""Outages: last gasps and silent meters become incidents per feeder; power_on and fresh readings end them.
+
+The beat job `outages_process_pending` follows the stored-batches stream (consumer group
+"outages"): events batches bring power_off/power_on, readings batches bring each meter's newest
+reading (the last-seen record, and restores). `outages_check_silent` runs on its own tick. A
+meter is out in at most one incident at a time (a partial unique index in PostgreSQL), so a
+re-run or two runs at once change nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
+
+from mdms.core import stored_batches
+from mdms.core.models import Customer, Meter
+from mdms.core.timeseries import anomalies as store
+from monitoring import webhook
+from monitoring.models import IncidentMeter, OutageIncident
+
+OUTAGES_GROUP = "outages"
+# A meter that goes out within this long of an open incident's start on its feeder joins it.
+CORRELATION_WINDOW = dt.timedelta(minutes=30)
+# Silent meters alone open an incident only when this many on one feeder fall silent together:
+# one silent meter is more often a communication fault than an outage.
+SILENT_MIN_PER_FEEDER = 2
+# Readings travel for a while after their interval ends.
+SILENCE_GRACE = dt.timedelta(seconds=60)
+
+
+def _feeders(meter_pks: Iterable[int]) -> dict[int, tuple[int | None, int | None]]:
+    rows = Meter.objects.filter(pk__in=list(meter_pks)).values_list(
+        "pk", "premise__feeder_id", "premise__feeder__region_id"
+    )
+    return {pk: (feeder, region) for pk, feeder, region in rows}
+
+
+def _refresh_counts(incident: OutageIncident) -> None:
+    meter_pks = list(incident.meters.values_list("meter_id", flat=True))
+    today = dt.datetime.now(tz=dt.UTC).date()
+    customers = (
+        Customer.objects.filter(accounts__premise__meters__in=meter_pks)
+        .filter(Q(accounts__move_out_date__isnull=True) | Q(accounts__move_out_date__gt=today))
+        .distinct()
+        .count()
+    )
+    incident.affected_meters = len(meter_pks)
+    incident.affected_customers = customers
+    incident.save(update_fields=["affected_meters", "affected_customers", "updated_at"])
+
+
+def meters_out(
+    *, meter_pks: Sequence[int], at: dict[int, dt.datetime], source: str, touched: dict[int, str]
+) -> list[int]:
+    """Mark meters out (idempotent); returns those newly out. `touched` collects incident -> event."""
+    already = set(
+        IncidentMeter.objects.filter(meter_id__in=meter_pks, restored_at__isnull=True).values_list(
+            "meter_id", flat=True
+        )
+    )
+    where = _feeders(meter_pks)
+    newly: list[int] = []
+    for pk in sorted(set(meter_pks) - already, key=lambda p: at[p]):
+        if pk not in where:
+            continue
+        feeder_pk, region_pk = where[pk]
+        # None matches meters without a premise (IS NULL), grouped as one place.
+        place: dict[str, Any] = {"feeder_id": feeder_pk, "region_id": region_pk}
+        since = at[pk]
+        with transaction.atomic():
+            incident = (
+                OutageIncident.objects.select_for_update()
+                .filter(
+                    status=OutageIncident.Status.OPEN,
+                    **place,
+                    started_at__gte=since - CORRELATION_WINDOW,
+                    started_at__lte=since + CORRELATION_WINDOW,
+                )
+                .order_by("started_at")
+                .first()
+            )
+            if incident is None:
+                incident = OutageIncident.objects.create(feeder_id=feeder_pk, region_id=region_pk, started_at=since)
+                touched[incident.pk] = "incident.opened"
+            try:
+                with transaction.atomic():
+                    IncidentMeter.objects.create(incident=incident, meter_id=pk, source=source, out_since=since)
+            except IntegrityError:  # another run marked it out meanwhile
+                continue
+            if since < incident.started_at:
+                incident.started_at = since
+                incident.save(update_fields=["started_at", "updated_at"])
+            _refresh_counts(incident)
+            touched.setdefault(incident.pk, "incident.updated")
+            newly.append(pk)
+    return newly
+
+
+def meters_restore(*, at: dict[int, dt.datetime], by: str, touched: dict[int, str]) -> list[int]:
+    """Restore meters out since before the given times; close incidents left with nobody out."""
+    restored: list[int] = []
+    for row in IncidentMeter.objects.filter(meter_id__in=list(at), restored_at__isnull=True).select_related("incident"):
+        when = at[row.meter_id]
+        if when <= row.out_since:
+            continue  # older news than the outage itself
+        updated = IncidentMeter.objects.filter(pk=row.pk, restored_at__isnull=True).update(
+            restored_at=when, restored_by=by
+        )
+        if not updated:
+            continue
+        restored.append(row.meter_id)
+        incident = row.incident
+        if not incident.meters.filter(restored_at__isnull=True).exists():
+            ended = incident.meters.aggregate(end=Max("restored_at"))["end"]
+            incident.ended_at = ended
+            incident.status = OutageIncident.Status.CLOSED
+            incident.duration_class = incident.classify(ended)
+            incident.save(update_fields=["ended_at", "status", "duration_class", "updated_at"])
+            touched[incident.pk] = "incident.closed"
+        else:
+            touched.setdefault(incident.pk, "incident.updated")
+    return restored
+
+
+def _runs(events: Sequence[dict[str, Any]]) -> Iterator[tuple[str, dict[int, dt.datetime]]]:
+    """The events as runs of one type with each meter at most once, in time order: a last-gasp
+    storm is one batch, and a meter's second event waits for the run after, as if one by one."""
+    kind = ""
+    at: dict[int, dt.datetime] = {}
+    for event in events:
+        if event["type"] != kind or event["meter"] in at:
+            if at:
+                yield kind, at
+            kind, at = event["type"], {}
+        at[event["meter"]] = event["ts"]
+    if at:
+        yield kind, at
+
+
+def outages_apply_events(*, events: Sequence[dict[str, Any]], touched: dict[int, str]) -> None:
+    """power_off and power_on events in time order; a meter's latest says where it ends up."""
+    heard: dict[int, dt.datetime] = {}
+    for kind, at in _runs(events):
+        if kind == "power_off":
+            meters_out(meter_pks=list(at), at=at, source=IncidentMeter.Source.LAST_GASP, touched=touched)
+        else:
+            meters_restore(at=at, by="power_on", touched=touched)
+            # Heard from: its silence counts from here, not from its last reading before the outage.
+            heard.update({pk: max(ts, heard.get(pk, ts)) for pk, ts in at.items()})
+    store.last_seen_advance(heard)
+
+
+def outages_apply_readings(*, newest: dict[int, dt.datetime], touched: dict[int, str]) -> None:
+    store.last_seen_advance(newest)
+    if newest:
+        meters_restore(at=newest, by="reading", touched=touched)
+
+
+def outages_check_silent(*, now: dt.datetime | None = None) -> dict[int, str]:
+    """Silent meters join their feeder's open incident after one missed interval; elsewhere, meters
+    silent for MONITORING_SILENT_INTERVALS intervals open an incident when enough fall silent together."""
+    now = now or dt.datetime.now(tz=dt.UTC)
+    intervals = settings.MONITORING_SILENT_INTERVALS
+    candidates = store.last_seen_before(now - SILENCE_GRACE - dt.timedelta(seconds=intervals * 60))
+    touched: dict[int, str] = {}
+    if not candidates:
+        return touched
+    rows = Meter.objects.filter(pk__in=list(candidates), status=Meter.Status.ACTIVE).values_list(
+        "pk", "interval_s", "premise__feeder_id"
+    )
+    out = set(
+        IncidentMeter.objects.filter(meter_id__in=list(candidates), restored_at__isnull=True).values_list(
+            "meter_id", flat=True
+        )
+    )
+    open_feeders = set(
+        OutageIncident.objects.filter(status=OutageIncident.Status.OPEN).values_list("feeder_id", flat=True)
+    )
+    by_feeder: dict[int | None, list[int]] = defaultdict(list)
+    for pk, interval_s, meter_feeder in rows:
+        if pk in out:
+            continue
+        # Next to an open outage one missed interval is evidence enough (its last gasp was lost);
+        # alone, a meter must miss MONITORING_SILENT_INTERVALS.
+        needed = 1 if meter_feeder in open_feeders else intervals
+        if now - SILENCE_GRACE - candidates[pk] > dt.timedelta(seconds=needed * interval_s):
+            by_feeder[meter_feeder].append(pk)
+    for feeder_pk, pks in by_feeder.items():
+        if feeder_pk in open_feeders or len(pks) >= SILENT_MIN_PER_FEEDER:
+            # Out since the end of the last interval it reported.
+            meters_out(
+                meter_pks=pks,
+                at={pk: candidates[pk] for pk in pks},
+                source=IncidentMeter.Source.SILENT,
+                touched=touched,
+            )
+    webhook.incidents_notify(touched)
+    return touched
+
+
+def outages_process_pending(*, consumer: str, group: str = OUTAGES_GROUP, count: int = 1000) -> dict[str, int]:
+    """The beat job: apply up to `count` entries the ingest stored since the last run, then acknowledge them."""
+    entries = stored_batches.take(group, consumer, count=count)
+    if not entries:
+        return {"entries": 0}
+    touched: dict[int, str] = {}
+    event_ranges = [(b.meter_pks, b.min_ts, b.max_ts) for _id, b in entries if b.kind == "events"]
+    reading_ranges = [(b.meter_pks, b.min_ts, b.max_ts) for _id, b in entries if b.kind == "readings"]
+    events = store.power_events_in(event_ranges)
+    outages_apply_events(events=events, touched=touched)
+    outages_apply_readings(newest=store.newest_readings_in(reading_ranges), touched=touched)
+    stored_batches.done(group, [entry_id for entry_id, _b in entries])
+    webhook.incidents_notify(touched)
+    return {"entries": len(entries), "events": len(events), "incidents_touched": len(touched)}

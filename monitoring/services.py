@@ -1,0 +1,222 @@
+"""Anomaly detection over stored readings: load, judge with the rules and the baselines, store.
+
+`anomalies_detect` works on any set of (meters, time range) and is idempotent; the beat job
+`anomalies_detect_pending` feeds it from the stored-batches stream (consumer group "detect"), so
+that every stored reading is judged once, a few seconds after it is stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.cache import cache
+
+from mdms.core import stored_batches
+from mdms.core.localtime import local_zone
+from mdms.core.models import Meter
+from mdms.core.timeseries import anomalies as store
+from mdms.core.timeseries.readings import READING_FIELDS
+from monitoring.detection import MeterSpec, rules, statistical
+
+DETECT_GROUP = "detect"
+# The register rules compare with the previous reading if it is at most this old (a meter silent
+# longer has its first reading after the gap judged without them).
+PREVIOUS_LOOKBACK = dt.timedelta(hours=6)
+PREVIOUS_NEAR = dt.timedelta(minutes=31)
+# A baseline up to this much older than the day being judged is still used: the nightly job
+# (tasks.refresh_baselines) rebuilds them all, so the first batch after midnight does not have to.
+BASELINE_MAX_AGE = dt.timedelta(days=2)
+BASELINE_CHUNK = 200
+# The detection process keeps the baselines it read for this long (a baseline is ~5 kB; 10,000
+# meters are 50 MB): loading them is a third of a batch's cost, and they change once a day.
+BASELINE_CACHE_S = 600.0
+_baseline_cache: dict[int, tuple[float, dict[str, Any]]] = {}
+# One run takes this many stream entries at a time, and stops after this long so beat's next
+# tick finds the lock free.
+TAKE = 500
+MAX_RUN_S = 30.0
+LOCK_KEY = "monitoring:detect:lock"
+STATUS_KEY = "monitoring:detect:status"
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    scanned: int
+    stored: int
+    newest_received_at: dt.datetime | None = None
+
+
+def meter_specs(meter_pks: Iterable[int]) -> dict[int, MeterSpec]:
+    rows = Meter.objects.filter(pk__in=list(meter_pks)).values(
+        "pk", "nominal_voltage_v", "nominal_frequency_hz", "rated_current_a", "interval_s",
+        "premise__feeder_id", "premise__feeder__region_id",
+    )  # fmt: skip
+    return {
+        row["pk"]: MeterSpec(
+            pk=row["pk"],
+            nominal_voltage_v=float(row["nominal_voltage_v"]),
+            nominal_frequency_hz=float(row["nominal_frequency_hz"]),
+            rated_current_a=float(row["rated_current_a"]),
+            interval_s=int(row["interval_s"]),
+            feeder_pk=row["premise__feeder_id"],
+            region_pk=row["premise__feeder__region_id"],
+        )
+        for row in rows
+    }
+
+
+def _day_start(when: dt.datetime) -> dt.datetime:
+    return when.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def baselines_refresh(*, specs: dict[int, MeterSpec], first_ts: dict[int, dt.datetime]) -> dict[int, dict[str, Any]]:
+    """Each meter's baseline for the UTC day its readings start: the stored one when it ends at
+    most BASELINE_MAX_AGE before that day (and not after it), else rebuilt now.
+
+    A baseline covers the 4 weeks before its day, so that the readings being judged are never
+    part of it.
+    """
+    clock = time.monotonic()
+    current = {
+        pk: cached[1] for pk in first_ts if (cached := _baseline_cache.get(pk)) and clock - cached[0] < BASELINE_CACHE_S
+    }
+    fetched = store.baselines_for([pk for pk in first_ts if pk not in current])
+    current.update(fetched)
+    _baseline_cache.update({pk: (clock, doc) for pk, doc in fetched.items()})
+    stale: dict[dt.datetime, list[int]] = defaultdict(list)
+    for pk, ts in first_ts.items():
+        through = _day_start(ts)
+        doc = current.get(pk)
+        if doc is None or not through - BASELINE_MAX_AGE <= doc["through"] <= through:
+            stale[through].append(pk)
+    for through, pks in stale.items():
+        current.update(baselines_rebuild(meter_pks=pks, through=through, specs=specs))
+    return current
+
+
+def baselines_rebuild(
+    *, meter_pks: Sequence[int], through: dt.datetime, specs: dict[int, MeterSpec] | None = None
+) -> dict[int, dict[str, Any]]:
+    """Rebuild the baselines of these meters from the 4 weeks before `through`, and store them."""
+    tz = local_zone()
+    specs = specs if specs is not None else meter_specs(meter_pks)
+    rebuilt: dict[int, dict[str, Any]] = {}
+    for chunk in range(0, len(meter_pks), BASELINE_CHUNK):
+        pks = list(meter_pks[chunk : chunk + BASELINE_CHUNK])
+        readings: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for reading in store.history(pks, through - statistical.HISTORY, through, statistical.FIELD_NAMES):
+            readings[reading["meter"]].append(reading)
+        fresh: list[dict[str, Any]] = [
+            {
+                "_id": pk,
+                "through": through,
+                "fields": statistical.baseline(readings.get(pk, []), tz, specs[pk].interval_s if pk in specs else 900),
+            }
+            for pk in pks
+        ]
+        store.baselines_save(fresh)
+        rebuilt.update({doc["_id"]: doc for doc in fresh})
+        _baseline_cache.update({doc["_id"]: (time.monotonic(), doc) for doc in fresh})
+    return rebuilt
+
+
+def baselines_rebuild_all(*, now: dt.datetime | None = None) -> int:
+    """The nightly job: every active meter's baseline for today."""
+    through = _day_start(now or dt.datetime.now(tz=dt.UTC))
+    pks = list(Meter.objects.filter(status=Meter.Status.ACTIVE).order_by("pk").values_list("pk", flat=True))
+    return len(baselines_rebuild(meter_pks=pks, through=through))
+
+
+def _document(spec: MeterSpec, reading: dict[str, Any], finding: Any, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "timestamp": reading["ts"],
+        "meter_id": spec.pk,
+        "data": {name: reading[name] for name in READING_FIELDS if name in reading},
+        "anomalies": list(finding.fields),
+        "rule": finding.rule,
+        "severity": finding.severity,
+        "baseline": finding.baseline,
+        "feeder": spec.feeder_pk,
+        "region": spec.region_pk,
+        "detected_at": now,
+    }
+
+
+def anomalies_detect(*, ranges: Sequence[store.Range]) -> DetectionResult:
+    """Judge every reading of the ranges (meters, first ts, last ts) and store new anomalies."""
+    readings = store.readings_in(ranges)
+    if not readings:
+        return DetectionResult(scanned=0, stored=0)
+    by_meter: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for reading in readings:
+        by_meter[reading["meter"]].append(reading)
+    specs = meter_specs(by_meter)
+    first_ts = {pk: rows[0]["ts"] for pk, rows in by_meter.items() if pk in specs}
+    # Most meters reported an interval ago: a short look back finds them for a tenth of the reads.
+    previous = store.readings_before(first_ts, PREVIOUS_NEAR)
+    missing = {pk: ts for pk, ts in first_ts.items() if pk not in previous}
+    if missing:
+        previous.update(store.readings_before(missing, PREVIOUS_LOOKBACK))
+    baselines = baselines_refresh(specs=specs, first_ts=first_ts)
+    tz = local_zone()
+    now = dt.datetime.now(tz=dt.UTC)
+    documents: list[dict[str, Any]] = []
+    for pk, rows in by_meter.items():
+        spec = specs.get(pk)
+        if spec is None:  # deleted from the registry since; nothing to judge it by
+            continue
+        before = previous.get(pk)
+        fields = (baselines.get(pk) or {}).get("fields") or {}
+        for reading in rows:
+            for finding in rules.check(spec, reading, before):
+                documents.append(_document(spec, reading, finding, now))
+            for judged in statistical.check(spec, reading, fields, tz):
+                documents.append(_document(spec, reading, judged, now))
+            before = reading
+    stored = store.insert_anomalies(documents)
+    newest = max((r["received_at"] for r in readings if r.get("received_at")), default=None)
+    return DetectionResult(scanned=len(readings), stored=stored, newest_received_at=newest)
+
+
+def anomalies_detect_pending(
+    *, consumer: str, group: str = DETECT_GROUP, budget_s: float = MAX_RUN_S
+) -> dict[str, Any]:
+    """The beat job: judge what the ingest stored since the last run, then acknowledge it.
+
+    One run at a time (a lock in Redis); a crash before `done` leaves the entries pending, and
+    they are claimed again and re-judged, which stores nothing twice.
+    """
+    if not cache.add(LOCK_KEY, consumer, timeout=int(MAX_RUN_S * 4)):
+        return {"skipped": "another run holds the lock"}
+    started = time.monotonic()
+    scanned = stored = 0
+    lag_s: float | None = None
+    try:
+        while time.monotonic() - started < min(budget_s, MAX_RUN_S):
+            entries = stored_batches.take(group, consumer, count=TAKE)
+            if not entries:
+                break
+            ranges = [(b.meter_pks, b.min_ts, b.max_ts) for _id, b in entries if b.kind == "readings"]
+            result = anomalies_detect(ranges=ranges)
+            stored_batches.done(group, [entry_id for entry_id, _b in entries])
+            scanned += result.scanned
+            stored += result.stored
+            if result.newest_received_at is not None:
+                # Stored-to-visible: how long the newest reading waited for judgement.
+                lag_s = (dt.datetime.now(tz=dt.UTC) - result.newest_received_at).total_seconds()
+    finally:
+        cache.delete(LOCK_KEY)
+    status = {
+        "ran_at": dt.datetime.now(tz=dt.UTC).isoformat(),
+        "scanned": scanned,
+        "stored": stored,
+        "lag_s": lag_s,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    cache.set(STATUS_KEY, status, timeout=3600)
+    return status

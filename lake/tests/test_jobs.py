@@ -179,7 +179,7 @@ def test_rebuild_rollups_over_an_archived_range_restores_it_first(alice: Any, mo
 
 
 def test_docs_describe_every_column() -> None:
-    text = (Path(__file__).resolve().parents[3] / "docs" / "lake.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "lake.md").read_text()
     for columns in schema.COLUMNS.values():
         for name, _type, _unit in columns:
             assert f"`{name}`" in text, f"docs/lake.md does not describe the column {name}"

@@ -24,9 +24,9 @@ from django.conf import settings
 from django.db import transaction
 
 from bench.common import progress, save_results, save_section
+from billing.bills import bill_run_create, bill_run_execute
 from billing.models import Bill, BillingRun
 from billing.rollups import rollups_rebuild
-from billing.services_bills import bill_run_create, bill_run_execute
 from mdms.core.models import Account, Customer, Feeder, Meter, MeterInstallation, Premise, Region, Tariff
 from mdms.core.timeseries import READINGS, ROLLUPS_DAILY, collection
 from mdms.core.timeseries import readings as stored

@@ -18,9 +18,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing.billable_usage import accounts_due
 from billing.models import OnDemandRead
+from billing.on_demand_reads import on_demand_read_complete, on_demand_read_request
 from billing.outbox import determinant_rows
-from billing.services_bills import accounts_due, on_demand_read_complete, on_demand_read_request
 from mdms.core.models import Account, Meter
 from mdms.core.roles import Role, has_role
 

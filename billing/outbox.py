@@ -22,8 +22,8 @@ from typing import Any
 from django.conf import settings
 
 from billing import determinants as det
+from billing.billable_usage import accounts_due, determinants_for, terms_cache
 from billing.models import Bill
-from billing.services_bills import _terms_cache, accounts_due, determinants_for
 from mdms.core.models import Account
 
 BATCH_SIZE = 1000
@@ -75,7 +75,7 @@ def determinant_rows(run_date: dt.date, accounts: Sequence[Account]) -> list[dic
         )
         for a in unbilled
     }
-    computed = determinants_for(unbilled, windows, _terms_cache())
+    computed = determinants_for(unbilled, windows, terms_cache())
     rows = []
     for account in accounts:
         row: dict[str, Any] = {"account_number": account.number, "bill_cycle_day": account.bill_cycle_day}

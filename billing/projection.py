@@ -26,8 +26,8 @@ from django.utils import timezone
 
 from billing import determinants as det
 from billing import pricing
+from billing.billable_usage import holidays_in
 from billing.selectors import DailyUsage, daily_usage, usage_for_billing
-from billing.services_bills import holidays_in
 from billing.vee.estimation import PROFILE_DAYS
 from mdms.core.localtime import local_midnight, local_zone
 from mdms.core.models import Account, Meter

@@ -1,6 +1,7 @@
-"""Celery tasks for usage: following the stored-batches stream into rollups, and the nightly VEE.
+"""Celery tasks of billing: following the stored-batches stream into rollups, the nightly VEE, the daily
+bill-cycle run (the monthly run on the 1st) and the on-demand read sweep.
 
-Tasks stay thin: small arguments, the work in billing.rollups and billing.services_usage. Both
+Tasks stay thin: small arguments, the work in billing.rollups and billing.vee.services. Both
 are idempotent, so an overlapping or repeated run changes nothing.
 """
 
@@ -10,8 +11,10 @@ import datetime as dt
 
 from celery import shared_task
 
+from billing.bills import bill_run_create, bill_run_execute
+from billing.on_demand_reads import on_demand_reads_sweep
 from billing.rollups import rollups_follow
-from billing.services_usage import vee_run
+from billing.vee.services import vee_run
 from mdms.core.localtime import local_today
 from mdms.core.models import Meter
 
@@ -54,5 +57,20 @@ def vee_days(meter_pks: list[int], first_day: str, end_day: str) -> int:
     return result.exceptions
 
 
-# The bill tasks live in their own module; importing it here lets autodiscovery register them.
-from billing import tasks_bills  # noqa: E402, F401
+@shared_task(name="billing.bill_cycle_run", ignore_result=True)
+def bill_cycle_run(run_date: str | None = None) -> int | None:
+    """Bill the accounts whose bill-cycle day is run_date (ISO; default today, local); returns the run id.
+
+    On the 1st this is the monthly run; days 29 to 31 have no accounts (cycle days are 1 to 28).
+    """
+    day = dt.date.fromisoformat(run_date) if run_date else local_today()
+    if day.day > 28:
+        return None
+    run = bill_run_execute(run=bill_run_create(run_date=day))
+    return run.pk
+
+
+@shared_task(name="billing.on_demand_reads_sweep", ignore_result=True)
+def on_demand_reads_sweep_task() -> dict[str, int]:
+    """Complete pending on-demand reads whose reply arrived; estimate those past their timeout."""
+    return on_demand_reads_sweep()

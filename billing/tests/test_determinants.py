@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from billing import determinants as det
 from billing import pricing
+from billing.billable_usage import determinants_for
+from billing.bills import bill_run_create, bill_run_execute
 from billing.models import Bill
-from billing.services_bills import bill_run_create, bill_run_execute, determinants_for
 from billing.tests.bills_helpers import local, make_tou_tariff, readings, store_and_roll_up
 from mdms.core.models import Holiday, Meter
 from mdms.core.testing import make_consumer

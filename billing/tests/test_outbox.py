@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from billing.bills import bill_run_create, bill_run_execute
 from billing.models import Bill
 from billing.outbox import outbox_write
-from billing.services_bills import bill_run_create, bill_run_execute
 from billing.tests.bills_helpers import constant, readings, store_and_roll_up
 from mdms.core.testing import make_consumer
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from billing.bills import bill_run_create, bill_run_execute
 from billing.determinants import current_period
 from billing.models import Bill
 from billing.projection import bill_projection
 from billing.rollups import rollups_rebuild
-from billing.services_bills import bill_run_create, bill_run_execute
 from billing.tests.bills_helpers import local, make_tou_tariff, readings
 from mdms.core.testing import make_consumer
 from mdms.core.timeseries import readings as stored

@@ -15,14 +15,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from django.utils import timezone
 
+from billing.bills import bill_run_create, bill_run_execute
 from billing.models import Bill, OnDemandRead
-from billing.services_bills import (
-    bill_run_create,
-    bill_run_execute,
-    on_demand_read_complete,
-    on_demand_read_request,
-    on_demand_reads_sweep,
-)
+from billing.on_demand_reads import on_demand_read_complete, on_demand_read_request, on_demand_reads_sweep
 from billing.tests.bills_helpers import local, readings, store_and_roll_up
 from ingest.worker import IngestWorker
 from mdms.core.mqtt import broker, topics

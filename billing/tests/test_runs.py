@@ -12,10 +12,10 @@ import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 
-from billing import services_bills
+from billing import bills
+from billing.bills import bill_rebill, bill_run_create, bill_run_execute
 from billing.models import Bill, BillingRun
-from billing.services_bills import bill_rebill, bill_run_create, bill_run_execute
-from billing.tasks_bills import bill_cycle_run
+from billing.tasks import bill_cycle_run
 from billing.tests.bills_helpers import local, readings, store_and_roll_up
 from mdms.core.models import Tariff, TouPeriod
 from mdms.core.testing import make_consumer
@@ -61,7 +61,7 @@ def test_the_unique_constraint_stops_a_run_that_missed_the_check(
     november(alice, bob)
     run()
     # As if a second run had checked before the first one committed.
-    monkeypatch.setattr(services_bills, "_already_billed", lambda *args: set())
+    monkeypatch.setattr(bills, "_already_billed", lambda *args: set())
     second = run()
     assert (second.bills_created, second.already_billed, second.failed) == (0, 2, 0)
     assert Bill.objects.count() == 2

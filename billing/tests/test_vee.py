@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from billing import selectors, services_usage
+from billing import selectors
 from billing.models import IntervalEdit, VeeException
 from billing.tests.test_rollups import QUARTER, local, quarters
+from billing.vee import services as vee_services
 from mdms.core.timeseries import rollups as store
 from mdms.core.timeseries.readings import insert_readings
 
@@ -27,8 +28,8 @@ def day_readings(meter_pk: int, day: dt.date = DAY, kwh: float = 0.25) -> list[A
     return quarters(meter_pk, local(day), local(day + dt.timedelta(days=1)), kwh=kwh)
 
 
-def run(meter_pk: int, first: dt.date = DAY, end: dt.date = NEXT) -> services_usage.VeeRunResult:
-    return services_usage.vee_run(meter_pks=[meter_pk], first_day=first, end_day=end)
+def run(meter_pk: int, first: dt.date = DAY, end: dt.date = NEXT) -> vee_services.VeeRunResult:
+    return vee_services.vee_run(meter_pks=[meter_pk], first_day=first, end_day=end)
 
 
 def kinds(meter_pk: int) -> set[str]:
@@ -107,12 +108,10 @@ def test_edit_changes_the_value_everywhere_and_keeps_an_audit_trail(alice: Any, 
     run(meter.pk)
     ts = documents[10]["ts"]
 
-    first = services_usage.interval_edit(
+    first = vee_services.interval_edit(
         meter=meter, ts=ts, import_kwh=1.25, reason="meter swap, read by hand", user=bill
     )
-    second = services_usage.interval_edit(
-        meter=meter, ts=ts, import_kwh=0.5, reason="typo in the first edit", user=bill
-    )
+    second = vee_services.interval_edit(meter=meter, ts=ts, import_kwh=0.5, reason="typo in the first edit", user=bill)
 
     trail = list(IntervalEdit.objects.filter(meter=meter, ts=ts).order_by("pk"))
     assert [(e.old_import_kwh, e.new_import_kwh, e.old_source) for e in trail] == [
@@ -135,9 +134,7 @@ def test_only_billing_staff_may_edit(alice: Any, mongo: Any) -> None:
     insert_readings(documents)
 
     with pytest.raises(PermissionDenied):
-        services_usage.interval_edit(
-            meter=alice.meter, ts=documents[0]["ts"], import_kwh=0, reason="x", user=alice.user
-        )
+        vee_services.interval_edit(meter=alice.meter, ts=documents[0]["ts"], import_kwh=0, reason="x", user=alice.user)
 
     assert not IntervalEdit.objects.exists()
 
@@ -149,7 +146,7 @@ def test_accepting_an_estimate_is_audited_and_it_stays_estimated(alice: Any, bil
     run(meter.pk)
     ts = documents[50]["ts"]
 
-    edit = services_usage.estimate_accept(meter=meter, ts=ts, reason="", user=bill)
+    edit = vee_services.estimate_accept(meter=meter, ts=ts, reason="", user=bill)
 
     assert (edit.action, edit.old_import_kwh, edit.new_import_kwh, edit.edited_by) == (
         "accept_estimate",
@@ -240,8 +237,8 @@ def test_resolving_an_exception_takes_it_off_the_queue_once(alice: Any, bill: An
     run(alice.meter.pk)
     (exception,) = selectors.vee_exception_list(meter_pk=alice.meter.pk)
 
-    assert services_usage.vee_exception_resolve(exception=exception, user=bill, resolution="meter was off")
-    assert not services_usage.vee_exception_resolve(exception=exception, user=bill, resolution="again")
+    assert vee_services.vee_exception_resolve(exception=exception, user=bill, resolution="meter was off")
+    assert not vee_services.vee_exception_resolve(exception=exception, user=bill, resolution="again")
 
     assert not selectors.vee_exception_list(meter_pk=alice.meter.pk).exists()
     resolved = selectors.vee_exception_list(status=VeeException.Status.RESOLVED).get()

@@ -12,9 +12,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.api import DeterminantsQuery
+from billing.billable_usage import accounts_due
 from billing.models import Bill, OnDemandRead
+from billing.on_demand_reads import on_demand_read_complete, on_demand_read_request
 from billing.outbox import determinant_rows
-from billing.services_bills import accounts_due, on_demand_read_complete, on_demand_read_request
 from mdms.core.roles import Role
 from portal.api import scoping
 from portal.api.auth import Scope, person_of, token_of

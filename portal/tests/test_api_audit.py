@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from billing.services_bills import bill_rebill
-from billing.services_usage import interval_edit
+from billing.bills import bill_rebill
+from billing.vee.services import interval_edit
 from mdms.core.localtime import local_midnight
 from mdms.core.models import AuditLog
 from portal.api.testing import make_bill, rest_settings, session_client

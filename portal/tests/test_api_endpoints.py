@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from billing.services_usage import vee_run
+from billing.vee.services import vee_run
 from mdms.core.api_tokens import api_token_authenticate
 from mdms.core.localtime import local_midnight
 from mdms.core.models import ApiToken, AuditLog, Meter

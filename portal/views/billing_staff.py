@@ -1,6 +1,6 @@
 """Billing staff's pages: runs with live progress, the VEE exception queue, on-demand reads, lookup.
 
-Writes go through billing's services (services_usage, services_bills), which check the role
+Writes go through billing's services (billing.vee.services, billing.on_demand_reads), which check the role
 again; only billing staff (and staff superusers) open these pages, anyone else gets a 404.
 """
 
@@ -18,9 +18,10 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from billing import on_demand_reads
 from billing import selectors as usage
-from billing import services_bills, services_usage
 from billing.models import Bill, BillingRun, IntervalEdit, OnDemandRead, VeeException
+from billing.vee import services as vee_services
 from lake.errors import LakeError
 from mdms.core.localtime import local_today
 from mdms.core.models import Account, Meter
@@ -132,7 +133,7 @@ def _apply(request: HttpRequest, action: str, data: dict[str, object], exception
     user = request.user
     try:
         if action == "edit":
-            services_usage.interval_edit(
+            vee_services.interval_edit(
                 meter=meter,
                 ts=data["ts"],  # type: ignore[arg-type]
                 import_kwh=data["import_kwh"],  # type: ignore[arg-type]
@@ -142,10 +143,10 @@ def _apply(request: HttpRequest, action: str, data: dict[str, object], exception
             )
             messages.success(request, "Interval edited; the audit trail below has the old and new values.")
         elif action == "accept":
-            services_usage.estimate_accept(meter=meter, ts=data["ts"], reason=str(data["reason"]), user=user)  # type: ignore[arg-type]
+            vee_services.estimate_accept(meter=meter, ts=data["ts"], reason=str(data["reason"]), user=user)  # type: ignore[arg-type]
             messages.success(request, "Estimate accepted.")
         else:
-            if not services_usage.vee_exception_resolve(
+            if not vee_services.vee_exception_resolve(
                 exception=exception,
                 user=user,  # type: ignore[arg-type]
                 resolution=str(data["resolution"]),
@@ -198,7 +199,7 @@ def _recent_reads() -> list[OnDemandRead]:
 def billing_reads(request: HttpRequest) -> HttpResponseBase:
     form = ReadForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        read = services_bills.on_demand_read_request(
+        read = on_demand_reads.on_demand_read_request(
             meter=form.cleaned_data["meter"],
             purpose=form.cleaned_data["purpose"],
             account=form.cleaned_data["account"],
@@ -220,8 +221,8 @@ def billing_reads_live(request: HttpRequest) -> HttpResponse:
     indexed lookup each) shows a reply within seconds. Both are compare-and-swap, so they never race.
     """
     for read in OnDemandRead.objects.filter(status=OnDemandRead.Status.PENDING).order_by("-requested_at")[:READS_SHOWN]:
-        if not services_bills.on_demand_read_complete(read=read):
-            services_bills.on_demand_read_timeout(read=read)
+        if not on_demand_reads.on_demand_read_complete(read=read):
+            on_demand_reads.on_demand_read_timeout(read=read)
     return render(request, "portal/billing/_reads_table.html", {"reads": _recent_reads()})
 
 

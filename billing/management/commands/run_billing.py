@@ -12,8 +12,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from billing.bills import bill_run_create, bill_run_execute
 from billing.models import BillingRun
-from billing.services_bills import bill_run_create, bill_run_execute
 from mdms.core.localtime import local_today
 
 

@@ -29,7 +29,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -50,15 +50,13 @@ INGEST_ROLE = "ingest"
 # Commands per control message: one message is one round trip, and 1,000 commands stay well below
 # any payload limit (about 300 KB).
 BATCH_SIZE = 1000
-CONNECT_TIMEOUT_S = 5.0
 # A batch that changes state makes the plugin rewrite its file once per command; allow for that.
 REPLY_TIMEOUT_S = 120.0
 
 Command = dict[str, Any]
 
 
-class BrokerError(Exception):
-    """The broker could not be reached, or refused a command."""
+BrokerError = mqtt_client.BrokerError  # callers catch broker.BrokerError
 
 
 def meter_role(serial: str) -> str:
@@ -100,6 +98,7 @@ class Admin:
         self._client = mqtt_client.new_client(
             client_id=f"mdms-admin-{self._session}", username=username, password=password
         )
+        self._connection = ExitStack()
         self._ready = threading.Event()
         self._connect_error: str | None = None
         self._replies: dict[str, Command] = {}
@@ -109,10 +108,6 @@ class Admin:
         self._client.on_message = self._on_message
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        if reason.is_failure:
-            self._connect_error = f"broker refused the admin account: {reason}"
-            self._ready.set()
-            return
         client.subscribe(RESPONSE_TOPIC, qos=1)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
@@ -134,12 +129,8 @@ class Admin:
             self._replied.notify_all()
 
     def open(self) -> None:
-        try:
-            mqtt_client.connect(self._client, keepalive=60)
-        except OSError as exc:
-            raise BrokerError(f"cannot reach the broker at {settings.MQTT_HOST}:{settings.MQTT_PORT}: {exc}") from exc
-        self._client.loop_start()
-        if not self._ready.wait(CONNECT_TIMEOUT_S):
+        self._connection.enter_context(mqtt_client.session(self._client, keepalive=60))
+        if not self._ready.wait(mqtt_client.CONNECT_TIMEOUT_S):
             self.close()
             raise BrokerError(f"no answer from the broker at {settings.MQTT_HOST}:{settings.MQTT_PORT}")
         if self._connect_error:
@@ -147,8 +138,7 @@ class Admin:
             raise BrokerError(self._connect_error)
 
     def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._connection.close()
 
     def run(self, commands: list[Command]) -> list[Command]:
         """Send commands (in batches) and return their responses, in the same order."""
@@ -280,24 +270,11 @@ def _ingest_password_works() -> bool:
     """Whether the broker accepts the ingest credentials as configured (a real CONNECT)."""
     username, password = mqtt_client.ingest_credentials()
     probe = mqtt_client.new_client(client_id=f"mdms-probe-{uuid.uuid4().hex[:8]}", username=username, password=password)
-    answered = threading.Event()
-    accepted: list[bool] = []
-
-    def on_connect(client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        accepted.append(not reason.is_failure)
-        answered.set()
-
-    probe.on_connect = on_connect
     try:
-        mqtt_client.connect(probe, keepalive=10)
-    except OSError as exc:
-        raise BrokerError(f"cannot reach the broker: {exc}") from exc
-    probe.loop_start()
-    try:
-        return answered.wait(CONNECT_TIMEOUT_S) and accepted == [True]
-    finally:
-        probe.disconnect()
-        probe.loop_stop()
+        with mqtt_client.session(probe, keepalive=10):
+            return True
+    except mqtt_client.BrokerRefused:
+        return False
 
 
 def _ensure_ingest_account(admin: Admin, report: SyncReport) -> None:

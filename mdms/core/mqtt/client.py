@@ -7,13 +7,28 @@ need it), and TLS when settings.MQTT_TLS is on (see docs/mqtt-tls.md).
 
 from __future__ import annotations
 
+import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from django.conf import settings
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+# How long a short-lived client (a command, the admin, a probe) waits for the broker's CONNACK.
+CONNECT_TIMEOUT_S = 5.0
+
+
+class BrokerError(Exception):
+    """The broker could not be reached, did not answer, or refused what was asked."""
+
+
+class BrokerRefused(BrokerError):
+    """The broker answered the CONNECT with a failure reason code (bad credentials, not authorised)."""
 
 
 @dataclass(frozen=True)
@@ -100,3 +115,41 @@ def ingest_credentials() -> tuple[str, str]:
 def admin_credentials() -> tuple[str, str]:
     """The broker administrator's account (dynamic-security control topic)."""
     return settings.MQTT_ADMIN_USERNAME, settings.MQTT_ADMIN_PASSWORD
+
+
+@contextmanager
+def session(client: mqtt.Client, *, keepalive: int = 30, timeout_s: float = CONNECT_TIMEOUT_S) -> Iterator[mqtt.Client]:
+    """A connected client with its network loop running, for a short-lived task.
+
+    Connects, starts the loop and waits for the CONNACK (raising BrokerError when the broker cannot
+    be reached or does not answer, BrokerRefused when it says no); always disconnects and stops the
+    loop on the way out. A client's own on_connect still runs, before the wait ends, so a caller
+    can subscribe there.
+    """
+    answered = threading.Event()
+    refusals: list[str] = []
+    own_on_connect: Any = client.on_connect  # paho types it for every callback API version
+
+    def on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            refusals.append(str(reason))
+        elif own_on_connect is not None:
+            own_on_connect(c, userdata, flags, reason, props)
+        answered.set()
+
+    client.on_connect = on_connect
+    where = f"{settings.MQTT_HOST}:{settings.MQTT_PORT}"
+    try:
+        connect(client, keepalive=keepalive)
+    except OSError as exc:
+        raise BrokerError(f"cannot reach the broker at {where}: {exc}") from exc
+    client.loop_start()
+    try:
+        if not answered.wait(timeout_s):
+            raise BrokerError(f"no answer from the broker at {where}")
+        if refusals:
+            raise BrokerRefused(f"the broker at {where} refused the connection: {refusals[0]}")
+        yield client
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -1,0 +1,162 @@
+"""What billing determinants need, read in bulk: the accounts due, the meters that served them, holidays,
+tariff terms and the determinants themselves (selectors: nothing here writes).
+
+Meters that share a tariff and a stretch of days (most of a run) are summed by MongoDB in one bulk
+read, so a run of thousands of accounts makes a handful of queries per chunk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Q
+
+from billing import determinants as det
+from billing.selectors import billing_totals, daily_usage, usage_for_billing
+from mdms.core.localtime import local_day, local_midnight, local_zone
+from mdms.core.models import Account, Holiday, MeterInstallation
+
+
+@dataclass(frozen=True)
+class _Served:
+    meter_pk: int
+    multiplier: Decimal
+    interval_s: int
+    start_day: dt.date | None  # installed within the window: from that day
+    end_day: dt.date | None  # removed within the window: until that day (exclusive)
+
+
+def _meters_serving(premise_pks: Sequence[int], start: dt.date, end: dt.date) -> dict[int, list[_Served]]:
+    """Per premise, the meters installed there during [start, end), with the part they served."""
+    rows = (
+        MeterInstallation.objects.filter(premise_id__in=premise_pks, installed_on__lt=end)
+        .filter(Q(removed_on__isnull=True) | Q(removed_on__gt=start))
+        .values_list("premise_id", "meter_id", "meter__multiplier", "meter__interval_s", "installed_on", "removed_on")
+    )
+    served: dict[int, list[_Served]] = defaultdict(list)
+    for premise_pk, meter_pk, multiplier, interval_s, installed_on, removed_on in rows:
+        served[premise_pk].append(
+            _Served(
+                meter_pk,
+                multiplier,
+                interval_s,
+                installed_on if installed_on > start else None,
+                removed_on if removed_on and removed_on < end else None,
+            )
+        )
+    return served
+
+
+def holidays_in(start: dt.date, end: dt.date) -> frozenset[dt.date]:
+    return frozenset(Holiday.objects.filter(date__gte=start, date__lt=end).values_list("date", flat=True))
+
+
+def terms_cache() -> Callable[[Account], det.TariffTerms]:
+    cache: dict[int, det.TariffTerms] = {}
+
+    def terms(account: Account) -> det.TariffTerms:
+        if account.tariff_id not in cache:
+            cache[account.tariff_id] = det.tariff_terms(account.tariff)
+        return cache[account.tariff_id]
+
+    return terms
+
+
+def determinants_for(
+    accounts: Sequence[Account], windows: dict[int, det.Window], terms: Callable[[Account], det.TariffTerms]
+) -> dict[int, det.Determinants | Exception]:
+    """Determinants of many accounts (keyed by account pk), each with its own window.
+
+    Meters that share a tariff and a stretch of days (most of a run) are summed by MongoDB in one
+    bulk read; a window ending at a read time (a final bill) is summed from its hours. An account
+    that cannot be computed gets its exception instead, so that one bad account never stops the others.
+    """
+    if not accounts:
+        return {}
+    first = min(w.billed_start for w in windows.values())
+    last = max(w.billed_end for w in windows.values())
+    served = _meters_serving([a.premise_id for a in accounts], first, last)
+    holidays = holidays_in(first, last)
+    # (tariff, first day, end day) -> meters; each meter's stretch is the window cut to its installation.
+    groups: dict[tuple[int, dt.date, dt.date], set[int]] = defaultdict(set)
+    stretches: dict[int, list[tuple[_Served, dt.date, dt.date]]] = {}
+    for account in accounts:
+        window = windows[account.pk]
+        if window.usage_end is not None:
+            continue
+        stretches[account.pk] = []
+        for s in served.get(account.premise_id, []):
+            lower = max(window.billed_start, s.start_day or window.billed_start)
+            upper = min(window.billed_end, s.end_day or window.billed_end)
+            if lower < upper:
+                stretches[account.pk].append((s, lower, upper))
+                groups[(account.tariff_id, lower, upper)].add(s.meter_pk)
+    tariffs = {account.tariff_id: account for account in accounts}
+    totals: dict[tuple[int, dt.date, dt.date], dict[int, Any] | Exception] = {}
+    for key, meter_pks in groups.items():
+        tariff_pk, lower, upper = key
+        try:
+            namer = det.bucket_namer(terms(tariffs[tariff_pk]), holidays)
+            totals[key] = billing_totals(meter_pks=sorted(meter_pks), start=lower, end=upper, bucket_of=namer)
+        except Exception as exc:  # noqa: BLE001 - every account of the group records it
+            totals[key] = exc
+    results: dict[int, det.Determinants | Exception] = {}
+    for account in accounts:
+        try:
+            window = windows[account.pk]
+            if window.usage_end is not None:
+                meters = _usage_to_read(account, window, served.get(account.premise_id, []), terms, holidays)
+            else:
+                meters = []
+                for s, lower, upper in stretches[account.pk]:
+                    found = totals[(account.tariff_id, lower, upper)]
+                    if isinstance(found, Exception):
+                        raise found
+                    meters.append(det.MeterUsage(s.multiplier, found[s.meter_pk]))
+            results[account.pk] = det.compute(terms=terms(account), window=window, meters=meters, zone=local_zone())
+        except Exception as exc:  # noqa: BLE001 - recorded on the run; the run goes on
+            results[account.pk] = exc
+    return results
+
+
+def _usage_to_read(
+    account: Account,
+    window: det.Window,
+    served: list[_Served],
+    terms: Callable[[Account], det.TariffTerms],
+    holidays: frozenset[dt.date],
+) -> list[det.MeterUsage]:
+    """Usage from the window's start to a read's time, hour by hour (one account: a final bill)."""
+    start, end = window.bounds(local_zone())
+    namer = det.bucket_namer(terms(account), holidays)
+    meters = []
+    for s in served:
+        lower = max(start, local_midnight(s.start_day)) if s.start_day else start
+        upper = min(end, local_midnight(s.end_day)) if s.end_day else end
+        if lower >= upper:
+            continue
+        hours = usage_for_billing(meter_pks=[s.meter_pk], start=lower, end=upper)[s.meter_pk]
+        days = daily_usage(meter_pk=s.meter_pk, start=local_day(lower), end=local_day(upper) + dt.timedelta(days=1))
+        peaks = [(d.max_demand_at, d.max_demand_kw) for d in days if d.max_demand_at and d.max_demand_kw is not None]
+        totals = det.totals_from_hours(
+            hours, start=lower, end=upper, bucket_of=namer, interval_s=s.interval_s, peaks=peaks
+        )
+        meters.append(det.MeterUsage(s.multiplier, totals))
+    return meters
+
+
+def accounts_due(run_date: dt.date) -> list[Account]:
+    """Accounts with their bill-cycle day on run_date, active at some point of the period billed."""
+    period_start, period_end = det.cycle_period(run_date)
+    return list(
+        Account.objects.filter(bill_cycle_day=run_date.day, move_in_date__lt=period_end)
+        .filter(Q(move_out_date__isnull=True) | Q(move_out_date__gt=period_start))
+        .select_related("tariff")
+        .prefetch_related("tariff__tou_periods")
+        .order_by("pk")
+    )

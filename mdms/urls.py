@@ -9,10 +9,7 @@ admin.site.site_title = "MDMS admin"
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("ingest/", include("ingest.urls")),
-    path("api/v1/billing/", include("billing.urls")),
-    path("api/v1/monitoring/", include("monitoring.urls")),
-    # The REST API (portal.api): /api/v1/..., /api/schema/, /api/docs/.
+    # The REST API, the one front for machines and scripts (portal.api): /api/v1/..., /api/schema/, /api/docs/.
     path("", include("portal.api.urls")),
     path("", include("portal.urls")),
 ]

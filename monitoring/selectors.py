@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 
-from mdms.core.models import Meter
+from mdms.core.models import Feeder, Meter, Region
 from mdms.core.timeseries import anomalies as store
 from monitoring.detection import ALERTING
 from monitoring.models import IncidentMeter, OutageIncident
@@ -75,6 +75,31 @@ def active_anomalies(
         min_severity=None if include_info else ALERTING,
         limit=limit,
     )
+
+
+def active_anomalies_named(
+    *,
+    feeder_code: str | None = None,
+    region_code: str | None = None,
+    meter_serial: str | None = None,
+    include_info: bool = False,
+) -> list[dict[str, Any]]:
+    """active_anomalies, narrowed by the codes and serials a client knows; an unknown one matches nothing."""
+    no_match = -1  # no row has this pk, so an unknown code gives an empty list, not every anomaly
+
+    def pk_of(model: Any, **lookup: str) -> int:
+        return int(model.objects.filter(**lookup).values_list("pk", flat=True).first() or no_match)
+
+    return active_anomalies(
+        feeder_pk=pk_of(Feeder, code=feeder_code) if feeder_code is not None else None,
+        region_pk=pk_of(Region, code=region_code) if region_code is not None else None,
+        meter_pk=pk_of(Meter, serial=meter_serial) if meter_serial is not None else None,
+        include_info=include_info,
+    )
+
+
+# What anomaly_counts groups by, as the API names it -> the stored document's field.
+ANOMALY_GROUPS = {"region": "region", "feeder": "feeder", "meter": "meter_id"}
 
 
 def anomaly_counts(*, group_by: str, now: dt.datetime | None = None) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from billing.rollups import rollups_rebuild
 from mdms.core.models import Tariff, TouPeriod
+from mdms.core.testing import make_consumer
 from mdms.core.timeseries import readings as stored
 
 INTERVAL = dt.timedelta(minutes=15)
@@ -89,3 +90,16 @@ def make_tou_tariff() -> Tariff:
             ]
         )  # fmt: skip
     return tariff
+
+
+def september_billed_on_the_first(alice: Any, bob: Any) -> list[Any]:
+    """Three accounts billed on 1 October with a complete September, and one billed on the 15th."""
+    sep, oct_ = dt.date(2026, 9, 1), dt.date(2026, 10, 1)
+    carol = make_consumer("carol")
+    make_consumer("dan", bill_cycle_day=15)
+    people = [alice, bob, carol]
+    documents: list[dict[str, Any]] = []
+    for n, person in enumerate(people, start=1):  # alice 720 kWh, bob 1,440, carol 2,160
+        documents += readings(person.meter.pk, sep, oct_, constant(0.25 * n))
+    store_and_roll_up(documents, [p.meter.pk for p in people], sep, oct_)
+    return people

@@ -1,4 +1,4 @@
-"""Determinants for the CIS: the outbox batch files and the paginated API."""
+"""Determinants for the CIS: the outbox batch files (the API's pages: portal/tests/test_api_billing.py)."""
 
 from __future__ import annotations
 
@@ -8,29 +8,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from billing.bills import bill_run_create, bill_run_execute
 from billing.models import Bill
 from billing.outbox import outbox_write
-from billing.tests.bills_helpers import constant, readings, store_and_roll_up
-from mdms.core.testing import make_consumer
+from billing.tests.bills_helpers import september_billed_on_the_first
 
 pytestmark = pytest.mark.django_db
-SEP, OCT = dt.date(2026, 9, 1), dt.date(2026, 10, 1)
+OCT = dt.date(2026, 10, 1)
 
 
 @pytest.fixture
 def september(alice: Any, bob: Any, mongo: Any) -> list[Any]:
-    """Three accounts billed on 1 October with a complete September, and one billed on the 15th."""
-    carol = make_consumer("carol")
-    make_consumer("dan", bill_cycle_day=15)
-    people = [alice, bob, carol]
-    documents: list[dict[str, Any]] = []
-    for n, person in enumerate(people, start=1):  # alice 720 kWh, bob 1,440, carol 2,160
-        documents += readings(person.meter.pk, SEP, OCT, constant(0.25 * n))
-    store_and_roll_up(documents, [p.meter.pk for p in people], SEP, OCT)
-    return people
+    return september_billed_on_the_first(alice, bob)
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -65,47 +55,3 @@ def test_billed_accounts_give_the_determinants_of_their_current_bill(september: 
     assert by_account["ACC-BOB"]["bill_version"] == "1"
     assert by_account["ACC-BOB"]["import_kwh"] == str(bill.import_kwh) == "1440.000"
     assert by_account["ACC-BOB"]["bill_total"] == str(bill.total)
-
-
-@pytest.mark.urls("billing.tests.urls")
-def test_the_api_pages_the_determinants_of_a_billing_date(september: list[Any], bill: Any, client: Client) -> None:
-    client.force_login(bill)
-    page = client.get("/api/v1/billing/determinants/", {"date": "2026-10-01", "page_size": "2"}).json()
-    assert page["count"] == 3 and page["next"] is not None
-    assert [r["account_number"] for r in page["results"]] == ["ACC-ALICE", "ACC-BOB"]
-    assert page["results"][1]["import_kwh"] == "1440.000"
-    rest = client.get(page["next"]).json()
-    assert [r["account_number"] for r in rest["results"]] == ["ACC-CAROL"]
-    mid = client.get("/api/v1/billing/determinants/", {"date": "2026-10-15"}).json()
-    assert [r["account_number"] for r in mid["results"]] == ["ACC-DAN"]
-
-
-@pytest.mark.urls("billing.tests.urls")
-def test_the_determinants_api_is_for_billing_staff_only(september: list[Any], client: Client) -> None:
-    client.force_login(september[0].user)
-    assert client.get("/api/v1/billing/determinants/", {"date": "2026-10-01"}).status_code == 403
-    client.logout()
-    assert client.get("/api/v1/billing/determinants/", {"date": "2026-10-01"}).status_code == 403
-
-
-@pytest.mark.urls("billing.tests.urls")
-def test_the_determinants_api_refuses_a_day_no_account_can_have(bill: Any, client: Client) -> None:
-    client.force_login(bill)
-    response = client.get("/api/v1/billing/determinants/", {"date": "2026-10-30"})
-    # The API's one error format (portal.api.errors), which these older routes share.
-    assert response.status_code == 400 and response.json()["error"]["field"] == "date"
-
-
-@pytest.mark.urls("billing.tests.urls")
-def test_billing_staff_request_an_on_demand_read_over_the_api(alice: Any, bill: Any, client: Client) -> None:
-    client.force_login(bill)
-    created = client.post("/api/v1/billing/reads/", {"meter": alice.meter.serial, "purpose": "move_out",
-                                                     "account": alice.account.number}, content_type="application/json")  # fmt: skip
-    assert created.status_code == 201
-    body = created.json()
-    assert (body["meter"], body["account"], body["purpose"], body["status"]) == (
-        alice.meter.serial, alice.account.number, "move_out", "pending",
-    )  # fmt: skip
-    listed = client.get("/api/v1/billing/reads/", {"status": "pending"}).json()
-    assert [r["id"] for r in listed["results"]] == [body["id"]]
-    assert client.get(f"/api/v1/billing/reads/{body['id']}/").json()["status"] == "pending"

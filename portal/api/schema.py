@@ -1,7 +1,7 @@
 """The OpenAPI schema documents the API of portal.api.urls only.
 
-The older JSON routes (billing, monitoring dashboards) stay out of the contract; this generator is
-also what `manage.py check --deploy` builds, so a schema warning fails the deploy check.
+Every /api/v1/ route is there (it is the project's one REST front); this generator is also what
+`manage.py check --deploy` builds, so a schema warning fails the deploy check.
 """
 
 from __future__ import annotations

@@ -9,10 +9,9 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.api import READ_FIELDS
 from billing.models import Bill, BillLineItem, OnDemandRead
 from mdms.core.models import Account, Customer, Meter, Premise
-from monitoring.models import OutageIncident
+from monitoring.models import IncidentMeter, OutageIncident
 
 
 class MeterSerializer(serializers.ModelSerializer[Meter]):
@@ -178,6 +177,44 @@ class IncidentSerializer(serializers.ModelSerializer[OutageIncident]):
         return incident.duration_class or incident.classify(timezone.now())
 
 
+class AnomalyCountSerializer(serializers.Serializer[Any]):
+    group = serializers.IntegerField(allow_null=True, help_text="The region, feeder or meter id counted.")
+    severity = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class OutNowSerializer(serializers.ModelSerializer[IncidentMeter]):
+    serial = serializers.CharField(source="meter.serial", read_only=True)
+    feeder = serializers.CharField(source="meter.premise.feeder.code", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = IncidentMeter
+        fields = ["serial", "feeder", "out_since", "source", "incident"]
+        read_only_fields = fields
+
+
+class SilentMeterSerializer(serializers.Serializer[Any]):
+    meter = serializers.IntegerField()
+    serial = serializers.CharField()
+    feeder = serializers.CharField(allow_null=True)
+    last_reading = serializers.DateTimeField(help_text="The end of its newest reading's interval.")
+    silent_intervals = serializers.IntegerField(help_text="Whole intervals since then.")
+
+
+class DeadLetterSerializer(serializers.Serializer[Any]):
+    received_at = serializers.DateTimeField()
+    topic = serializers.CharField()
+    reason_code = serializers.CharField()
+    reason = serializers.CharField()
+    payload = serializers.CharField(help_text="Text cut to 200 characters; binary payloads by size only.")
+
+
+class IngestStatsSerializer(serializers.Serializer[Any]):
+    counters = serializers.DictField(help_text="Counters shared by every ingest worker since they started.")
+    dead_letters_last_24h_by_reason = serializers.DictField(child=serializers.IntegerField())
+    recent_dead_letters = DeadLetterSerializer(many=True)
+
+
 class BillLineItemSerializer(serializers.ModelSerializer[BillLineItem]):
     class Meta:
         model = BillLineItem
@@ -238,6 +275,25 @@ class BillDetailSerializer(BillSerializer):
             account_id=bill.account_id, period_start=bill.period_start, period_end=bill.period_end
         ).order_by("version")
         return BillVersionSerializer(versions, many=True).data
+
+
+# What an on-demand read shows.
+READ_FIELDS = [
+    "id",
+    "command_id",
+    "meter",
+    "account",
+    "purpose",
+    "status",
+    "requested_at",
+    "timeout_at",
+    "completed_at",
+    "read_at",
+    "register_import_kwh",
+    "register_export_kwh",
+    "estimated",
+    "note",
+]
 
 
 class OnDemandReadSerializer(serializers.ModelSerializer[OnDemandRead]):

@@ -1,7 +1,7 @@
 """The API's routes, the OpenAPI schema and its offline documentation page.
 
-Included by mdms.urls after the older billing and monitoring JSON routes; the schema is built
-from this module alone (portal.api.schema), so it documents exactly these routes.
+Every /api/v1/ route of the project is here (apps expose selectors and services, not views); the
+schema is built from this module alone (portal.api.schema), so it documents exactly these routes.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ router.register("reads", views_billing.OnDemandReadViewSet, basename="read")
 
 v1 = [
     path("anomalies/", views_ops.ActiveAnomalyList.as_view(), name="anomalies"),
+    path("anomalies/counts/", views_ops.AnomalyCountList.as_view(), name="anomaly-counts"),
+    path("out-now/", views_ops.OutNowList.as_view(), name="out-now"),
+    path("silent-meters/", views_ops.SilentMeterList.as_view(), name="silent-meters"),
+    path("ingest/stats/", views_ops.IngestStats.as_view(), name="ingest-stats"),
     path("determinants/", views_billing.DeterminantList.as_view(), name="determinants"),
     *router.urls,
 ]

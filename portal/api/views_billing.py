@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, mixins, status, viewsets
+from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from billing.api import DeterminantsQuery
 from billing.billable_usage import accounts_due
 from billing.models import Bill, OnDemandRead
 from billing.on_demand_reads import on_demand_read_complete, on_demand_read_request
@@ -28,6 +28,15 @@ from portal.api.serializers import (
     OnDemandReadRequestSerializer,
     OnDemandReadSerializer,
 )
+
+
+class DeterminantsQuery(serializers.Serializer[Any]):
+    date = serializers.DateField(help_text="The billing date: accounts whose bill-cycle day it is.")
+
+    def validate_date(self, value: dt.date) -> dt.date:
+        if value.day > 28:
+            raise serializers.ValidationError("bill-cycle days run from 1 to 28")
+        return value
 
 
 class DeterminantList(ApiView, generics.ListAPIView[Any]):

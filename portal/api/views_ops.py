@@ -1,4 +1,5 @@
-"""Operations: active anomalies and outage incidents, for staff and machine clients."""
+"""Operations: anomalies, outage incidents, who is out, silent meters and ingest health, for staff
+and machine clients (people need the operator or billing role)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,22 @@ from rest_framework import generics, serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from mdms.core.models import Feeder, Region
+from ingest import selectors as ingest
 from mdms.core.roles import Role
 from monitoring import selectors
-from monitoring.models import OutageIncident
+from monitoring.models import IncidentMeter, OutageIncident
 from portal.api import scoping
 from portal.api.auth import Scope
 from portal.api.base import ApiView
 from portal.api.filters import IncidentFilter
-from portal.api.serializers import AnomalySerializer, IncidentSerializer
+from portal.api.serializers import (
+    AnomalyCountSerializer,
+    AnomalySerializer,
+    IncidentSerializer,
+    IngestStatsSerializer,
+    OutNowSerializer,
+    SilentMeterSerializer,
+)
 
 STAFF = frozenset({Role.OPERATOR, Role.BILLING})
 
@@ -26,7 +34,12 @@ STAFF = frozenset({Role.OPERATOR, Role.BILLING})
 class AnomalyQuery(serializers.Serializer[Any]):
     feeder = serializers.CharField(required=False, help_text="A feeder code.")
     region = serializers.CharField(required=False, help_text="A region code.")
+    meter = serializers.CharField(required=False, help_text="A meter serial.")
     include_info = serializers.BooleanField(default=False, help_text="Also the informational ones.")
+
+
+class AnomalyCountQuery(serializers.Serializer[Any]):
+    by = serializers.ChoiceField(choices=sorted(selectors.ANOMALY_GROUPS), default="feeder")
 
 
 class ActiveAnomalyList(ApiView, generics.ListAPIView[Any]):
@@ -41,6 +54,7 @@ class ActiveAnomalyList(ApiView, generics.ListAPIView[Any]):
         parameters=[
             OpenApiParameter("feeder", str),
             OpenApiParameter("region", str),
+            OpenApiParameter("meter", str),
             OpenApiParameter("include_info", bool),
         ]
     )
@@ -48,14 +62,80 @@ class ActiveAnomalyList(ApiView, generics.ListAPIView[Any]):
         query = AnomalyQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         wanted = query.validated_data
-        feeder_pk = region_pk = None
-        if "feeder" in wanted:
-            feeder_pk = Feeder.objects.filter(code=wanted["feeder"]).values_list("pk", flat=True).first() or -1
-        if "region" in wanted:
-            region_pk = Region.objects.filter(code=wanted["region"]).values_list("pk", flat=True).first() or -1
-        rows = selectors.active_anomalies(feeder_pk=feeder_pk, region_pk=region_pk, include_info=wanted["include_info"])
+        rows = selectors.active_anomalies_named(
+            feeder_code=wanted.get("feeder"),
+            region_code=wanted.get("region"),
+            meter_serial=wanted.get("meter"),
+            include_info=wanted["include_info"],
+        )
         page = self.paginate_queryset(rows)  # type: ignore[arg-type]
         return self.get_paginated_response(AnomalySerializer(page, many=True).data)
+
+
+class AnomalyCountList(ApiView, generics.ListAPIView[Any]):
+    """Anomalies of the last 24 hours counted per region, feeder or meter (ids) and severity, most first."""
+
+    serializer_class = AnomalyCountSerializer
+    scopes = {"*": Scope.CIS_READ}
+    roles = STAFF
+    filter_backends: Any = []
+
+    @extend_schema(parameters=[OpenApiParameter("by", str, enum=sorted(selectors.ANOMALY_GROUPS))])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        query = AnomalyCountQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        field = selectors.ANOMALY_GROUPS[query.validated_data["by"]]
+        rows = [
+            {"group": row[field], "severity": row["severity"], "count": row["count"]}
+            for row in selectors.anomaly_counts(group_by=field)
+        ]
+        page = self.paginate_queryset(rows)  # type: ignore[arg-type]
+        return self.get_paginated_response(AnomalyCountSerializer(page, many=True).data)
+
+
+class OutNowList(ApiView, generics.ListAPIView[IncidentMeter]):
+    """Meters out right now (last gasp or silence), longest out first, with their incident."""
+
+    serializer_class = OutNowSerializer
+    scopes = {"*": Scope.CIS_READ}
+    roles = STAFF
+    filter_backends: Any = []
+
+    def get_queryset(self) -> QuerySet[IncidentMeter]:
+        return selectors.meters_out_now()
+
+
+class SilentMeterList(ApiView, generics.ListAPIView[Any]):
+    """Active meters not heard from for MONITORING_SILENT_INTERVALS intervals, longest silent first."""
+
+    serializer_class = SilentMeterSerializer
+    scopes = {"*": Scope.CIS_READ}
+    roles = STAFF
+    filter_backends: Any = []
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(selectors.silent_meters())  # type: ignore[arg-type]
+        return self.get_paginated_response(SilentMeterSerializer(page, many=True).data)
+
+
+class IngestStats(ApiView, generics.GenericAPIView[Any]):
+    """Ingest health: the counters shared by every worker, dead letters by reason over the last
+    24 hours, and the newest dead letters."""
+
+    serializer_class = IngestStatsSerializer
+    scopes = {"*": Scope.CIS_READ}
+    roles = STAFF
+    filter_backends: Any = []
+    pagination_class = None
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        health = ingest.ingest_health()
+        body = {
+            "counters": health["counters"],
+            "dead_letters_last_24h_by_reason": health["dead_letters_by_reason"],
+            "recent_dead_letters": [ingest.dead_letter_preview(letter) for letter in health["recent_dead_letters"]],
+        }
+        return Response(IngestStatsSerializer(body).data)
 
 
 class IncidentViewSet(ApiView, viewsets.ReadOnlyModelViewSet[OutageIncident]):

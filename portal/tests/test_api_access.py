@@ -27,6 +27,53 @@ def schema_paths(alice: Any) -> dict[str, dict[str, Any]]:
     return paths
 
 
+# Every operation the API offered when the older fronts were folded into it (issue 15), the ones a
+# CIS uses among them; the schema may grow, never lose one.
+V1_OPERATIONS = {
+    "GET /api/v1/accounts/",
+    "GET /api/v1/accounts/{id}/",
+    "GET /api/v1/anomalies/",
+    "GET /api/v1/anomalies/counts/",
+    "GET /api/v1/bills/",
+    "GET /api/v1/bills/{id}/",
+    "GET /api/v1/customers/",
+    "GET /api/v1/customers/{id}/",
+    "GET /api/v1/determinants/",
+    "GET /api/v1/incidents/",
+    "GET /api/v1/incidents/{id}/",
+    "GET /api/v1/ingest/stats/",
+    "GET /api/v1/meters/",
+    "POST /api/v1/meters/",
+    "GET /api/v1/meters/{id}/",
+    "GET /api/v1/meters/{id}/anomalies/",
+    "POST /api/v1/meters/{id}/disable/",
+    "POST /api/v1/meters/{id}/enable/",
+    "GET /api/v1/meters/{id}/events/",
+    "GET /api/v1/meters/{id}/readings/",
+    "GET /api/v1/out-now/",
+    "GET /api/v1/premises/",
+    "GET /api/v1/premises/{id}/",
+    "GET /api/v1/reads/",
+    "POST /api/v1/reads/",
+    "GET /api/v1/reads/{id}/",
+    "GET /api/v1/silent-meters/",
+}
+
+
+def test_the_schema_lists_every_v1_operation_and_nothing_outside_v1(schema_paths: dict[str, dict[str, Any]]) -> None:
+    listed = {f"{method.upper()} {path}" for path, operations in schema_paths.items() for method in operations}
+    assert listed >= V1_OPERATIONS, f"missing from /api/schema/: {sorted(V1_OPERATIONS - listed)}"
+    assert all(path.startswith("/api/v1/") for path in schema_paths)
+
+
+def test_the_older_fronts_are_gone_and_answer_in_the_error_format(olivia: Any) -> None:
+    client = session_client(olivia)
+    for path in ("/api/v1/billing/determinants/", "/api/v1/monitoring/incidents/"):
+        response = client.get(path, {"date": "2026-11-01"})
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found", path
+    assert client.get("/ingest/stats/").status_code == 404
+
+
 def _resource(path: str) -> str:
     return path.removeprefix("/api/v1/").split("/")[0]
 

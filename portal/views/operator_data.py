@@ -17,11 +17,10 @@ from typing import Any
 from django.core.cache import cache
 from django.db.models import Count, Q
 
-from ingest import counters
+from ingest import selectors as ingest
 from mdms.core.localtime import local_midnight, local_zone
 from mdms.core.models import Feeder, Meter, Premise, Region
 from mdms.core.timeseries import grid
-from mdms.core.timeseries import readings as stored
 from monitoring import selectors as monitoring
 from monitoring.detection import ALERTING
 
@@ -185,12 +184,13 @@ def state_counts(points: list[PremisePoint]) -> dict[str, int]:
 
 
 def ingest_health() -> dict[str, Any]:
-    """The shared ingest counters, readings per second since the previous look, and dead letters.
+    """ingest.selectors.ingest_health, with readings per second since the previous look.
 
     The rate is the difference of the `stored` counter between two looks (kept in the cache), so
     it needs no scan of the readings; the first look after a quiet spell shows no rate.
     """
-    snapshot = counters.snapshot()
+    health = ingest.ingest_health()
+    snapshot = health["counters"]
     now = time.time()
     previous = cache.get(RATE_SAMPLE_KEY)
     rate = None
@@ -200,13 +200,10 @@ def ingest_health() -> dict[str, Any]:
         cache.set(RATE_SAMPLE_KEY, {"at": now, "stored": snapshot["stored"], "rate": rate}, timeout=3600)
     elif previous is not None:
         rate = previous.get("rate")
-    since = dt.datetime.now(tz=dt.UTC) - dt.timedelta(hours=24)
     return {
-        "counters": snapshot,
+        **health,
         "readings_per_s": None if rate is None else round(rate, 1),
-        "dead_letters_by_reason": stored.dead_letters_by_reason(since),
         "dead_letters_total": snapshot["dead_lettered"],
-        "recent_dead_letters": stored.recent_dead_letters(20),
     }
 
 

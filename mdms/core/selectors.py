@@ -32,6 +32,14 @@ def meters_for_user(user: User | AnonymousUser) -> QuerySet[Meter]:
     return base.none()
 
 
+def meter_by_serial(serial: str) -> Meter | None:
+    return Meter.objects.filter(serial=serial).first()
+
+
+def account_by_number(number: str) -> Account | None:
+    return Account.objects.filter(number=number).first()
+
+
 def grid_summary() -> list[dict[str, Any]]:
     """Per region: feeders, premises, and meters by status."""
     rows = Region.objects.annotate(

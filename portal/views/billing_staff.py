@@ -11,18 +11,18 @@ import datetime as dt
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from billing import on_demand_reads
+from billing import on_demand_reads, records
 from billing import selectors as usage
-from billing.models import Bill, BillingRun, IntervalEdit, OnDemandRead, VeeException
+from billing.models import OnDemandRead, VeeException
 from billing.vee import services as vee_services
 from lake.errors import LakeError
+from mdms.core import selectors as core
 from mdms.core.localtime import local_today
 from mdms.core.models import Account, Meter
 from monitoring import selectors as monitoring
@@ -36,21 +36,21 @@ LOOKUP_RESULTS = 25
 LIVE_REFRESH_S = 2
 
 
-def _recent_runs() -> list[BillingRun]:
-    return list(BillingRun.objects.select_related("created_by")[:RUNS_SHOWN])
-
-
 @billing_required
 @require_GET
 def billing_runs(request: HttpRequest) -> HttpResponse:
-    return render(request, "portal/billing/runs.html", {"runs": _recent_runs(), "refresh_s": LIVE_REFRESH_S})
+    return render(
+        request,
+        "portal/billing/runs.html",
+        {"runs": records.billing_runs_recent(limit=RUNS_SHOWN), "refresh_s": LIVE_REFRESH_S},
+    )
 
 
 @billing_required
 @require_GET
 @never_cache
 def billing_runs_live(request: HttpRequest) -> HttpResponse:
-    return render(request, "portal/billing/_runs_table.html", {"runs": _recent_runs()})
+    return render(request, "portal/billing/_runs_table.html", {"runs": records.billing_runs_recent(limit=RUNS_SHOWN)})
 
 
 class ExceptionFilter(forms.Form):
@@ -100,7 +100,7 @@ def _local_input(moment: dt.datetime) -> str:
 @require_http_methods(["GET", "POST"])
 def billing_vee_exception(request: HttpRequest, exception_pk: int) -> HttpResponseBase:
     """One exception: its intervals with their sources, accept or edit them, resolve it; the audit trail."""
-    exception = get_object_or_404(VeeException.objects.select_related("meter", "resolved_by"), pk=exception_pk)
+    exception = records.vee_exception_get(exception_pk=exception_pk)
     meter = exception.meter
     # At least a day of intervals, so an exception about one interval shows its neighbours.
     start = min(exception.period_start, exception.period_end - dt.timedelta(hours=2))
@@ -118,7 +118,7 @@ def billing_vee_exception(request: HttpRequest, exception_pk: int) -> HttpRespon
             if form.is_valid() and _apply(request, action, form.cleaned_data, exception, meter):
                 return redirect("billing_vee_exception", exception_pk=exception.pk)
     intervals = usage.interval_usage(meter_pk=meter.pk, start=start, end=end)
-    audit = IntervalEdit.objects.filter(meter=meter).select_related("edited_by").order_by("-edited_at")[:50]
+    audit = records.interval_edits(meter_pk=meter.pk)
     context = {
         "exception": exception,
         "meter": meter,
@@ -173,7 +173,7 @@ class ReadForm(forms.Form):
     account = forms.CharField(label="Account number (move-in/out)", max_length=20, required=False)
 
     def clean_meter(self) -> Meter:
-        meter = Meter.objects.filter(serial=self.cleaned_data["meter"].strip()).first()
+        meter = core.meter_by_serial(self.cleaned_data["meter"].strip())
         if meter is None:
             raise ValidationError("No meter has this serial.")
         if not meter.can_connect:
@@ -184,14 +184,10 @@ class ReadForm(forms.Form):
         number = self.cleaned_data["account"].strip()
         if not number:
             return None
-        account = Account.objects.filter(number=number).first()
+        account = core.account_by_number(number)
         if account is None:
             raise ValidationError("No account has this number.")
         return account
-
-
-def _recent_reads() -> list[OnDemandRead]:
-    return list(OnDemandRead.objects.select_related("meter", "account", "requested_by")[:READS_SHOWN])
 
 
 @billing_required
@@ -207,7 +203,7 @@ def billing_reads(request: HttpRequest) -> HttpResponseBase:
         )
         messages.success(request, f"Read requested from meter {read.meter.serial}.")
         return redirect("billing_reads")
-    context = {"form": form, "reads": _recent_reads(), "refresh_s": LIVE_REFRESH_S}
+    context = {"form": form, "reads": records.on_demand_reads_recent(limit=READS_SHOWN), "refresh_s": LIVE_REFRESH_S}
     return render(request, "portal/billing/reads.html", context)
 
 
@@ -220,39 +216,27 @@ def billing_reads_live(request: HttpRequest) -> HttpResponse:
     The beat sweep does the same every minute; doing it for the pending reads on screen (one
     indexed lookup each) shows a reply within seconds. Both are compare-and-swap, so they never race.
     """
-    for read in OnDemandRead.objects.filter(status=OnDemandRead.Status.PENDING).order_by("-requested_at")[:READS_SHOWN]:
+    for read in records.on_demand_reads_pending(limit=READS_SHOWN):
         if not on_demand_reads.on_demand_read_complete(read=read):
             on_demand_reads.on_demand_read_timeout(read=read)
-    return render(request, "portal/billing/_reads_table.html", {"reads": _recent_reads()})
+    return render(
+        request, "portal/billing/_reads_table.html", {"reads": records.on_demand_reads_recent(limit=READS_SHOWN)}
+    )
 
 
 @billing_required
 @require_GET
 def billing_lookup(request: HttpRequest) -> HttpResponse:
     query = (request.GET.get("q") or "").strip()
-    accounts: list[Account] = []
-    meters: list[Meter] = []
-    if query:
-        accounts = list(
-            Account.objects.filter(
-                Q(number__iexact=query) | Q(customer__name__icontains=query) | Q(premise__address__icontains=query)
-            ).select_related("customer", "premise", "tariff")[:LOOKUP_RESULTS]
-        )
-        meters = list(Meter.objects.filter(serial__icontains=query).select_related("premise")[:LOOKUP_RESULTS])
+    accounts, meters = records.billing_lookup(query=query, limit=LOOKUP_RESULTS) if query else ([], [])
     return render(request, "portal/billing/lookup.html", {"q": query, "accounts": accounts, "meters": meters})
 
 
 @billing_required
 @require_GET
 def billing_account(request: HttpRequest, account_pk: int) -> HttpResponse:
-    account = get_object_or_404(
-        Account.objects.select_related("customer", "premise__feeder__region", "tariff"), pk=account_pk
-    )
-    # The bills table names each bill's account: joined here, not read once per row.
-    bills = Bill.objects.filter(account=account).select_related("account").order_by("-period_start", "-version")
-    meters = Meter.objects.filter(installations__premise=account.premise).distinct().order_by("serial")
-    reads = OnDemandRead.objects.filter(account=account).select_related("meter")[:50]
-    context = {"account": account, "bills": bills, "meters": meters, "reads": reads}
+    record = records.account_record(account_pk=account_pk)
+    context = {"account": record.account, "bills": record.bills, "meters": record.meters, "reads": record.reads}
     return render(request, "portal/billing/account.html", context)
 
 
@@ -260,26 +244,18 @@ def billing_account(request: HttpRequest, account_pk: int) -> HttpResponse:
 @require_GET
 def billing_meter(request: HttpRequest, meter_pk: int) -> HttpResponse:
     """Everything about one meter: installations, accounts and bills at its premises, reads, edits, anomalies."""
-    meter = get_object_or_404(Meter.objects.select_related("premise__feeder__region"), pk=meter_pk)
-    installations = list(meter.installations.select_related("premise").order_by("-installed_on"))
-    premise_pks = {i.premise_id for i in installations} | ({meter.premise_id} if meter.premise_id else set())
-    accounts = Account.objects.filter(premise_id__in=premise_pks).select_related("customer", "tariff")
-    bills = (
-        Bill.objects.filter(account__premise_id__in=premise_pks)
-        .select_related("account")
-        .order_by("-period_start", "account__number", "-version")[:60]
-    )
+    record = records.meter_record(meter_pk=meter_pk)
     today = local_today()
-    days = usage.daily_usage(meter_pk=meter.pk, start=today - dt.timedelta(days=30), end=today + dt.timedelta(days=1))
+    days = usage.daily_usage(meter_pk=meter_pk, start=today - dt.timedelta(days=30), end=today + dt.timedelta(days=1))
     context = {
-        "meter": meter,
-        "installations": installations,
-        "accounts": accounts,
-        "bills": bills,
-        "reads": OnDemandRead.objects.filter(meter=meter).select_related("meter")[:30],
-        "edits": IntervalEdit.objects.filter(meter=meter).select_related("edited_by")[:50],
-        "exceptions": VeeException.objects.filter(meter=meter).order_by("-period_start")[:30],
-        "anomalies": monitoring.meter_anomaly_history(meter_pk=meter.pk, limit=30),
+        "meter": record.meter,
+        "installations": record.installations,
+        "accounts": record.accounts,
+        "bills": record.bills,
+        "reads": record.reads,
+        "edits": record.edits,
+        "exceptions": record.exceptions,
+        "anomalies": monitoring.meter_anomaly_history(meter_pk=meter_pk, limit=30),
         "days": days,
     }
     return render(request, "portal/billing/meter.html", context)

@@ -1,0 +1,106 @@
+"""What billing staff look up: recent runs and reads, the VEE audit trail, and an account's or a
+meter's billing record (bills, reads, edits, exceptions). Reads only; the portal's billing pages
+show them.
+
+Every query joins what its page prints per row (select_related), so a page of 50 rows is one query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from billing.models import Bill, BillingRun, IntervalEdit, OnDemandRead, VeeException
+from mdms.core.models import Account, Meter, MeterInstallation
+
+
+def billing_runs_recent(*, limit: int) -> list[BillingRun]:
+    return list(BillingRun.objects.select_related("created_by")[:limit])
+
+
+def on_demand_reads_recent(*, limit: int) -> list[OnDemandRead]:
+    return list(OnDemandRead.objects.select_related("meter", "account", "requested_by")[:limit])
+
+
+def on_demand_reads_pending(*, limit: int) -> list[OnDemandRead]:
+    """The newest pending reads, those a page polling for replies has on screen."""
+    pending = OnDemandRead.objects.filter(status=OnDemandRead.Status.PENDING).select_related("meter")
+    return list(pending.order_by("-requested_at")[:limit])
+
+
+def vee_exception_get(*, exception_pk: int) -> VeeException:
+    exception = VeeException.objects.select_related("meter", "resolved_by").filter(pk=exception_pk).first()
+    if exception is None:
+        raise Http404("No such exception")
+    return exception
+
+
+def interval_edits(*, meter_pk: int, limit: int = 50) -> list[IntervalEdit]:
+    """A meter's interval edits and accepted estimates, newest first: the audit trail."""
+    return list(IntervalEdit.objects.filter(meter_id=meter_pk).select_related("edited_by")[:limit])
+
+
+def billing_lookup(*, query: str, limit: int) -> tuple[list[Account], list[Meter]]:
+    """Accounts by number, customer name or address, and meters by serial, that match the words typed."""
+    accounts = Account.objects.filter(
+        Q(number__iexact=query) | Q(customer__name__icontains=query) | Q(premise__address__icontains=query)
+    ).select_related("customer", "premise", "tariff")[:limit]
+    meters = Meter.objects.filter(serial__icontains=query).select_related("premise")[:limit]
+    return list(accounts), list(meters)
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    account: Account
+    bills: QuerySet[Bill]  # every version, newest period first
+    meters: QuerySet[Meter]  # every meter ever installed at the account's premise
+    reads: QuerySet[OnDemandRead]
+
+
+def account_record(*, account_pk: int) -> AccountRecord:
+    account = (
+        Account.objects.select_related("customer", "premise__feeder__region", "tariff").filter(pk=account_pk).first()
+    )
+    if account is None:
+        raise Http404("No such account")
+    return AccountRecord(
+        account=account,
+        # The bills table names each bill's account: joined here, not read once per row.
+        bills=Bill.objects.filter(account=account).select_related("account").order_by("-period_start", "-version"),
+        meters=Meter.objects.filter(installations__premise=account.premise).distinct().order_by("serial"),
+        reads=OnDemandRead.objects.filter(account=account).select_related("meter")[:50],
+    )
+
+
+@dataclass(frozen=True)
+class MeterRecord:
+    meter: Meter
+    installations: list[MeterInstallation]  # newest first
+    accounts: QuerySet[Account]  # every account at any premise the meter was installed at
+    bills: QuerySet[Bill]
+    reads: QuerySet[OnDemandRead]
+    edits: list[IntervalEdit]
+    exceptions: QuerySet[VeeException]
+
+
+def meter_record(*, meter_pk: int) -> MeterRecord:
+    meter = Meter.objects.select_related("premise__feeder__region").filter(pk=meter_pk).first()
+    if meter is None:
+        raise Http404("No such meter")
+    installations = list(meter.installations.select_related("premise").order_by("-installed_on"))
+    premise_pks = {i.premise_id for i in installations} | ({meter.premise_id} if meter.premise_id else set())
+    return MeterRecord(
+        meter=meter,
+        installations=installations,
+        accounts=Account.objects.filter(premise_id__in=premise_pks).select_related("customer", "tariff"),
+        bills=(
+            Bill.objects.filter(account__premise_id__in=premise_pks)
+            .select_related("account")
+            .order_by("-period_start", "account__number", "-version")[:60]
+        ),
+        reads=OnDemandRead.objects.filter(meter=meter).select_related("meter")[:30],
+        edits=interval_edits(meter_pk=meter.pk),
+        exceptions=VeeException.objects.filter(meter=meter).order_by("-period_start")[:30],
+    )

@@ -20,6 +20,7 @@ from lake.restore import lake_raw_ensure
 from mdms.core import stored_batches
 from mdms.core.localtime import local_day, local_midnight
 from mdms.core.models import Meter
+from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 from mdms.core.timeseries import rollups as store
 
 GROUP = "rollups"
@@ -45,7 +46,7 @@ def _interval_by_meter(meter_pks: Iterable[int]) -> dict[int, int]:
     pks = list(set(meter_pks))
     known = dict(Meter.objects.filter(pk__in=pks).values_list("pk", "interval_s"))
     # A reading of a meter deleted from Postgres still rolls up, with the default interval.
-    return {pk: int(known.get(pk, 900)) for pk in pks}
+    return {pk: int(known.get(pk, DEFAULT_INTERVAL_S)) for pk in pks}
 
 
 def rollups_recompute(*, meter_pks: Sequence[int], first_day: dt.date, end_day: dt.date) -> None:
@@ -97,7 +98,7 @@ def _recompute_touched(batches: Sequence[stored_batches.StoredBatch]) -> int:
     intervals = _interval_by_meter(pk for batch in batches for pk in batch.meter_pks)
     meters_by_day: dict[dt.date, set[int]] = defaultdict(set)
     for batch in batches:
-        longest = dt.timedelta(seconds=max((intervals[pk] for pk in batch.meter_pks), default=900))
+        longest = dt.timedelta(seconds=max((intervals[pk] for pk in batch.meter_pks), default=DEFAULT_INTERVAL_S))
         day = local_day(batch.min_ts - longest)
         last = local_day(batch.max_ts - dt.timedelta(microseconds=1))
         while day <= last:

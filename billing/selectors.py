@@ -28,6 +28,7 @@ from django.utils import timezone
 from billing.models import VeeException
 from mdms.core.localtime import hours_in_day, local_day, local_midnight, local_zone
 from mdms.core.models import Meter
+from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 from mdms.core.timeseries import rollups as store
 
 
@@ -244,7 +245,7 @@ def billing_totals(
     totals = {}
     for pk in meter_pks:
         row = rows.get(pk, {})
-        expected = int(elapsed_s // intervals_s.get(pk, 900))
+        expected = int(elapsed_s // intervals_s.get(pk, DEFAULT_INTERVAL_S))
         intervals = int(row.get("intervals", 0))
         at = row.get("max_demand_at")
         totals[pk] = BillingTotals(

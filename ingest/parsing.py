@@ -24,6 +24,8 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from mdms.core.reading_fields import MAX_INTERVAL_S, MAX_POWER_W, VALUE_FIELD_NAMES, VALUE_FIELDS, Kind
+
 # A meter never reports more than this many seconds ahead of our clock; beyond it the meter's
 # clock is wrong and the reading would poison watermarks and rollups.
 MAX_FUTURE_S = 300
@@ -31,23 +33,15 @@ OLDEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 # Enedis publishes load curves in French local time without an offset.
 ENEDIS_ZONE = ZoneInfo("Europe/Paris")
 
-# Plausible physical bounds. They reject garbage and unit mistakes (Wh sent as kWh, mV as V),
-# not faults: a sag to 150 V or a 49.2 Hz excursion is data the anomaly rules want to see.
-MAX_POWER_W = 2_000_000.0  # a large commercial service behind CT/PT; far above any household
+# Plausible bounds of each field: mdms.core.reading_fields, the one list of a reading's fields.
 RANGES: dict[str, tuple[float, float]] = {
-    "voltage_v": (0.0, 1000.0),
-    "current_a": (0.0, 10_000.0),
-    "frequency_hz": (0.0, 70.0),  # 0 when the meter lost the grid (last gasp)
-    "power_factor": (-1.0, 1.0),
-    "power_w": (-MAX_POWER_W, MAX_POWER_W),
-    "register_import_kwh": (0.0, 1e10),
-    "register_export_kwh": (0.0, 1e10),
+    field.name: (field.low, field.high)
+    for field in VALUE_FIELDS
+    if field.kind == Kind.MEASURE and field.low is not None and field.high is not None
 }
-ENERGY_FIELDS = ("energy_import_kwh", "energy_export_kwh")
-MEASURED_FIELDS = (*ENERGY_FIELDS, *RANGES)
+MEASURED_FIELDS = VALUE_FIELD_NAMES
 # At least one of these makes a reading worth storing.
 REQUIRED_ANY = ("energy_import_kwh", "energy_export_kwh", "register_import_kwh", "register_export_kwh", "power_w")
-MAX_INTERVAL_S = 86_400
 # Without interval_s, energy is checked against the longest interval a meter commonly uses.
 ASSUMED_INTERVAL_S = 3600
 MAX_BLOCK = 10_000  # readings in one message; beyond this it is a flood, not an interval block
@@ -233,7 +227,9 @@ def _check_range(name: str, value: float, interval_s: int | None) -> None:
 def _interval(value: Any) -> int:
     seconds = number(value, "interval_s")
     if seconds != int(seconds) or not 1 <= seconds <= MAX_INTERVAL_S:
-        raise Rejection(Reason.OUT_OF_RANGE, f"interval_s = {seconds:g} is not a whole number of seconds in [1, 86400]")
+        raise Rejection(
+            Reason.OUT_OF_RANGE, f"interval_s = {seconds:g} is not a whole number of seconds in [1, {MAX_INTERVAL_S}]"
+        )
     return int(seconds)
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from mdms.core.reading_fields import READING_FIELDS, VALUE_FIELDS, Kind
+
 # Bumped when a column changes meaning or type; written in every manifest and file's metadata.
 SCHEMA_VERSION = 1
 
@@ -41,25 +43,18 @@ _COMMON: list[tuple[str, pa.DataType, str]] = [
     ("local_date", pa.date32(), "the local day (TIME_ZONE) the row belongs to; equals the dt partition"),
 ]
 
-# The measured fields of a reading: float64, as the meter reported them, before the meter multiplier.
-READING_VALUES: list[tuple[str, str]] = [
-    ("energy_import_kwh", "kWh imported in the interval"),
-    ("energy_export_kwh", "kWh exported in the interval (solar)"),
-    ("register_import_kwh", "cumulative import register at the interval end, kWh"),
-    ("register_export_kwh", "cumulative export register at the interval end, kWh"),
-    ("power_w", "active power at the interval end, W"),
-    ("voltage_v", "RMS voltage, V"),
-    ("current_a", "RMS current, A"),
-    ("frequency_hz", "grid frequency, Hz"),
-    ("power_factor", "power factor, 0 to 1"),
-]
+# The measured fields of a reading (mdms.core.reading_fields): float64, as the meter reported them,
+# before the meter multiplier; the interval's length is an int32.
+READING_VALUES: list[tuple[str, str]] = [(field.name, field.meaning) for field in VALUE_FIELDS]
 
 READING_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     *_COMMON,
     ("ts", UTC_MS, "interval END, UTC (an interval ending at local midnight belongs to the day before)"),
     ("received_at", UTC_MS, "when the MDMS received this copy, UTC (the first received copy is the one kept)"),
-    *[(name, pa.float64(), unit) for name, unit in READING_VALUES],
-    ("interval_s", pa.int32(), "interval length, seconds (null: the meter's configured length)"),
+    *[
+        (field.name, pa.int32() if field.kind == Kind.INTERVAL else pa.float64(), field.meaning)
+        for field in READING_FIELDS
+    ],
 ]
 
 EVENT_COLUMNS: list[tuple[str, pa.DataType, str]] = [

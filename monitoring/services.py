@@ -19,8 +19,8 @@ from django.core.cache import cache
 from mdms.core import stored_batches
 from mdms.core.localtime import local_zone
 from mdms.core.models import Meter
+from mdms.core.reading_fields import DEFAULT_INTERVAL_S, READING_FIELD_NAMES
 from mdms.core.timeseries import anomalies as store
-from mdms.core.timeseries.readings import READING_FIELDS
 from monitoring.detection import MeterSpec, rules, statistical
 
 DETECT_GROUP = "detect"
@@ -115,7 +115,9 @@ def baselines_rebuild(
             {
                 "_id": pk,
                 "through": through,
-                "fields": statistical.baseline(readings.get(pk, []), tz, specs[pk].interval_s if pk in specs else 900),
+                "fields": statistical.baseline(
+                    readings.get(pk, []), tz, specs[pk].interval_s if pk in specs else DEFAULT_INTERVAL_S
+                ),
             }
             for pk in pks
         ]
@@ -136,7 +138,7 @@ def _document(spec: MeterSpec, reading: dict[str, Any], finding: Any, now: dt.da
     return {
         "timestamp": reading["ts"],
         "meter_id": spec.pk,
-        "data": {name: reading[name] for name in READING_FIELDS if name in reading},
+        "data": {name: reading[name] for name in READING_FIELD_NAMES if name in reading},
         "anomalies": list(finding.fields),
         "rule": finding.rule,
         "severity": finding.severity,

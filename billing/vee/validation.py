@@ -17,6 +17,7 @@ from django.db import transaction
 from billing.models import VeeException
 from mdms.core.localtime import local_midnight
 from mdms.core.models import Meter
+from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 from mdms.core.timeseries import rollups as store
 from mdms.core.timeseries.readings import measured
 
@@ -113,7 +114,10 @@ def check_installation(
         ts
         for ts, copies in by_ts.items()
         if (installed is not None and ts <= installed)
-        or (removed is not None and ts - dt.timedelta(seconds=copies[0].get("interval_s") or 900) >= removed)
+        or (
+            removed is not None
+            and ts - dt.timedelta(seconds=copies[0].get("interval_s") or DEFAULT_INTERVAL_S) >= removed
+        )
     ]
     return Finding(Kind.OUTSIDE_INSTALLATION, times) if times else None
 

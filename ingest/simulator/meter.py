@@ -13,6 +13,7 @@ from ingest.simulator.faults import Fault, FaultKind, FaultPlan, iso
 from ingest.simulator.load import LoadModel, Sample
 from ingest.simulator.profiles import MeterProfile
 from mdms.core.mqtt.topics import Kind
+from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class _Held:
 class SimulatedMeter:
     profile: MeterProfile
     seed: int
-    interval_s: int = 900
+    interval_s: int = DEFAULT_INTERVAL_S
     fault_plan: FaultPlan = field(default_factory=FaultPlan)
     time_zone: str = "Europe/Paris"
     # Registers in whole Wh, so that a register is exactly the running sum of interval energies.

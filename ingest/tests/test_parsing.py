@@ -230,3 +230,16 @@ def test_valid_canonical_reading_round_trips(ts: dt.datetime, energy: float, vol
     reading = parse(payload).readings[0]
     assert reading.ts == ts.replace(microsecond=ts.microsecond // 1000 * 1000)
     assert reading.values == {"energy_import_kwh": energy, "voltage_v": voltage}
+
+
+@pytest.mark.parametrize(("power_factor", "accepted"), [(-1.0, True), (-0.6, True), (0.97, True), (1.0, True),
+                                                        (-1.01, False), (1.2, False)])  # fmt: skip
+def test_a_power_factor_from_minus_one_to_one_is_accepted_and_beyond_it_refused(
+    power_factor: float, accepted: bool
+) -> None:
+    # Negative when power flows out (a solar home exporting): a real value, not a fault.
+    payload = {"ts": "2026-11-01T00:15:00Z", "power_w": -1200, "power_factor": power_factor}
+    if accepted:
+        assert parse(payload).readings[0].values["power_factor"] == power_factor
+    else:
+        assert rejected(payload) == Reason.OUT_OF_RANGE

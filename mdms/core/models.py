@@ -15,6 +15,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+from mdms.core.reading_fields import DEFAULT_INTERVAL_S
+
 
 class Region(models.Model):
     code = models.SlugField(max_length=32, unique=True)
@@ -213,7 +215,7 @@ class Meter(models.Model):
     nominal_voltage_v = models.DecimalField(max_digits=6, decimal_places=1, default=Decimal("230"))
     nominal_frequency_hz = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("50"))
     rated_current_a = models.DecimalField(max_digits=6, decimal_places=1, default=Decimal("60"))
-    interval_s = models.PositiveIntegerField(default=900)
+    interval_s = models.PositiveIntegerField(default=DEFAULT_INTERVAL_S)
     install_date = models.DateField(null=True, blank=True)
     removal_date = models.DateField(null=True, blank=True)
     has_solar = models.BooleanField(default=False)

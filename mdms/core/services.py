@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from mdms.core.localtime import local_today
 from mdms.core.models import Account, Customer, Meter, MeterInstallation, Premise, Tariff
+from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 from mdms.core.roles import Role
 
 # Hooks other parts of the system register to learn that a meter's credentials or status changed
@@ -68,7 +69,7 @@ def meter_register(
     nominal_voltage_v: Decimal = Decimal("230"),
     nominal_frequency_hz: Decimal = Decimal("50"),
     rated_current_a: Decimal = Decimal("60"),
-    interval_s: int = 900,
+    interval_s: int = DEFAULT_INTERVAL_S,
     has_solar: bool = False,
     solar_capacity_kw: Decimal | None = None,
     password: str | None = None,

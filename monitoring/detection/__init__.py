@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mdms.core.reading_fields import DEFAULT_INTERVAL_S
+
 
 @dataclass(frozen=True)
 class MeterSpec:
@@ -17,7 +19,7 @@ class MeterSpec:
     nominal_voltage_v: float = 230.0
     nominal_frequency_hz: float = 50.0
     rated_current_a: float = 60.0
-    interval_s: int = 900
+    interval_s: int = DEFAULT_INTERVAL_S
     feeder_pk: int | None = None
     region_pk: int | None = None
 

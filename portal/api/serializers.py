@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from billing.models import Bill, BillLineItem, OnDemandRead
 from mdms.core.models import Account, Customer, Meter, Premise
+from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 from monitoring.models import IncidentMeter, OutageIncident
 
 
@@ -56,7 +57,7 @@ class MeterRegisterSerializer(serializers.Serializer[Any]):
     rated_current_a = serializers.DecimalField(
         max_digits=6, decimal_places=1, min_value=Decimal("1"), default=Decimal(60)
     )
-    interval_s = serializers.ChoiceField(choices=[60, 300, 600, 900, 1800, 3600], default=900)
+    interval_s = serializers.ChoiceField(choices=[60, 300, 600, 900, 1800, 3600], default=DEFAULT_INTERVAL_S)
     has_solar = serializers.BooleanField(default=False)
     solar_capacity_kw = serializers.DecimalField(
         max_digits=6, decimal_places=2, min_value=Decimal("0"), required=False, allow_null=True

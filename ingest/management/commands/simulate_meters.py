@@ -28,6 +28,7 @@ from ingest.simulator.profiles import MeterProfile, profile_for
 from ingest.simulator.runner import Fleet, describe, read_credentials, run_accelerated, run_realtime
 from mdms.config import VAR_DIR
 from mdms.core.models import Meter
+from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class Command(BaseCommand):
         parser.add_argument("--speed", choices=["realtime", "max"], default=None)
         parser.add_argument("--from", dest="start", type=_date, help="backfill start (date or ISO date-time)")
         parser.add_argument("--to", dest="end", type=_date, help="backfill end (default: now)")
-        parser.add_argument("--interval-s", type=int, default=900)
+        parser.add_argument("--interval-s", type=int, default=DEFAULT_INTERVAL_S)
         parser.add_argument("--faults", default="0", help="faults per meter per day for every kind, or a plan file")
         parser.add_argument("--labels", type=Path, default=None, help="JSONL file of injected faults")
         parser.add_argument("--seed", type=int, default=1)

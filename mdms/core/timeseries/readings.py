@@ -21,21 +21,9 @@ from typing import Any
 import pymongo.errors
 from bson import Binary, ObjectId
 
+from mdms.core.reading_fields import READING_FIELD_NAMES
 from mdms.core.timeseries import DEAD_LETTERS, EVENTS, METER_REPLIES, READINGS, collection
 
-# The fields of a stored reading besides meter, ts and received_at; units are in the names.
-READING_FIELDS = (
-    "energy_import_kwh",
-    "energy_export_kwh",
-    "register_import_kwh",
-    "register_export_kwh",
-    "power_w",
-    "voltage_v",
-    "current_a",
-    "frequency_hz",
-    "power_factor",
-    "interval_s",
-)
 # A dead letter keeps the raw payload for diagnosis, up to this size (MQTT allows 256 MB).
 MAX_DEAD_PAYLOAD = 64 * 1024
 
@@ -44,7 +32,7 @@ def reading_document(
     *, meter_pk: int, ts: dt.datetime, received_at: dt.datetime, values: Mapping[str, float], interval_s: int | None
 ) -> dict[str, Any]:
     document: dict[str, Any] = {"meter": meter_pk, "ts": ts, "received_at": received_at}
-    document.update({name: values[name] for name in READING_FIELDS if name in values})
+    document.update({name: values[name] for name in READING_FIELD_NAMES if name in values})
     if interval_s is not None:
         document["interval_s"] = interval_s
     return document
@@ -52,7 +40,7 @@ def reading_document(
 
 def measured(document: Mapping[str, Any]) -> dict[str, Any]:
     """What makes two copies of a reading the same reading (received_at and _id do not)."""
-    return {name: document[name] for name in READING_FIELDS if name in document}
+    return {name: document[name] for name in READING_FIELD_NAMES if name in document}
 
 
 def _insert(name: str, documents: Sequence[dict[str, Any]]) -> int:

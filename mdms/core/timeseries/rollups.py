@@ -38,6 +38,7 @@ from typing import Any
 import pymongo
 
 from mdms.core.localtime import local_zone
+from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 from mdms.core.timeseries import ESTIMATES, INTERVAL_EDITS, READINGS, ROLLUPS_DAILY, collection
 
 # Where an effective value came from; the order is the precedence.
@@ -516,7 +517,7 @@ def hourly_profile(meter_pk: int, start: dt.datetime, end: dt.datetime) -> dict[
         },
         # A negative value is a fault, not a habit of the meter.
         {"$match": {"i": {"$gte": 0}}},
-        {"$set": {"begin": {"$subtract": ["$_id", {"$multiply": [{"$ifNull": ["$iv", 900]}, 1000]}]}}},
+        {"$set": {"begin": {"$subtract": ["$_id", {"$multiply": [{"$ifNull": ["$iv", DEFAULT_INTERVAL_S]}, 1000]}]}}},
         {
             "$group": {
                 "_id": {

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from mdms.core import services
 from mdms.core.models import Meter, Premise
+from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 
 
 def _decimal(raw: str) -> Decimal:
@@ -35,7 +36,7 @@ class Command(BaseCommand):
         parser.add_argument("--install-date", type=dt.date.fromisoformat, help="YYYY-MM-DD (default today)")
         parser.add_argument("--solar", action="store_true", help="the premise exports solar energy")
         parser.add_argument("--solar-capacity-kw", type=_decimal)
-        parser.add_argument("--interval-s", type=int, default=900, help="reading interval in seconds")
+        parser.add_argument("--interval-s", type=int, default=DEFAULT_INTERVAL_S, help="reading interval in seconds")
         parser.add_argument("--multiplier", type=_decimal, default=Decimal("1"), help="CT/PT ratio")
         parser.add_argument("--nominal-voltage-v", type=_decimal, default=Decimal("230"))
         parser.add_argument("--nominal-frequency-hz", type=_decimal, default=Decimal("50"))

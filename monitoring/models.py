@@ -78,6 +78,8 @@ class IncidentMeter(models.Model):
 class WebhookDelivery(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
+        # Claimed by one worker, which is posting it now (claimed_at says since when).
+        SENDING = "sending", "Sending"
         DELIVERED = "delivered", "Delivered"
         FAILED = "failed", "Failed (retries exhausted)"
 
@@ -90,6 +92,7 @@ class WebhookDelivery(models.Model):
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True, help_text="When the current attempt was claimed")
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

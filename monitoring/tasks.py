@@ -46,10 +46,18 @@ def check_silent_meters() -> int:
 
 @shared_task(bind=True, name="monitoring.deliver_webhook", ignore_result=True, max_retries=WEBHOOK_MAX_RETRIES)
 def deliver_webhook(self: Task, delivery_id: int) -> bool:
-    if webhook.webhook_attempt(delivery_id=delivery_id):
+    outcome = webhook.webhook_attempt(delivery_id=delivery_id)
+    if outcome == webhook.Outcome.DELIVERED:
         return True
+    if outcome == webhook.Outcome.CLAIMED_ELSEWHERE:
+        return False  # the attempt holding the claim records the result and retries if it must
     if self.request.retries >= WEBHOOK_MAX_RETRIES:
         webhook.webhook_give_up(delivery_id=delivery_id)
         return False
     countdown = min(WEBHOOK_BACKOFF_MAX_S, WEBHOOK_BACKOFF_S * 2**self.request.retries)
     raise self.retry(countdown=countdown)
+
+
+def deliver_webhook_enqueue(delivery_id: int) -> None:
+    """Queue a delivery's POST: what monitoring.webhook calls after its row is committed."""
+    deliver_webhook.delay(delivery_id)

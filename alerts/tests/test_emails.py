@@ -4,20 +4,18 @@ row, and one e-mail per breach even when two beat runs go at once."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
-from django.db import connection
 from django.test import override_settings
 
 from alerts import services
 from alerts.models import AlertRule, Notification
 from alerts.tests.helpers import local, store
-from mdms.core.testing import Person
+from mdms.core.testing import Person, run_at_once
 
 NOV11, NOV12 = dt.date(2026, 11, 11), dt.date(2026, 11, 12)
 FAILING = "alerts.tests.test_emails.RefusingBackend"
@@ -109,24 +107,11 @@ def test_two_runs_at_once_tell_a_breach_once(alice: Person, bob: Person, mongo: 
     for person in (alice, bob):
         _breach(person)
     now = local(NOV12, 1)
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
 
     def beat() -> None:
-        try:
-            barrier.wait()
-            services.rules_evaluate_due(now=now)
-            services.notification_emails_send(now=now)
-        except BaseException as exc:  # noqa: BLE001 - reported below, on the test's thread
-            errors.append(exc)
-        finally:
-            connection.close()
+        services.rules_evaluate_due(now=now)
+        services.notification_emails_send(now=now)
 
-    threads = [threading.Thread(target=beat) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    run_at_once(beat, beat)
     assert Notification.objects.count() == 2
     assert sorted(m.to[0] for m in mail.outbox) == ["alice@example.org", "bob@example.org"]

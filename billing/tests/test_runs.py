@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
+import functools
 from decimal import Decimal
 from io import StringIO
 from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from billing import bills
 from billing.bills import bill_rebill, bill_run_create, bill_run_execute
@@ -18,7 +18,7 @@ from billing.models import Bill, BillingRun
 from billing.tasks import bill_cycle_run
 from billing.tests.bills_helpers import local, readings, store_and_roll_up
 from mdms.core.models import Tariff, TouPeriod
-from mdms.core.testing import make_consumer
+from mdms.core.testing import make_consumer, run_at_once
 
 NOV, DEC = dt.date(2026, 11, 1), dt.date(2026, 12, 1)
 
@@ -82,24 +82,7 @@ def test_two_concurrent_runs_produce_one_bill_per_account(mongo: Any) -> None:
     people = [make_consumer(f"race{n}") for n in range(6)]
     november(*people)
     runs = [bill_run_create(run_date=DEC) for _ in range(2)]
-    barrier = threading.Barrier(2)
-    failures: list[BaseException] = []
-
-    def execute(billing_run: BillingRun) -> None:
-        try:
-            barrier.wait(10)
-            bill_run_execute(run=billing_run, chunk=2)
-        except BaseException as exc:  # noqa: BLE001 - shown by the assertion below
-            failures.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=execute, args=(r,)) for r in runs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not failures
+    run_at_once(*(functools.partial(bill_run_execute, run=billing_run, chunk=2) for billing_run in runs))
     finished = BillingRun.objects.filter(pk__in=[r.pk for r in runs])
     assert sum(r.bills_created for r in finished) == 6
     assert sum(r.already_billed for r in finished) == 6

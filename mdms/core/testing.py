@@ -11,10 +11,14 @@ import itertools
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeVar
 
 from django.contrib.auth.models import User
+from django.db import connection
 
 from mdms.core import services
 from mdms.core.models import Account, Customer, Feeder, Meter, Premise, Region, Tariff
@@ -93,3 +97,34 @@ def start_django_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
+
+
+T = TypeVar("T")
+
+
+def run_at_once(*calls: Callable[[], T], timeout_s: float = 60.0) -> list[T]:
+    """Run the calls in threads of their own, released together (two workers racing), and return
+    their results in order. Each thread closes its database connection; the first failure is raised
+    here. Tests using it need django_db(transaction=True): the threads see only committed rows."""
+    results: dict[int, T] = {}
+    failures: list[BaseException] = []
+    start = threading.Barrier(len(calls))
+
+    def run(n: int, call: Callable[[], T]) -> None:
+        try:
+            start.wait(timeout_s)
+            results[n] = call()
+        except BaseException as exc:  # noqa: BLE001 - raised on the test's thread below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(n, call)) for n, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout_s)
+    if failures:
+        raise failures[0]
+    assert len(results) == len(calls), "a call did not finish in time"
+    return [results[n] for n in range(len(calls))]

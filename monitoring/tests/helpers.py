@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import http.server
 import random
+import threading
 import uuid
 import zoneinfo
 from collections.abc import Iterator
@@ -65,3 +68,24 @@ def fresh_group() -> str:
 
 def drop_group(group: str) -> None:
     stored_batches.connection().xgroup_destroy(stored_batches.STREAM, group)
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler that keeps the test output free of its access log."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@contextlib.contextmanager
+def http_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A real HTTP server on a free local port, serving from a thread (an OMS for webhook tests);
+    yields its base URL and shuts it down after."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -179,7 +177,7 @@ def test_meters_back_by_power_on_are_not_taken_for_silent_before_their_next_read
     assert not selectors.meters_out_now().exists()
 
 
-class _OMS(http.server.BaseHTTPRequestHandler):
+class _OMS(helpers.QuietHandler):
     """A tiny outage management system that fails its first request, then accepts."""
 
     received: list[dict[str, Any]] = []
@@ -195,19 +193,12 @@ class _OMS(http.server.BaseHTTPRequestHandler):
             self.send_response(200)
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
 
 @pytest.fixture
 def oms() -> Iterator[str]:
     _OMS.received, _OMS.failures_left = [], 1
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OMS)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/incidents"
-    server.shutdown()
-    server.server_close()
+    with helpers.http_server(_OMS) as base:
+        yield f"{base}/incidents"
 
 
 @pytest.fixture

@@ -4,23 +4,23 @@ once, post an incident to the outage management system once."""
 from __future__ import annotations
 
 import datetime as dt
-import http.server
+import functools
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connection
 
-from mdms.core.testing import make_grid
+from mdms.core.testing import make_grid, run_at_once
 from monitoring import tasks, webhook
 from monitoring.models import OutageIncident, WebhookDelivery
+from monitoring.tests import helpers
 
 T0 = dt.datetime(2026, 11, 2, 18, 0, 3, tzinfo=dt.UTC)
 
 
-class _CountingOMS(http.server.BaseHTTPRequestHandler):
+class _CountingOMS(helpers.QuietHandler):
     """Counts the POSTs it gets; answers each after `delay_s`, so two attempts can overlap."""
 
     posts = 0
@@ -35,19 +35,12 @@ class _CountingOMS(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
 
 @pytest.fixture
 def oms() -> Iterator[str]:
     _CountingOMS.posts, _CountingOMS.delay_s = 0, 0.0
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CountingOMS)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/incidents"
-    server.shutdown()
-    server.server_close()
+    with helpers.http_server(_CountingOMS) as base:
+        yield f"{base}/incidents"
 
 
 def _delivery(url: str, **fields: Any) -> WebhookDelivery:
@@ -73,21 +66,9 @@ def test_a_redelivered_task_posts_the_incident_once(oms: str) -> None:
 def test_two_workers_attempting_at_once_post_the_incident_once(oms: str) -> None:
     delivery = _delivery(oms)
     _CountingOMS.delay_s = 1.0  # the first POST is still in flight when the second worker starts
-    outcomes: list[webhook.Outcome] = []
-    start = threading.Barrier(2)
+    attempt = functools.partial(webhook.webhook_attempt, delivery_id=delivery.pk)
 
-    def worker() -> None:
-        try:
-            start.wait()
-            outcomes.append(webhook.webhook_attempt(delivery_id=delivery.pk))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    outcomes = run_at_once(attempt, attempt)
 
     assert _CountingOMS.posts == 1
     assert sorted(outcomes) == sorted([webhook.Outcome.DELIVERED, webhook.Outcome.CLAIMED_ELSEWHERE])

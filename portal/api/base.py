@@ -10,6 +10,8 @@ from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from portal.api.auth import BearerTokenAuthentication, ScopedAccess
 from portal.api.throttling import AnonThrottle, PersonThrottle, TokenThrottle
@@ -32,6 +34,19 @@ class ApiView:
     parser_classes: Any = [JSONParser, FormParser, MultiPartParser]
     filter_backends: Any = [DjangoFilterBackend, OrderingFilter]
     scopes: dict[str, str] = {}
+
+    def query(self, form: type[BaseSerializer[Any]]) -> dict[str, Any]:
+        """The request's query string checked by a serializer: a 400 naming the field if it is wrong."""
+        view: Any = self
+        checked = form(data=view.request.query_params)
+        checked.is_valid(raise_exception=True)
+        return dict(checked.validated_data)
+
+    def page_of(self, rows: Any, serializer: type[BaseSerializer[Any]]) -> Response:
+        """One page of rows (a list or a queryset), serialized, with the pagination links."""
+        view: Any = self
+        page = view.paginate_queryset(rows)
+        return view.get_paginated_response(serializer(page, many=True).data)  # type: ignore[no-any-return]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         """DRF's initial() with the throttles before the permission check: callers that are refused

@@ -48,9 +48,7 @@ class DeterminantList(ApiView, generics.ListAPIView[Any]):
 
     @extend_schema(parameters=[OpenApiParameter("date", str, required=True, description="YYYY-MM-DD, day 1..28")])
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        query = DeterminantsQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        run_date = query.validated_data["date"]
+        run_date = self.query(DeterminantsQuery)["date"]
         page = self.paginate_queryset(accounts_due(run_date))  # type: ignore[arg-type]
         assert page is not None
         return self.get_paginated_response(determinant_rows(run_date, page))

@@ -163,30 +163,19 @@ class MeterViewSet(ApiView, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewS
     def readings(self, request: Request, pk: str | None = None) -> Response:
         """Usage of [start, end) by interval, hour or local day; estimated energy is always marked."""
         meter = self.get_object()
-        query = ReadingsQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        rows = reading_rows(meter, **query.validated_data)
-        page = self.paginate_queryset(rows)  # type: ignore[arg-type]
-        return self.get_paginated_response(ReadingRowSerializer(page, many=True).data)
+        return self.page_of(reading_rows(meter, **self.query(ReadingsQuery)), ReadingRowSerializer)
 
     @extend_schema(parameters=SPAN_PARAMETERS, responses={200: EventSerializer(many=True)})
     @action(detail=True, methods=["get"], filter_backends=[], serializer_class=EventSerializer)
     def events(self, request: Request, pk: str | None = None) -> Response:
         """The meter's events (power_off, power_on, tamper, ...), oldest first."""
         meter = self.get_object()
-        query = SpanQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        rows = events_for_meter(meter.pk, query.validated_data["start"], query.validated_data["end"])
-        page = self.paginate_queryset(rows)  # type: ignore[arg-type]
-        return self.get_paginated_response(EventSerializer(page, many=True).data)
+        span = self.query(SpanQuery)
+        return self.page_of(events_for_meter(meter.pk, span["start"], span["end"]), EventSerializer)
 
     @extend_schema(parameters=SPAN_PARAMETERS, responses={200: AnomalySerializer(many=True)})
     @action(detail=True, methods=["get"], filter_backends=[], serializer_class=AnomalySerializer)
     def anomalies(self, request: Request, pk: str | None = None) -> Response:
         """The meter's anomalies (voltage, frequency, current, ...), newest first."""
         meter = self.get_object()
-        query = SpanQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        rows = meter_anomaly_history(meter_pk=meter.pk, **query.validated_data)
-        page = self.paginate_queryset(rows)  # type: ignore[arg-type]
-        return self.get_paginated_response(AnomalySerializer(page, many=True).data)
+        return self.page_of(meter_anomaly_history(meter_pk=meter.pk, **self.query(SpanQuery)), AnomalySerializer)

@@ -42,13 +42,18 @@ class AnomalyCountQuery(serializers.Serializer[Any]):
     by = serializers.ChoiceField(choices=sorted(selectors.ANOMALY_GROUPS), default="feeder")
 
 
-class ActiveAnomalyList(ApiView, generics.ListAPIView[Any]):
-    """Anomalies of the last 24 hours across the grid, newest first."""
+class OperationsView(ApiView):
+    """Grid-wide operations data: people need the operator or billing role, tokens cis_read."""
 
-    serializer_class = AnomalySerializer
     scopes = {"*": Scope.CIS_READ}
     roles = STAFF
     filter_backends: Any = []
+
+
+class ActiveAnomalyList(OperationsView, generics.ListAPIView[Any]):
+    """Anomalies of the last 24 hours across the grid, newest first."""
+
+    serializer_class = AnomalySerializer
 
     @extend_schema(
         parameters=[
@@ -59,73 +64,54 @@ class ActiveAnomalyList(ApiView, generics.ListAPIView[Any]):
         ]
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        query = AnomalyQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        wanted = query.validated_data
+        wanted = self.query(AnomalyQuery)
         rows = selectors.active_anomalies_named(
             feeder_code=wanted.get("feeder"),
             region_code=wanted.get("region"),
             meter_serial=wanted.get("meter"),
             include_info=wanted["include_info"],
         )
-        page = self.paginate_queryset(rows)  # type: ignore[arg-type]
-        return self.get_paginated_response(AnomalySerializer(page, many=True).data)
+        return self.page_of(rows, AnomalySerializer)
 
 
-class AnomalyCountList(ApiView, generics.ListAPIView[Any]):
+class AnomalyCountList(OperationsView, generics.ListAPIView[Any]):
     """Anomalies of the last 24 hours counted per region, feeder or meter (ids) and severity, most first."""
 
     serializer_class = AnomalyCountSerializer
-    scopes = {"*": Scope.CIS_READ}
-    roles = STAFF
-    filter_backends: Any = []
 
     @extend_schema(parameters=[OpenApiParameter("by", str, enum=sorted(selectors.ANOMALY_GROUPS))])
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        query = AnomalyCountQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        field = selectors.ANOMALY_GROUPS[query.validated_data["by"]]
+        field = selectors.ANOMALY_GROUPS[self.query(AnomalyCountQuery)["by"]]
         rows = [
             {"group": row[field], "severity": row["severity"], "count": row["count"]}
             for row in selectors.anomaly_counts(group_by=field)
         ]
-        page = self.paginate_queryset(rows)  # type: ignore[arg-type]
-        return self.get_paginated_response(AnomalyCountSerializer(page, many=True).data)
+        return self.page_of(rows, AnomalyCountSerializer)
 
 
-class OutNowList(ApiView, generics.ListAPIView[IncidentMeter]):
+class OutNowList(OperationsView, generics.ListAPIView[IncidentMeter]):
     """Meters out right now (last gasp or silence), longest out first, with their incident."""
 
     serializer_class = OutNowSerializer
-    scopes = {"*": Scope.CIS_READ}
-    roles = STAFF
-    filter_backends: Any = []
 
     def get_queryset(self) -> QuerySet[IncidentMeter]:
         return selectors.meters_out_now()
 
 
-class SilentMeterList(ApiView, generics.ListAPIView[Any]):
+class SilentMeterList(OperationsView, generics.ListAPIView[Any]):
     """Active meters not heard from for MONITORING_SILENT_INTERVALS intervals, longest silent first."""
 
     serializer_class = SilentMeterSerializer
-    scopes = {"*": Scope.CIS_READ}
-    roles = STAFF
-    filter_backends: Any = []
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        page = self.paginate_queryset(selectors.silent_meters())  # type: ignore[arg-type]
-        return self.get_paginated_response(SilentMeterSerializer(page, many=True).data)
+        return self.page_of(selectors.silent_meters(), SilentMeterSerializer)
 
 
-class IngestStats(ApiView, generics.GenericAPIView[Any]):
+class IngestStats(OperationsView, generics.GenericAPIView[Any]):
     """Ingest health: the counters shared by every worker, dead letters by reason over the last
     24 hours, and the newest dead letters."""
 
     serializer_class = IngestStatsSerializer
-    scopes = {"*": Scope.CIS_READ}
-    roles = STAFF
-    filter_backends: Any = []
     pagination_class = None
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -3,7 +3,9 @@
     manage.py mqtt_sync
 
 Run after `migrate` at every start (and after a broker outage): it creates the shared roles and
-the ingest account, and for every meter its role and account, enabled or disabled by status.
+the ingest account, and for every meter its role and account, enabled or disabled by status. It
+also publishes the meter CA's CRL again (a revocation whose publication failed, or a CRL nearing
+the end of its validity) and has the development broker read it.
 Idempotent: a second run sends no command. A meter whose account the broker never had gets one
 without a password; `register_meter SERIAL --new-password` lets it in.
 """
@@ -15,7 +17,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from mdms.core.mqtt import broker
+from mdms.core.mqtt import broker, certificates
 
 
 class Command(BaseCommand):
@@ -42,3 +44,9 @@ class Command(BaseCommand):
                     "Issue new credentials with `manage.py register_meter SERIAL --new-password`."
                 )
             )
+        try:
+            listed = broker.publish_crl()
+        except certificates.CertificateError as exc:
+            self.stdout.write(self.style.WARNING(f"CRL not published: {exc}"))
+        else:
+            self.stdout.write(f"CRL: {listed} revoked meter certificates")

@@ -268,6 +268,17 @@ def issue_certificate(
     )
 
 
+def write_meter_files(issued: IssuedCertificate, directory: Path) -> list[Path]:
+    """Hand a meter its files: DIR/SERIAL.crt, DIR/SERIAL.key (its owner only) and DIR/ca.crt."""
+    cert = directory / f"{issued.common_name}.crt"
+    key = directory / f"{issued.common_name}.key"
+    ca = directory / "ca.crt"
+    _write_private(key, issued.private_key_pem)
+    _write_public(cert, issued.certificate_pem)
+    _write_public(ca, issued.ca_certificate_pem)
+    return [cert, key, ca]
+
+
 def _general_name(name: str) -> x509.GeneralName:
     try:
         return x509.IPAddress(ipaddress.ip_address(name))

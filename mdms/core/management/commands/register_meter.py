@@ -13,7 +13,6 @@ A certificate's private key is not kept at all: with --out it is written once to
 from __future__ import annotations
 
 import datetime as dt
-import os
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -129,7 +128,7 @@ class Command(BaseCommand):
             f"broker: {settings.MQTT_HOST}:{settings.MQTT_TLS_PORT} (TLS, client certificate; no username or password)"
         )
         if out is not None:
-            written = write_certificate_files(issued, out)
+            written = certificates.write_meter_files(issued, out)
             for path in written:
                 self.stdout.write(f"wrote {path}")
         else:
@@ -137,20 +136,3 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.WARNING("The private key is given only this once and is not kept. Load it into the meter now.")
         )
-
-
-def write_certificate_files(issued: certificates.IssuedCertificate, directory: Path) -> list[Path]:
-    """DIR/SERIAL.crt, DIR/SERIAL.key (readable by its owner only) and DIR/ca.crt."""
-    directory.mkdir(parents=True, exist_ok=True)
-    cert, key, ca = (
-        directory / f"{issued.common_name}.crt",
-        directory / f"{issued.common_name}.key",
-        directory / "ca.crt",
-    )
-    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(issued.private_key_pem)
-    os.chmod(key, 0o600)
-    cert.write_text(issued.certificate_pem)
-    ca.write_text(issued.ca_certificate_pem)
-    return [cert, key, ca]

@@ -357,7 +357,8 @@ def crl_needs_refresh(authority: Authority, crl_path: Path) -> bool:
         crl = x509.load_pem_x509_crl(crl_path.read_bytes())
     except (OSError, ValueError):
         return True
-    if crl.issuer != authority.certificate.subject or crl.next_update_utc is None:
+    # Two development CAs share a name: only the signature tells whose CRL this is.
+    if not crl.is_signature_valid(authority.private_key.public_key()) or crl.next_update_utc is None:
         return True
     return crl.next_update_utc - _now() < dt.timedelta(days=CRL_DAYS / 2)
 

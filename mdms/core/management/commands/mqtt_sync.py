@@ -25,6 +25,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         started = time.monotonic()
+        # The CRL first: it needs no broker, and a production broker waits for it before it starts
+        # its TLS listener (deploy/mosquitto/init.sh).
+        try:
+            listed = broker.publish_crl()
+        except certificates.CertificateError as exc:
+            self.stdout.write(self.style.WARNING(f"CRL not published: {exc}"))
+        else:
+            self.stdout.write(f"CRL: {listed} revoked meter certificates")
         try:
             report = broker.sync_all()
         except broker.BrokerError as exc:
@@ -41,12 +49,7 @@ class Command(BaseCommand):
                 self.style.WARNING(
                     f"{report.without_password} meter accounts were created without a password (the broker missed "
                     f"their registration): {shown}{f' and {more} more' if more > 0 else ''}. "
-                    "Issue new credentials with `manage.py register_meter SERIAL --new-password`."
+                    "Issue new credentials with `manage.py register_meter SERIAL --new-password` "
+                    "(or `--new-certificate` for a meter on certificates)."
                 )
             )
-        try:
-            listed = broker.publish_crl()
-        except certificates.CertificateError as exc:
-            self.stdout.write(self.style.WARNING(f"CRL not published: {exc}"))
-        else:
-            self.stdout.write(f"CRL: {listed} revoked meter certificates")

@@ -442,6 +442,15 @@ def mosquitto_config(port: int, tls: BrokerTLS | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _has_tls_listener(conf: Path, tls_port: int) -> bool:
+    """Whether our running broker's configuration has the meters' TLS listener on that port."""
+    try:
+        text = conf.read_text()
+    except OSError:
+        return False
+    return f"listener {tls_port} " in text and "use_identity_as_username true" in text
+
+
 def _free_port(host: str, wanted: int, *, explicit: bool, variable: str, record: Path, default: int) -> int:
     """wanted, or (when another checkout's broker holds it) the next free port, recorded for the settings."""
     if not port_open(host, wanted):
@@ -471,7 +480,7 @@ def mosquitto_up() -> str:
     pidfile = RUN / "mosquitto.pid"
     pid = read_pid(pidfile)
     if pid and pid_alive(pid) and port_open(host, port):
-        if port_open(host, tls_port):
+        if _has_tls_listener(MOSQUITTO_DIR / "mosquitto.conf", tls_port) and port_open(host, tls_port):
             if tls_changed:
                 os.kill(pid, signal.SIGHUP)  # a renewed broker certificate or CRL
             return f"mosquitto {host}:{port}, TLS {tls_port} (running)"
@@ -577,6 +586,10 @@ def status(names: list[str]) -> int:
         answers = port_open(target.host, port)
         owner = "started by this project" if name in state else "not ours"
         print(f"{name:10} {target.host}:{port:<6} {'up' if answers else 'DOWN':5} {owner}")
+        if name == "mosquitto":
+            tls_port = config.env_int("MQTT_TLS_PORT", config.default_mqtt_tls_port())
+            tls_up = "up" if port_open(target.host, tls_port) else "DOWN"
+            print(f"{'  TLS':10} {target.host}:{tls_port:<6} {tls_up:5} meters with client certificates")
     return 0
 
 

@@ -21,9 +21,7 @@ def _unthrottled(settings: Any) -> None:
     settings.REST_FRAMEWORK = rest_settings()
 
 
-def test_registering_a_meter_with_a_certificate_returns_its_key_once_and_no_password(
-    alice: Any, settings: Any
-) -> None:
+def test_registering_a_meter_with_a_certificate_returns_its_key_once_and_no_password(alice: Any, settings: Any) -> None:
     client = token_client("meter_admin")
 
     response = client.post("/api/v1/meters/", {"serial": "API-CERT-1", "credentials": "certificate"}, format="json")
@@ -53,8 +51,9 @@ def test_a_new_certificate_revokes_the_previous_one_and_is_audited(alice: Any) -
     old = MeterCertificate.objects.get(serial_number=first.serial_hex)
     assert old.revoked_at is not None
     assert old.revocation_reason == MeterCertificate.RevocationReason.SUPERSEDED
-    assert MeterCertificate.objects.get(meter=alice.meter, revoked_at__isnull=True).serial_number == (
-        response.json()["serial_number"]
+    assert (
+        MeterCertificate.objects.get(meter=alice.meter, revoked_at__isnull=True).serial_number
+        == (response.json()["serial_number"])
     )
     assert AuditLog.objects.filter(action="meter_certificate", target=f"meter:{alice.meter.serial}").exists()
 

@@ -85,3 +85,10 @@ def revoked_certificate_serials() -> list[tuple[str, dt.datetime]]:
 
 def meter_valid_certificate(meter: Meter) -> MeterCertificate | None:
     return MeterCertificate.objects.filter(meter=meter, revoked_at__isnull=True).first()
+
+
+def serials_with_valid_certificates() -> list[str]:
+    """The serials of meters that hold an unrevoked client certificate (they need no password)."""
+    return list(
+        MeterCertificate.objects.filter(revoked_at__isnull=True).values_list("meter__serial", flat=True).distinct()
+    )

@@ -396,7 +396,10 @@ def sync_all() -> SyncReport:
         clients = _list_all(admin, "listClients", "clients")
         roles = _list_all(admin, "listRoles", "roles")
         commands: list[Command] = []
+        # Meters on certificates have no password by design: not worth a warning when re-created.
+        on_certificates = set(selectors.serials_with_valid_certificates())
         for serial, status in Meter.objects.order_by("serial").values_list("serial", "status").iterator(2000):
+            missed_password = report.without_password
             planned = _plan_meter(
                 serial,
                 enabled=status in Meter.ACCEPTING_STATUSES,
@@ -405,6 +408,9 @@ def sync_all() -> SyncReport:
                 role=roles.get(meter_role(serial)),
                 report=report,
             )
+            if serial in on_certificates and report.without_password > missed_password:
+                report.without_password -= 1
+                report.serials_without_password.remove(serial)
             report.meters += 1
             report.changed += bool(planned)
             commands += planned

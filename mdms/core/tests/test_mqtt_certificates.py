@@ -390,3 +390,27 @@ def test_broker_account_sync_keeps_a_disabled_meter_without_its_role(
 
     assert {r["rolename"] for r in disabled["roles"]} == {broker.METER_ROLE}
     assert {r["rolename"] for r in enabled["roles"]} == {broker.METER_ROLE, broker.meter_role(meter.serial)}
+
+
+def test_removing_a_meter_revokes_its_certificate(db: None) -> None:
+    meter, _ = services.meter_register(serial=f"RM-{uuid.uuid4().hex[:10]}", certificate=True)
+
+    services.meter_remove(meter=meter, on=meter.created_at.date())
+
+    certificate = MeterCertificate.objects.get(meter=meter)
+    assert certificate.revoked_at is not None
+    assert certificate.revocation_reason == MeterCertificate.RevocationReason.METER_REMOVED
+
+
+def test_mqtt_sync_does_not_ask_for_passwords_of_meters_on_certificates(
+    register_with_certificate: RegisterWithCertificate,
+) -> None:
+    meter, _ = register_with_certificate("SYNC")
+    with broker.admin_session() as admin:
+        admin.run([{"command": "deleteClient", "username": meter.serial}])  # as after a broker restore
+    out = StringIO()
+
+    call_command("mqtt_sync", stdout=out)
+
+    assert "created 1" in out.getvalue()
+    assert meter.serial not in out.getvalue()

@@ -217,6 +217,7 @@ def test_certificate_of_meter_a_cannot_publish_or_subscribe_as_meter_b(
 
 
 def test_reissuing_revokes_the_old_certificate_within_seconds_without_a_broker_restart(
+    sessions: Sessions,
     tls_sessions: CertificateSessions,
     register_with_certificate: RegisterWithCertificate,
     django_capture_on_commit_callbacks: Any,
@@ -225,6 +226,10 @@ def test_reissuing_revokes_the_old_certificate_within_seconds_without_a_broker_r
     meter, old = register_with_certificate("REISSUE")
     before = tls_sessions(old)
     assert before.accepted, before.error
+    bystander_meter, bystander_files = register_with_certificate("BYSTANDER")
+    bystander = tls_sessions(bystander_files)
+    ingest = sessions(*mqtt_client.ingest_credentials())
+    assert bystander.accepted and ingest.accepted
     pid = broker_pid()
 
     new = reissue(meter, django_capture_on_commit_callbacks, tmp_path / "new")
@@ -238,6 +243,9 @@ def test_reissuing_revokes_the_old_certificate_within_seconds_without_a_broker_r
     assert before.disconnected.wait(WAIT_S)
     assert tls_sessions(new).accepted
     assert broker_pid() == pid, "the broker was restarted"
+    # The SIGHUP that makes the broker read the CRL leaves everyone else's sessions alone.
+    assert not bystander.disconnected.is_set() and not ingest.disconnected.is_set()
+    assert not bystander.publish(topics.topic(bystander_meter.serial, topics.Kind.READINGS))[0].is_failure
     revoked = MeterCertificate.objects.get(meter=meter, revoked_at__isnull=False)
     assert revoked.revocation_reason == MeterCertificate.RevocationReason.SUPERSEDED
     assert int(revoked.serial_number, 16) in certificates.revoked_serials(Path(settings.MQTT_METER_CRL_FILE))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -318,11 +319,16 @@ def test_plain_mqtt_and_tls_without_a_client_certificate_are_refused_on_the_tls_
 
     plain = mqtt_client.new_client(client_id=f"test-plain-{uuid.uuid4().hex[:6]}", username="x", password="y")
     connacks: list[Any] = []
+    closed = threading.Event()
     plain.on_connect = lambda c, u, f, reason, p: connacks.append(reason)
+    plain.on_disconnect = lambda *args: closed.set()
+    plain.reconnect_delay_set(min_delay=60, max_delay=60)
     plain.connect(settings.MQTT_HOST, settings.MQTT_TLS_PORT)
     plain.loop_start()
-    time.sleep(1.0)  # the window in which a CONNACK would have come; the assertion is that none did
-    plain.loop_stop()
+    try:
+        assert closed.wait(WAIT_S), "the TLS port kept a plain MQTT connection open"
+    finally:
+        plain.loop_stop()
     assert connacks == []
 
     with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):

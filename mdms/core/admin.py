@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import io
+import zipfile
+
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from mdms.core import services
 from mdms.core.models import (
@@ -11,12 +15,14 @@ from mdms.core.models import (
     Feeder,
     Holiday,
     Meter,
+    MeterCertificate,
     MeterInstallation,
     Premise,
     Region,
     Tariff,
     TouPeriod,
 )
+from mdms.core.mqtt import certificates
 
 
 @admin.register(Region)
@@ -95,6 +101,21 @@ class MeterInstallationInline(admin.TabularInline[MeterInstallation, Meter]):
     can_delete = False
 
 
+class MeterCertificateInline(admin.TabularInline[MeterCertificate, Meter]):
+    """Issued certificates (never their keys): what was issued when, and what is revoked."""
+
+    model = MeterCertificate
+    extra = 0
+    fields = (
+        "serial_number", "fingerprint_sha256", "not_before", "not_after", "issued_at", "revoked_at", "revocation_reason",
+    )  # fmt: skip
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Meter | None = None) -> bool:
+        return False  # issued by the action, which hands over the key
+
+
 @admin.register(Meter)
 class MeterAdmin(admin.ModelAdmin[Meter]):
     list_display = ["serial", "status", "premise", "has_solar", "multiplier", "nominal_voltage_v", "install_date"]
@@ -103,8 +124,8 @@ class MeterAdmin(admin.ModelAdmin[Meter]):
     raw_id_fields = ["premise"]
     list_select_related = ["premise"]
     readonly_fields = ["mqtt_credentials_issued_at", "created_at"]
-    inlines = [MeterInstallationInline]
-    actions = ["disable_meters", "enable_meters", "issue_new_credentials"]
+    inlines = [MeterInstallationInline, MeterCertificateInline]
+    actions = ["disable_meters", "enable_meters", "issue_new_credentials", "issue_certificates"]
 
     def save_model(self, request: HttpRequest, obj: Meter, form: object, change: bool) -> None:
         if change:
@@ -148,6 +169,32 @@ class MeterAdmin(admin.ModelAdmin[Meter]):
             messages.warning(
                 request, f"{credentials.serial}: new password {credentials.mqtt_password} (shown only once)."
             )
+
+    @admin.action(description="Issue new client certificates (download once; the old ones are revoked)")
+    def issue_certificates(self, request: HttpRequest, queryset: QuerySet[Meter]) -> HttpResponse | None:
+        """A ZIP of SERIAL.crt, SERIAL.key and ca.crt per meter: the keys exist only in this download."""
+        meters = [m for m in queryset if m.can_connect]
+        skipped = queryset.count() - len(meters)
+        if skipped:
+            messages.warning(request, f"{skipped} disabled or removed meter(s) skipped: enable them first.")
+        if not meters:
+            return None
+        buffer = io.BytesIO()
+        try:
+            # All or none: a failure part-way must not leave revoked certificates whose successors' keys are lost.
+            with transaction.atomic(), zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+                for meter in meters:
+                    issued = services.meter_issue_certificate(meter=meter)
+                    archive.writestr(f"{meter.serial}/{meter.serial}.crt", issued.certificate_pem)
+                    archive.writestr(f"{meter.serial}/{meter.serial}.key", issued.private_key_pem)
+                    archive.writestr(f"{meter.serial}/ca.crt", issued.ca_certificate_pem)
+        except certificates.CertificateError as exc:
+            messages.error(request, str(exc))
+            return None
+        response = HttpResponse(buffer.getvalue(), content_type="application/zip")
+        response["Content-Disposition"] = 'attachment; filename="meter-certificates.zip"'
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 # API tokens and the audit log register themselves with the admin site.

@@ -15,3 +15,5 @@ class CoreConfig(AppConfig):
 
         if broker.meter_access_changed not in services.meter_access_changed_hooks:
             services.meter_access_changed_hooks.append(broker.meter_access_changed)
+        if broker.meter_certificates_revoked not in services.meter_certificates_revoked_hooks:
+            services.meter_certificates_revoked_hooks.append(broker.meter_certificates_revoked)

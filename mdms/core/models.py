@@ -241,6 +241,48 @@ class Meter(models.Model):
         return self.status in self.ACCEPTING_STATUSES
 
 
+class MeterCertificate(models.Model):
+    """A client certificate issued to a meter by the meter CA (mdms.core.mqtt.certificates).
+
+    Its private key was handed over once at issue and is not kept anywhere. A meter has at most one
+    valid (unrevoked) certificate: issuing another, disabling or removing the meter revokes it, and
+    the revocation goes into the CRL the broker's TLS listener reads.
+    """
+
+    class RevocationReason(models.TextChoices):
+        SUPERSEDED = "superseded", "Superseded by a new certificate"
+        METER_DISABLED = "meter_disabled", "Meter disabled"
+        METER_REMOVED = "meter_removed", "Meter removed"
+
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="certificates")
+    # Upper-case hex, as `openssl x509 -serial` prints it; X.509 serials reach 159 bits.
+    serial_number = models.CharField(max_length=40, unique=True)
+    fingerprint_sha256 = models.CharField(max_length=64, unique=True)
+    not_before = models.DateTimeField()
+    not_after = models.DateTimeField()
+    issued_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revocation_reason = models.CharField(max_length=20, choices=RevocationReason.choices, blank=True)
+
+    class Meta:
+        ordering = ["meter", "-issued_at"]
+        constraints = [
+            # The guard behind "re-issuing revokes the old one": two issues at once cannot both stand.
+            models.UniqueConstraint(
+                fields=["meter"], condition=models.Q(revoked_at__isnull=True), name="one_valid_certificate_per_meter"
+            ),
+        ]
+        # The CRL is rebuilt from the revoked, unexpired certificates.
+        indexes = [models.Index(fields=["revoked_at", "not_after"], name="meter_cert_revoked_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.meter_id} certificate {self.serial_number}"
+
+    @property
+    def is_valid(self) -> bool:
+        return self.revoked_at is None
+
+
 class MeterInstallation(models.Model):
     """The history of a meter's premises: one row per installation, the open one is current."""
 

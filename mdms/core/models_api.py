@@ -51,6 +51,7 @@ class AuditLog(models.Model):
         METER_REGISTER = "meter_register", "Meter registered"
         METER_DISABLE = "meter_disable", "Meter disabled"
         METER_ENABLE = "meter_enable", "Meter enabled"
+        METER_CERTIFICATE = "meter_certificate", "Meter certificate issued"
         READING_EDIT = "reading_edit", "Interval reading edited"
         REBILL = "rebill", "Bill re-issued"
         ON_DEMAND_READ = "on_demand_read", "On-demand read requested"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
-from mdms.core.models import Account, Meter, Region
+from mdms.core.models import Account, Meter, MeterCertificate, Region
 from mdms.core.roles import Role, user_roles
 
 
@@ -76,3 +78,25 @@ def accounts_by_cycle_day() -> list[dict[str, Any]]:
         .order_by("bill_cycle_day", "tariff__name")
     )
     return [dict(row) for row in rows]
+
+
+def revoked_certificate_serials() -> list[tuple[str, dt.datetime]]:
+    """(serial number in hex, revoked at) of the revoked meter certificates not yet expired: the CRL.
+
+    An expired certificate is refused by the broker anyway, so the CRL need not list it.
+    """
+    rows = MeterCertificate.objects.filter(revoked_at__isnull=False, not_after__gt=timezone.now())
+    return [
+        (serial, revoked_at) for serial, revoked_at in rows.values_list("serial_number", "revoked_at") if revoked_at
+    ]
+
+
+def meter_valid_certificate(meter: Meter) -> MeterCertificate | None:
+    return MeterCertificate.objects.filter(meter=meter, revoked_at__isnull=True).first()
+
+
+def serials_with_valid_certificates() -> list[str]:
+    """The serials of meters that hold an unrevoked client certificate (they need no password)."""
+    return list(
+        MeterCertificate.objects.filter(revoked_at__isnull=True).values_list("meter__serial", flat=True).distinct()
+    )

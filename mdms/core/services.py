@@ -10,12 +10,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.utils import timezone
 
 from mdms.core.localtime import local_today
-from mdms.core.models import Account, Customer, Meter, MeterInstallation, Premise, Tariff
+from mdms.core.models import Account, Customer, Meter, MeterCertificate, MeterInstallation, Premise, Tariff
+
+# The certificate authority's crypto (no broker connection, no I/O but the CA's own files).
+from mdms.core.mqtt import certificates
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 from mdms.core.roles import Role
 
@@ -24,12 +28,21 @@ from mdms.core.roles import Role
 # Each is called after the transaction commits, with the meter's pk and, when new credentials
 # were just issued, the clear password (the broker hashes it itself; it is never stored here).
 meter_access_changed_hooks: list[Callable[[int, str | None], None]] = []
+# Hooks told, after the commit, that certificates of this meter were revoked: the MQTT layer
+# publishes the CRL, has the broker read it, and ends the sessions opened with the old certificate.
+meter_certificates_revoked_hooks: list[Callable[[int], None]] = []
 
 
 def _notify_access_changed(meter: Meter, password: str | None = None) -> None:
     pk = meter.pk
     for hook in meter_access_changed_hooks:
         transaction.on_commit(lambda hook=hook: hook(pk, password))  # type: ignore[misc]
+
+
+def _notify_certificates_revoked(meter: Meter) -> None:
+    pk = meter.pk
+    for hook in meter_certificates_revoked_hooks:
+        transaction.on_commit(lambda hook=hook: hook(pk))  # type: ignore[misc]
 
 
 def mqtt_password_hash(password: str, salt: str | None = None) -> str:
@@ -52,11 +65,16 @@ def mqtt_password_matches(password: str, stored_hash: str) -> bool:
 
 @dataclass(frozen=True)
 class MeterCredentials:
-    """Shown once at registration; only mqtt_password's hash is kept."""
+    """Shown once at registration: a password (only its hash is kept) or a certificate and its key.
+
+    A meter registered with a certificate has no password: the broker's TLS listener takes its
+    identity from the certificate, and its account cannot log in with a password anywhere.
+    """
 
     serial: str
     mqtt_username: str
-    mqtt_password: str
+    mqtt_password: str | None
+    certificate: certificates.IssuedCertificate | None = None
 
 
 @transaction.atomic
@@ -73,8 +91,13 @@ def meter_register(
     has_solar: bool = False,
     solar_capacity_kw: Decimal | None = None,
     password: str | None = None,
+    certificate: bool = False,
 ) -> tuple[Meter, MeterCredentials]:
-    """Register a meter and issue its MQTT credentials (the password is returned once)."""
+    """Register a meter and issue its MQTT credentials, returned once.
+
+    certificate=True issues a client certificate (CN = serial) from the meter CA instead of a
+    password; it raises CertificateError, and registers nothing, when there is no CA.
+    """
     meter = Meter(
         serial=serial,
         multiplier=multiplier,
@@ -88,7 +111,17 @@ def meter_register(
     )
     meter.full_clean(exclude=["premise"])
     meter.save()
-    credentials = meter_issue_credentials(meter=meter, password=password)
+    if certificate:
+        issued = meter_issue_certificate(meter=meter)
+        # An account without a password: the broker creates it from the hook, with the meter's ACLs.
+        meter.mqtt_credentials_issued_at = timezone.now()
+        meter.save(update_fields=["mqtt_credentials_issued_at"])
+        _notify_access_changed(meter)
+        credentials = MeterCredentials(
+            serial=meter.serial, mqtt_username=meter.serial, mqtt_password=None, certificate=issued
+        )
+    else:
+        credentials = meter_issue_credentials(meter=meter, password=password)
     if premise is not None:
         meter_install(meter=meter, premise=premise, on=install_date or local_today())
     return meter, credentials
@@ -103,6 +136,40 @@ def meter_issue_credentials(*, meter: Meter, password: str | None = None) -> Met
     meter.save(update_fields=["mqtt_password_hash", "mqtt_credentials_issued_at"])
     _notify_access_changed(meter, password)
     return MeterCredentials(serial=meter.serial, mqtt_username=meter.serial, mqtt_password=password)
+
+
+def _revoke_certificates(*, meter: Meter, reason: MeterCertificate.RevocationReason) -> int:
+    """Revoke the meter's valid certificates (at most one); the hooks publish the CRL after the commit."""
+    revoked = MeterCertificate.objects.filter(meter=meter, revoked_at__isnull=True).update(
+        revoked_at=timezone.now(), revocation_reason=reason
+    )
+    if revoked:
+        _notify_certificates_revoked(meter)
+    return revoked
+
+
+@transaction.atomic
+def meter_issue_certificate(*, meter: Meter, days: int | None = None) -> certificates.IssuedCertificate:
+    """A new client certificate for the meter (CN = serial), revoking the one it had.
+
+    The returned object holds the private key: show or hand it over once; it is not stored. The
+    registry keeps the certificate's serial number, fingerprint and validity.
+    """
+    # Serialises two issues for one meter; the partial unique constraint is the last guard.
+    Meter.objects.select_for_update().filter(pk=meter.pk).first()
+    authority = certificates.configured_authority()
+    _revoke_certificates(meter=meter, reason=MeterCertificate.RevocationReason.SUPERSEDED)
+    issued = certificates.issue_certificate(
+        authority, common_name=meter.serial, days=days or settings.MQTT_METER_CERT_DAYS
+    )
+    MeterCertificate.objects.create(
+        meter=meter,
+        serial_number=issued.serial_hex,
+        fingerprint_sha256=issued.fingerprint_sha256,
+        not_before=issued.not_before,
+        not_after=issued.not_after,
+    )
+    return issued
 
 
 @transaction.atomic
@@ -124,14 +191,28 @@ def meter_remove(*, meter: Meter, on: dt.date) -> None:
     meter.status = Meter.Status.REMOVED
     meter.removal_date = on
     meter.save(update_fields=["premise", "status", "removal_date"])
+    _revoke_certificates(meter=meter, reason=MeterCertificate.RevocationReason.METER_REMOVED)
     _notify_access_changed(meter)
 
 
+@transaction.atomic
 def meter_set_status(*, meter: Meter, status: Meter.Status) -> bool:
-    """Change a meter's status; returns False when it already had it (a race-safe swap)."""
+    """Change a meter's status; returns False when it already had it (a race-safe swap).
+
+    A status the broker refuses (disabled, removed) also revokes the meter's certificate: the
+    broker does not ask the account database about a certificate login, so the CRL keeps it out.
+    Enabling it again does not bring the certificate back; issue a new one.
+    """
     changed = Meter.objects.filter(pk=meter.pk).exclude(status=status).update(status=status)
     if changed:
         meter.status = status
+        if status not in Meter.ACCEPTING_STATUSES:
+            reason = (
+                MeterCertificate.RevocationReason.METER_REMOVED
+                if status == Meter.Status.REMOVED
+                else MeterCertificate.RevocationReason.METER_DISABLED
+            )
+            _revoke_certificates(meter=meter, reason=reason)
         _notify_access_changed(meter)
     return bool(changed)
 

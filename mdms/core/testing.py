@@ -81,6 +81,7 @@ def make_consumer(
     )
     services.meter_set_status(meter=meter, status=Meter.Status.ACTIVE)
     assert customer.user is not None
+    assert credentials.mqtt_password is not None
     return Person(customer.user, customer, account, meter, credentials.mqtt_password)
 
 

@@ -62,6 +62,12 @@ class MeterRegisterSerializer(serializers.Serializer[Any]):
     solar_capacity_kw = serializers.DecimalField(
         max_digits=6, decimal_places=2, min_value=Decimal("0"), required=False, allow_null=True
     )
+    credentials = serializers.ChoiceField(
+        choices=["password", "certificate"],
+        default="password",
+        help_text="password: an MQTT password. certificate: a client certificate (CN = serial) for the "
+        "broker's TLS listener, and no password.",
+    )
 
     def validate_serial(self, value: str) -> str:
         if Meter.objects.filter(serial=value).exists():
@@ -71,15 +77,33 @@ class MeterRegisterSerializer(serializers.Serializer[Any]):
 
 class MqttCredentialsSerializer(serializers.Serializer[Any]):
     username = serializers.CharField()
-    password = serializers.CharField(help_text="Shown only in this response; only its hash is kept.")
+    password = serializers.CharField(
+        allow_null=True, help_text="Shown only in this response; only its hash is kept. Null for a certificate."
+    )
     host = serializers.CharField()
     port = serializers.IntegerField()
     tls = serializers.BooleanField()
 
 
+class MeterCertificateIssuedSerializer(serializers.Serializer[Any]):
+    """A meter's new client certificate, with its private key: the only time the key is shown."""
+
+    serial = serializers.CharField(help_text="The meter's serial: the certificate's CN and its MQTT identity.")
+    serial_number = serializers.CharField(help_text="The certificate's serial number, in hex.")
+    fingerprint_sha256 = serializers.CharField()
+    not_before = serializers.DateTimeField()
+    not_after = serializers.DateTimeField()
+    certificate_pem = serializers.CharField()
+    private_key_pem = serializers.CharField(help_text="Shown only in this response; it is not kept.")
+    ca_certificate_pem = serializers.CharField(help_text="The meter CA, which also signs the broker's certificate.")
+    host = serializers.CharField()
+    port = serializers.IntegerField(help_text="The broker's TLS listener for client certificates.")
+
+
 class MeterRegisteredSerializer(serializers.Serializer[Any]):
     meter = MeterSerializer()
     mqtt = MqttCredentialsSerializer()
+    certificate = MeterCertificateIssuedSerializer(allow_null=True)
 
 
 class CustomerSerializer(serializers.ModelSerializer[Customer]):

@@ -1,5 +1,6 @@
-"""Meters: register (MQTT credentials shown once), list, detail, disable, enable; and each meter's
-readings (raw, hourly, daily, estimates marked), events and anomalies."""
+"""Meters: register (MQTT password or client certificate shown once), list, detail, disable, enable,
+a new certificate; and each meter's readings (raw, hourly, daily, estimates marked), events and
+anomalies."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -20,6 +22,7 @@ from mdms.core import services
 from mdms.core.audit import audit_record
 from mdms.core.models import Meter
 from mdms.core.models_api import AuditLog
+from mdms.core.mqtt import certificates
 from mdms.core.timeseries.readings import events_for_meter
 from monitoring.selectors import meter_anomaly_history
 from portal.api import scoping
@@ -30,6 +33,7 @@ from portal.api.ranges import ReadingsQuery, SpanQuery
 from portal.api.serializers import (
     AnomalySerializer,
     EventSerializer,
+    MeterCertificateIssuedSerializer,
     MeterRegisteredSerializer,
     MeterRegisterSerializer,
     MeterSerializer,
@@ -44,6 +48,27 @@ READING_PARAMETERS = [
     OpenApiParameter("end", dt.datetime, required=True),
 ]
 SPAN_PARAMETERS = [OpenApiParameter("start", dt.datetime), OpenApiParameter("end", dt.datetime)]
+
+
+class NoCertificateAuthority(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Meter certificates are not configured on this server."
+    default_code = "no_certificate_authority"
+
+
+def _certificate_body(meter: Meter, issued: certificates.IssuedCertificate) -> dict[str, Any]:
+    return {
+        "serial": meter.serial,
+        "serial_number": issued.serial_hex,
+        "fingerprint_sha256": issued.fingerprint_sha256,
+        "not_before": issued.not_before,
+        "not_after": issued.not_after,
+        "certificate_pem": issued.certificate_pem,
+        "private_key_pem": issued.private_key_pem,
+        "ca_certificate_pem": issued.ca_certificate_pem,
+        "host": settings.MQTT_HOST,
+        "port": settings.MQTT_TLS_PORT,
+    }
 
 
 def _actor(request: Request) -> Any:
@@ -108,6 +133,7 @@ class MeterViewSet(ApiView, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewS
         "create": Scope.METER_ADMIN,
         "disable": Scope.METER_ADMIN,
         "enable": Scope.METER_ADMIN,
+        "certificate": Scope.METER_ADMIN,
     }
 
     def get_queryset(self) -> QuerySet[Meter]:
@@ -121,7 +147,11 @@ class MeterViewSet(ApiView, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewS
         data = {key: value for key, value in form.validated_data.items() if value is not None}
         data["nominal_frequency_hz"] = Decimal(data["nominal_frequency_hz"])
         data["interval_s"] = int(data["interval_s"])
-        meter, credentials = services.meter_register(**data)
+        data["certificate"] = data.pop("credentials") == "certificate"
+        try:
+            meter, credentials = services.meter_register(**data)
+        except certificates.CertificateError as exc:
+            raise NoCertificateAuthority(str(exc)) from exc
         audit_record(actor=_actor(request), action=AuditLog.Action.METER_REGISTER, target=f"meter:{meter.serial}")
         body = {
             "meter": MeterSerializer(meter).data,
@@ -132,8 +162,33 @@ class MeterViewSet(ApiView, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewS
                 "port": settings.MQTT_PORT,
                 "tls": settings.MQTT_TLS,
             },
+            "certificate": _certificate_body(meter, credentials.certificate) if credentials.certificate else None,
         }
         return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={201: MeterCertificateIssuedSerializer})
+    @action(detail=True, methods=["post"])
+    def certificate(self, request: Request, pk: str | None = None) -> Response:
+        """Issue the meter a new client certificate; its previous one is revoked at the broker at once.
+
+        The response holds the private key: the only time it is shown.
+        """
+        meter = self.get_object()
+        if not meter.can_connect:
+            raise ValidationError(
+                {"status": f"The meter is {meter.status}: enable it before issuing a certificate."}, code="invalid"
+            )
+        try:
+            issued = services.meter_issue_certificate(meter=meter)
+        except certificates.CertificateError as exc:
+            raise NoCertificateAuthority(str(exc)) from exc
+        audit_record(
+            actor=_actor(request),
+            action=AuditLog.Action.METER_CERTIFICATE,
+            target=f"meter:{meter.serial}",
+            detail={"serial_number": issued.serial_hex},
+        )
+        return Response(_certificate_body(meter, issued), status=status.HTTP_201_CREATED)
 
     def _set_status(self, request: Request, enable: bool) -> Response:
         meter = self.get_object()

@@ -5,7 +5,9 @@
     manage.py simulate_meters --faults 0.05 --labels var/faults.jsonl --seed 7
 
 Each meter logs in with its own credentials from the provisioning CSV (seed_demo writes
-var/demo-meters.csv). Faults are labelled in --labels for scoring detection.
+var/demo-meters.csv): a password on the broker's MQTT port, or, for a row with `certificate` and
+`key` files, its client certificate on the TLS listener (settings.MQTT_TLS_PORT). Faults are
+labelled in --labels for scoring detection.
 """
 
 from __future__ import annotations
@@ -79,7 +81,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--meters", type=int, default=None, help="the first N meters of the credentials file")
-        parser.add_argument("--credentials", type=Path, default=DEFAULT_CREDENTIALS, help="CSV serial,password")
+        parser.add_argument(
+            "--credentials", type=Path, default=DEFAULT_CREDENTIALS,
+            help="CSV serial,password[,certificate,key]: a row with a certificate logs in with it over TLS",
+        )  # fmt: skip
         parser.add_argument("--speed", choices=["realtime", "max"], default=None)
         parser.add_argument("--from", dest="start", type=_date, help="backfill start (date or ISO date-time)")
         parser.add_argument("--to", dest="end", type=_date, help="backfill end (default: now)")
@@ -122,7 +127,7 @@ class Command(BaseCommand):
         if not credentials:
             raise CommandError(f"no meters in {options['credentials']}")
         meter_profiles, known = profiles(
-            [serial for serial, _ in credentials],
+            [login.serial for login in credentials],
             seed=options["seed"],
             solar_share=options["solar_share"],
         )
@@ -134,7 +139,7 @@ class Command(BaseCommand):
         for meter in meters:
             if meter.serial in saved:
                 meter.resume(saved[meter.serial])
-        fleet = Fleet(meters, dict(credentials))
+        fleet = Fleet(meters, {login.serial: login for login in credentials})
 
         def save_state() -> None:
             if state_file is not None:
@@ -156,6 +161,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{len(live)} of {len(meters)} meters connected ({known} known to the registry), speed {speed}"
             )
+            if fleet.over_tls:
+                on_tls = sum(1 for link in live if fleet.uses_certificate(link.meter.serial))
+                self.stdout.write(
+                    f"{on_tls} of {fleet.over_tls} meters with a client certificate connected over TLS "
+                    f"to {settings.MQTT_HOST}:{settings.MQTT_TLS_PORT}"
+                )
             if not live:
                 raise CommandError("no meter could connect; see the warnings above (mqtt_sync? credentials?)")
             if speed == "max":

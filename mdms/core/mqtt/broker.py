@@ -37,9 +37,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from django.conf import settings
 
+from mdms.core import selectors
 from mdms.core.models import Meter
+from mdms.core.mqtt import certificates, topics
 from mdms.core.mqtt import client as mqtt_client
-from mdms.core.mqtt import topics
 
 logger = logging.getLogger(__name__)
 
@@ -214,8 +215,13 @@ def _plan_meter(
     """The commands that bring one meter's account and role to what the registry says."""
     commands = _plan_role(meter_role(serial), meter_acls(serial), role)
     report.roles_fixed += bool(commands)
-    # Own role first: dynamic-security checks a client's roles by descending priority.
-    wanted_roles = [{"rolename": meter_role(serial), "priority": 1}, {"rolename": METER_ROLE, "priority": 0}]
+    # Own role first: dynamic-security checks a client's roles by descending priority. A disabled
+    # meter keeps only the deny-all `meter` role: Mosquitto 2.0.11 lets a disabled account in when
+    # it logs in with a certificate (use_identity_as_username skips the password check, where the
+    # plugin looks at `disabled`; tried on this project's broker), so its ACLs must say no as well.
+    wanted_roles = [{"rolename": METER_ROLE, "priority": 0}]
+    if enabled:
+        wanted_roles.insert(0, {"rolename": meter_role(serial), "priority": 1})
     if client is None:
         create: Command = {"command": "createClient", "username": serial, "roles": wanted_roles}
         if password is not None:
@@ -367,7 +373,10 @@ def sync_all() -> SyncReport:
         clients = _list_all(admin, "listClients", "clients")
         roles = _list_all(admin, "listRoles", "roles")
         commands: list[Command] = []
+        # Meters on certificates have no password by design: not worth a warning when re-created.
+        on_certificates = set(selectors.serials_with_valid_certificates())
         for serial, status in Meter.objects.order_by("serial").values_list("serial", "status").iterator(2000):
+            missed_password = report.without_password
             planned = _plan_meter(
                 serial,
                 enabled=status in Meter.ACCEPTING_STATUSES,
@@ -376,8 +385,52 @@ def sync_all() -> SyncReport:
                 role=roles.get(meter_role(serial)),
                 report=report,
             )
+            if serial in on_certificates and report.without_password > missed_password:
+                report.without_password -= 1
+                report.serials_without_password.remove(serial)
             report.meters += 1
             report.changed += bool(planned)
             commands += planned
         _apply(admin, commands, report)
     return report
+
+
+def publish_crl() -> int:
+    """Write the meter CA's CRL from the registry's revocations and have the broker read it.
+
+    Returns how many certificates the CRL lists (it also keeps those it already listed).
+    """
+    revocations = [
+        certificates.Revocation(int(serial, 16), revoked_at)
+        for serial, revoked_at in selectors.revoked_certificate_serials()
+    ]
+    return certificates.configured_publish_crl(revocations)
+
+
+def meter_certificates_revoked(meter_pk: int) -> None:
+    """The hook services call after a commit that revoked a meter's certificate.
+
+    The CRL goes out first, so that the broker refuses the old certificate; then an enabled meter's
+    sessions are ended (disable and enable its account: the plugin disconnects a disabled client),
+    so a session opened with the old certificate does not outlive it. A disabled meter's sessions
+    were already ended by the access hook. Failures are logged; `manage.py mqtt_sync` republishes.
+    """
+    try:
+        publish_crl()
+    except Exception:
+        logger.exception(
+            "could not publish the CRL after revoking meter pk=%s's certificate; run manage.py mqtt_sync", meter_pk
+        )
+    meter = Meter.objects.filter(pk=meter_pk).only("serial", "status").first()
+    if meter is None or meter.status not in Meter.ACCEPTING_STATUSES:
+        return
+    try:
+        with admin_session() as admin:
+            admin.run(
+                [
+                    {"command": "disableClient", "username": meter.serial},
+                    {"command": "enableClient", "username": meter.serial},
+                ]
+            )
+    except Exception:
+        logger.exception("could not end meter %s's sessions after revoking its certificate", meter.serial)

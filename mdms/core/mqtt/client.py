@@ -35,6 +35,7 @@ class BrokerRefused(BrokerError):
 class _SessionWish:
     clean_start: bool
     session_expiry_s: int
+    port: int | None = None  # None: settings.MQTT_PORT
 
 
 # What each client asked for at new_client(), for connect(); kept beside the client rather than in
@@ -70,6 +71,32 @@ def new_client(
     return client
 
 
+def new_certificate_client(
+    *,
+    client_id: str,
+    certificate_file: str,
+    key_file: str,
+    clean_start: bool = True,
+    session_expiry_s: int = 0,
+) -> mqtt.Client:
+    """An MQTT v5 client that logs in as a meter with its client certificate, on the TLS listener.
+
+    No username or password: the broker takes the certificate's CN as the username. The broker's
+    own certificate is checked against MQTT_CA_FILE, or else the meter CA (development: the broker's
+    certificate comes from it). `connect(client)` goes to settings.MQTT_TLS_PORT.
+    """
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.tls_set(
+        ca_certs=settings.MQTT_CA_FILE or settings.MQTT_METER_CA_CERT_FILE or None,
+        certfile=certificate_file,
+        keyfile=key_file,
+    )
+    _session_wishes[client] = _SessionWish(
+        clean_start=clean_start, session_expiry_s=session_expiry_s, port=settings.MQTT_TLS_PORT
+    )
+    return client
+
+
 def connect_properties(session_expiry_s: int) -> Properties | None:
     """CONNECT properties asking the broker to keep the session this long after a disconnect."""
     if session_expiry_s <= 0:
@@ -100,7 +127,7 @@ def connect(
         session_expiry_s = wish.session_expiry_s
     client.connect(
         settings.MQTT_HOST,
-        settings.MQTT_PORT,
+        wish.port or settings.MQTT_PORT,
         keepalive=keepalive,
         clean_start=clean_start,
         properties=connect_properties(session_expiry_s),

@@ -88,3 +88,34 @@ def test_the_admin_lists_the_seeded_meters(tmp_path: Path, client: Client) -> No
     for serial in Meter.objects.values_list("serial", flat=True):
         assert serial in response.content.decode()
     assert client.get("/admin/core/meter/?q=MTR000003").content.decode().count("MTR000003") >= 1
+
+
+@pytest.mark.django_db
+def test_seed_demo_puts_three_meters_on_client_certificates(tmp_path: Path) -> None:
+    _seed(tmp_path, meters=6)
+    rows = list(csv.DictReader((tmp_path / "creds.csv").open()))
+
+    on_certificates = [row for row in rows if row["certificate"]]
+    assert [row["serial"] for row in on_certificates] == [rows[i]["serial"] for i in (2, 3, 4)]
+    for row in on_certificates:
+        meter = Meter.objects.get(serial=row["serial"])
+        assert row["password"] == "" and meter.mqtt_password_hash == ""
+        assert meter.certificates.filter(revoked_at__isnull=True).count() == 1
+        assert (tmp_path / row["certificate"]).read_text().startswith("-----BEGIN CERTIFICATE-----")
+        assert (tmp_path / row["key"]).stat().st_mode & 0o077 == 0
+    assert all(row["password"] for row in rows if not row["certificate"])
+
+
+@pytest.mark.django_db
+def test_a_demo_seeded_before_certificates_gets_them_on_the_next_run(tmp_path: Path) -> None:
+    out = io.StringIO()
+    call_command("seed_demo", meters=5, certificate_meters=0, credentials_file=tmp_path / "creds.csv", stdout=out)
+    assert not any(row["certificate"] for row in csv.DictReader((tmp_path / "creds.csv").open()))
+
+    call_command("seed_demo", meters=5, if_empty=True, credentials_file=tmp_path / "creds.csv", stdout=out)
+    again = io.StringIO()
+    call_command("seed_demo", meters=5, if_empty=True, credentials_file=tmp_path / "creds.csv", stdout=again)
+
+    rows = list(csv.DictReader((tmp_path / "creds.csv").open()))
+    assert [bool(row["certificate"]) for row in rows] == [False, False, True, True, True]
+    assert "now use client certificates" not in again.getvalue()

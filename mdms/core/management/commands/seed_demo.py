@@ -4,8 +4,11 @@
     manage.py seed_demo --meters 200 --if-empty # does nothing when there is data (make run)
 
 The same N gives the same data every time. Meter MQTT passwords are written to
-var/demo-meters.csv (serial,password), the provisioning file the meter simulator reads; only
-their hashes are kept in the database.
+var/demo-meters.csv (serial,password,certificate,key), the provisioning file the meter simulator
+reads; only their hashes are kept in the database. A few meters (--certificate-meters, 3 by
+default: MTR000003 onwards) are registered with a client certificate instead of a password: their
+certificate and key go to var/demo-meter-certs/, and the simulator runs them over TLS. A demo
+seeded before certificates existed gets them on the next `--if-empty` run.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
@@ -26,9 +30,15 @@ from mdms.config import VAR_DIR
 from mdms.core import services
 from mdms.core.localtime import local_today
 from mdms.core.models import Feeder, Holiday, Meter, Premise, Region, Tariff, TouPeriod
+from mdms.core.mqtt import certificates
 from mdms.core.roles import Role
 
 DEMO_CREDENTIALS_FILE = VAR_DIR / "demo-meters.csv"
+# Beside the credentials file; the CSV names the files relative to its own folder.
+CERTIFICATES_DIR = "demo-meter-certs"
+# Alice's and Bob's meters (the first two) keep passwords; certificates start with the third.
+FIRST_CERTIFICATE_METER = 2
+CSV_HEADER = ["serial", "password", "certificate", "key"]
 
 # (code, name, centre latitude, centre longitude): four regions around Lyon, in the default zone.
 REGIONS = [
@@ -54,6 +64,25 @@ LOGINS = [
     ("bill", "bill-demo-2026", Role.BILLING, None),
 ]
 ADMIN_LOGIN = ("admin", "admin-demo-2026")
+
+
+def _row(path: Path, serial: str, password: str, certificate: certificates.IssuedCertificate | None) -> list[str]:
+    """A provisioning row; a certificate and its key are written beside the CSV (the key mode 0600)."""
+    if certificate is None:
+        return [serial, password, "", ""]
+    directory = path.parent / CERTIFICATES_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    certificates.write_meter_files(certificate, directory)
+    return [serial, password, f"{CERTIFICATES_DIR}/{serial}.crt", f"{CERTIFICATES_DIR}/{serial}.key"]
+
+
+def _write_credentials(path: Path, rows: list[list[str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(CSV_HEADER)
+        writer.writerows(rows)
+    path.chmod(0o600)
 
 
 def _tariffs() -> dict[str, Tariff]:
@@ -117,33 +146,65 @@ class Command(BaseCommand):
         parser.add_argument(
             "--credentials-file", type=Path, default=DEMO_CREDENTIALS_FILE, help="where meter passwords go"
         )
+        parser.add_argument(
+            "--certificate-meters", type=int, default=3,
+            help="meters registered with a client certificate instead of a password (run over TLS)",
+        )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
         meters: int = options["meters"]
         if meters < 2:
             raise CommandError("--meters must be at least 2 (alice and bob each get one)")
+        path: Path = options["credentials_file"]
+        with_certificates = range(
+            FIRST_CERTIFICATE_METER, min(meters, FIRST_CERTIFICATE_METER + options["certificate_meters"])
+        )
         if Region.objects.exists() or Meter.objects.exists():
             if options["if_empty"]:
                 self.stdout.write("Master data exists; not seeding.")
+                self._add_certificates(path, with_certificates)
                 return
             raise CommandError("master data exists already; seed_demo only fills an empty database")
         rng = random.Random(options["seed"])
-        credentials = self._seed(meters, rng)
-        path: Path = options["credentials_file"]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["serial", "password"])
-            writer.writerows(credentials)
-        path.chmod(0o600)
+        issued = self._seed(meters, rng, with_certificates)
+        _write_credentials(
+            path, [_row(path, serial, password, certificate) for serial, password, certificate in issued]
+        )
         self.stdout.write(self.style.SUCCESS(f"Seeded {meters} premises and meters; meter passwords in {path}"))
+        if len(with_certificates):
+            self.stdout.write(
+                f"{len(with_certificates)} meters use client certificates over TLS (port {settings.MQTT_TLS_PORT}), "
+                f"in {path.parent / CERTIFICATES_DIR}"
+            )
         self.stdout.write("Logins (portal http://127.0.0.1:8000/):")
         for username, password, role, _ in LOGINS:
             self.stdout.write(f"  {role.value:9} {username:8} {password}")
         self.stdout.write(f"  {'admin':9} {ADMIN_LOGIN[0]:8} {ADMIN_LOGIN[1]}   (/admin/)")
 
+    def _add_certificates(self, path: Path, indexes: range) -> None:
+        """A demo seeded before meter certificates: give the same meters certificates (once)."""
+        if not path.exists() or not len(indexes):
+            return
+        with path.open(newline="") as fh:
+            rows = [dict(row) for row in csv.DictReader(fh)]
+        if any(row.get("certificate") for row in rows) or len(rows) <= indexes.start:
+            return
+        serials = [rows[i]["serial"] for i in indexes if i < len(rows)]
+        by_serial = {m.serial: m for m in Meter.objects.filter(serial__in=serials)}
+        for i in indexes:
+            meter = by_serial.get(rows[i]["serial"]) if i < len(rows) else None
+            if meter is None or not meter.can_connect:
+                continue
+            with transaction.atomic():
+                certificate = services.meter_issue_certificate(meter=meter)
+            rows[i] = dict(zip(CSV_HEADER, _row(path, meter.serial, "", certificate), strict=True))
+        _write_credentials(path, [[row.get(k) or "" for k in CSV_HEADER] for row in rows])
+        self.stdout.write(f"{len(serials)} demo meters now use client certificates over TLS: {', '.join(serials)}")
+
     @transaction.atomic
-    def _seed(self, count: int, rng: random.Random) -> list[tuple[str, str]]:
+    def _seed(
+        self, count: int, rng: random.Random, with_certificates: range
+    ) -> list[tuple[str, str, certificates.IssuedCertificate | None]]:
         today = local_today()
         tariffs = _tariffs()
         _holidays(range(today.year - 2, today.year + 2))
@@ -171,7 +232,7 @@ class Command(BaseCommand):
                                            email=f"{username}@utility.example")  # fmt: skip
         User.objects.create_superuser(ADMIN_LOGIN[0], "admin@utility.example", ADMIN_LOGIN[1])
 
-        credentials: list[tuple[str, str]] = []
+        credentials: list[tuple[str, str, certificates.IssuedCertificate | None]] = []
         cycle_days = [1, 1, 1, 1, 8, 15, 22]
         history_start = today.replace(day=1) - dt.timedelta(days=400)
         for n in tqdm(range(count), desc="seeding premises", unit="premise", disable=None):
@@ -193,9 +254,10 @@ class Command(BaseCommand):
                 has_solar=has_solar,
                 solar_capacity_kw=Decimal(rng.choice(["3.0", "4.5", "6.0"])) if has_solar else None,
                 rated_current_a=Decimal("100") if business else Decimal("60"),
+                certificate=n in with_certificates,
             )
             services.meter_set_status(meter=meter, status=Meter.Status.ACTIVE)
-            credentials.append((issued.serial, issued.mqtt_password))
+            credentials.append((issued.serial, issued.mqtt_password or "", issued.certificate))
             if n == 0:
                 customer = consumers["alice"]
             elif n == 1:

@@ -1,0 +1,342 @@
+"""Writes of the command framework: requests, sends (with retries), replies, expiry, cancellation.
+
+Every change of status is a compare-and-swap on the status it leaves (and, for a resend, on the
+attempt count), taken before the side effect: two dispatchers, or a dispatcher and the quick send
+after a request, never send the same attempt twice. Relay state on the meter changes only when a
+disconnect or reconnect completes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, close_old_connections, transaction
+from django.utils import timezone
+
+from commands import kinds
+from commands.kinds import Kind, ReplyStatus
+from commands.models import MeterCommand, MeterCommandEvent
+from commands.throttle import Throttle
+from mdms.core.audit import audit_record
+from mdms.core.models import ApiToken, AuditLog, Meter
+from mdms.core.mqtt.client import BrokerError
+from mdms.core.mqtt.commands import meter_command_send
+from mdms.core.timeseries import readings as stored
+
+log = logging.getLogger(__name__)
+
+Status = MeterCommand.Status
+
+# A not-before further ahead than this is a typing error, not a plan.
+MAX_SCHEDULE_AHEAD = dt.timedelta(days=31)
+# Deadlines shorter than this leave a meter no time to answer even once.
+MIN_DEADLINE = dt.timedelta(seconds=5)
+# Queued commands looked at per dispatcher pass (most urgent first); the rest wait for the next pass.
+DISPATCH_BATCH = 500
+
+
+class Sender(Protocol):
+    def send(self, *, serial: str, payload: Mapping[str, Any]) -> None: ...
+
+
+class _OneShotSender:
+    """Sends each command on a connection of its own (the quick send after a request)."""
+
+    def send(self, *, serial: str, payload: Mapping[str, Any]) -> None:
+        meter_command_send(serial=serial, payload=payload)
+
+
+class IdempotencyConflict(ValidationError):
+    """The idempotency key was already used by this client for a different command."""
+
+
+def _event(command: MeterCommand, status: str, at: dt.datetime, detail: str = "") -> None:
+    MeterCommandEvent.objects.create(command=command, status=status, at=at, attempt=command.attempts, detail=detail)
+
+
+def _client_key(user: User | None, token: ApiToken | None) -> str:
+    if token is not None:
+        return f"token:{token.pk}"
+    return f"user:{user.pk}" if user is not None else ""
+
+
+def command_request(
+    *,
+    meter: Meter,
+    kind: Kind | str,
+    priority: int = 5,
+    not_before: dt.datetime | None = None,
+    deadline: dt.datetime | None = None,
+    reason: str = "",
+    requested_by: User | None = None,
+    token: ApiToken | None = None,
+    idempotency_key: str = "",
+    send_now: bool = True,
+    audit: bool = True,
+) -> tuple[MeterCommand, bool]:
+    """Queue a command; (command, created). The same client's same idempotency key gives back the
+    first command (created False), or IdempotencyConflict if it asked for something else.
+
+    With send_now, the command goes out as soon as the transaction commits, when its meter has
+    nothing in flight and the throttle has room; otherwise the dispatcher sends it.
+    """
+    now = timezone.now()
+    try:
+        kind = Kind(kind)
+    except ValueError:
+        raise ValidationError({"kind": f"must be one of {', '.join(k.value for k in Kind)}"}) from None
+    errors: dict[str, str] = {}
+    if not 1 <= priority <= 9:
+        errors["priority"] = "must be from 1 (lowest) to 9 (most urgent)"
+    not_before = not_before or now
+    if not_before > now + MAX_SCHEDULE_AHEAD:
+        errors["not_before"] = f"may be at most {MAX_SCHEDULE_AHEAD.days} days ahead"
+    deadline = deadline or max(now, not_before) + dt.timedelta(seconds=settings.COMMANDS_DEADLINE_S)
+    if deadline < max(now, not_before) + MIN_DEADLINE:
+        errors["deadline"] = f"must be at least {MIN_DEADLINE.seconds} s after the later of now and not_before"
+    if kind in kinds.RELAY_KINDS and not reason.strip():
+        errors["reason"] = f"a {kind.value} needs a reason (it is audited)"
+    if meter.status not in Meter.ACCEPTING_STATUSES:
+        errors["meter"] = f"meter {meter.serial} is {meter.status} and cannot be reached"
+    if len(idempotency_key) > 100:
+        errors["idempotency_key"] = "at most 100 characters"
+    if errors:
+        raise ValidationError(errors)
+    client_key = _client_key(requested_by, token)
+    if idempotency_key:
+        existing = _by_key(client_key, idempotency_key)
+        if existing is not None:
+            return _same_request(existing, meter, kind), False
+    try:
+        with transaction.atomic():
+            command = MeterCommand.objects.create(
+                command_id=uuid.uuid4().hex,
+                meter=meter,
+                kind=kind.value,
+                priority=priority,
+                not_before=not_before,
+                deadline=deadline,
+                reason=reason.strip()[:300],
+                requested_by=requested_by,
+                requested_by_token=token,
+                client_key=client_key,
+                idempotency_key=idempotency_key,
+                created_at=now,
+            )
+    except IntegrityError:  # the same key, asked twice at once: the other request won
+        existing = _by_key(client_key, idempotency_key)
+        if existing is None:
+            raise
+        return _same_request(existing, meter, kind), False
+    _event(command, Status.QUEUED, now, f"priority {priority}")
+    if audit:
+        audit_record(
+            actor=token or requested_by,
+            action=AuditLog.Action.METER_COMMAND,
+            target=f"meter:{meter.serial}",
+            detail={"command": command.command_id, "kind": kind.value, "reason": command.reason},
+        )
+    if send_now and not_before <= now:
+        transaction.on_commit(lambda: _send_soon(command.pk))
+    return command, True
+
+
+def _by_key(client_key: str, idempotency_key: str) -> MeterCommand | None:
+    return MeterCommand.objects.filter(client_key=client_key, idempotency_key=idempotency_key).first()
+
+
+def _same_request(existing: MeterCommand, meter: Meter, kind: Kind) -> MeterCommand:
+    if existing.meter_id != meter.pk or existing.kind != kind.value:
+        raise IdempotencyConflict(
+            {"idempotency_key": f"already used for command {existing.command_id} ({existing.kind} to another meter)"}
+        )
+    return existing
+
+
+def _send_soon(command_pk: int) -> None:
+    """The quick path after a request: send now if the meter is free and the throttle has room."""
+    try:
+        command = MeterCommand.objects.select_related("meter").get(pk=command_pk)
+        if _meter_busy(command.meter_id, but=command.pk):
+            return
+        if Throttle().take() > 0:
+            return  # the dispatcher sends it when the fleet's rate allows
+        command_send(command=command, sender=_OneShotSender())
+    except Exception:  # the dispatcher will send it; a request never fails for a send
+        log.exception("quick send of command %s failed; the dispatcher will retry", command_pk)
+
+
+def _meter_busy(meter_pk: int, *, but: int | None = None) -> bool:
+    busy = MeterCommand.objects.filter(meter_id=meter_pk, status__in=MeterCommand.IN_FLIGHT)
+    if but is not None:
+        busy = busy.exclude(pk=but)
+    return busy.exists()
+
+
+def command_send(*, command: MeterCommand, sender: Sender, now: dt.datetime | None = None) -> bool:
+    """Send a queued command, or send a sent one again. Claims the attempt first (compare-and-swap);
+    False when another process had it, or when the broker did not take it (it stays as it was)."""
+    now = now or timezone.now()
+    attempt = command.attempts + 1
+    delay = kinds.retry_delay_s(attempt, base_s=settings.COMMANDS_RETRY_BASE_S, cap_s=settings.COMMANDS_RETRY_MAX_S)
+    claimed = MeterCommand.objects.filter(
+        pk=command.pk, status__in=[Status.QUEUED, Status.SENT], attempts=command.attempts
+    ).update(status=Status.SENT, attempts=attempt, sent_at=now, retry_at=now + dt.timedelta(seconds=delay))
+    if not claimed:
+        return False
+    previous_status = command.status
+    command.refresh_from_db()
+    payload = kinds.payload(Kind(command.kind), command.command_id, now=now)
+    try:
+        sender.send(serial=command.meter.serial, payload=payload)
+    except BrokerError as exc:
+        # Not known to have left: give the attempt back, so the next pass tries again.
+        MeterCommand.objects.filter(pk=command.pk, attempts=attempt).update(
+            status=previous_status, attempts=attempt - 1, retry_at=now
+        )
+        log.warning("command %s to %s not sent: %s", command.command_id, command.meter.serial, exc)
+        return False
+    _event(command, Status.SENT, now, "sent" if attempt == 1 else f"sent again (attempt {attempt})")
+    return True
+
+
+@transaction.atomic  # the status and its event together: a reader never sees one without the other
+def _finish(command: MeterCommand, status: str, now: dt.datetime, *, result: dict[str, Any], failure: str) -> bool:
+    done = MeterCommand.objects.filter(pk=command.pk, status__in=[Status.QUEUED, *MeterCommand.IN_FLIGHT]).update(
+        status=status, finished_at=now, result=result, failure=failure[:300], retry_at=None
+    )
+    if not done:
+        return False
+    command.status, command.result, command.failure = status, result, failure
+    _event(command, status, now, failure or ", ".join(f"{k} {v}" for k, v in result.items()))
+    if status == Status.COMPLETED and command.kind in kinds.RELAY_KINDS and "relay" in result:
+        # The relay is master data, changed only here: by a completed disconnect or reconnect.
+        Meter.objects.filter(pk=command.meter_id).update(relay_state=result["relay"])
+    return True
+
+
+def replies_apply(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Move the commands in flight by the replies their meters sent (one MongoDB query for all)."""
+    now = now or timezone.now()
+    counts = {"acknowledged": 0, "completed": 0, "failed": 0}
+    flying = list(MeterCommand.objects.filter(status__in=MeterCommand.IN_FLIGHT).select_related("meter"))
+    if not flying:
+        return counts
+    by_key = {(c.meter_id, c.command_id): c for c in flying}
+    for reply in stored.replies_for(list(by_key)):
+        command = by_key[(reply["meter"], reply["id"])]
+        outcome = kinds.outcome(Kind(command.kind), reply)
+        if outcome.status is ReplyStatus.ACKNOWLEDGED:
+            with transaction.atomic():
+                if MeterCommand.objects.filter(pk=command.pk, status=Status.SENT).update(
+                    status=Status.ACKNOWLEDGED, acknowledged_at=now
+                ):
+                    command.status = Status.ACKNOWLEDGED
+                    _event(command, Status.ACKNOWLEDGED, now)
+                    counts["acknowledged"] += 1
+        elif outcome.status is ReplyStatus.COMPLETED:
+            counts["completed"] += _finish(command, Status.COMPLETED, now, result=outcome.result, failure="")
+        else:
+            counts["failed"] += _finish(command, Status.FAILED, now, result=outcome.result, failure=outcome.reason)
+    return counts
+
+
+def commands_expire(*, now: dt.datetime | None = None) -> int:
+    """End every unfinished command past its deadline: no answer in time (after its retries)."""
+    now = now or timezone.now()
+    expired = 0
+    for command in MeterCommand.objects.filter(status__in=[Status.QUEUED, *MeterCommand.IN_FLIGHT], deadline__lte=now):
+        why = {
+            Status.QUEUED: "not sent before its deadline (the meter was busy or the fleet's rate was full)",
+            Status.SENT: f"no answer from the meter after {command.attempts} attempt(s)",
+            Status.ACKNOWLEDGED: "acknowledged, but not completed before its deadline",
+        }[Status(command.status)]
+        expired += _finish(command, Status.EXPIRED, now, result={}, failure=why)
+    return expired
+
+
+def command_cancel(*, command: MeterCommand, user: User | None = None, token: ApiToken | None = None) -> bool:
+    """Cancel a command that has not left yet. False when it already has (a sent command cannot be recalled)."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not MeterCommand.objects.filter(pk=command.pk, status=Status.QUEUED).update(
+            status=Status.CANCELLED, finished_at=now
+        ):
+            return False
+        command.status = Status.CANCELLED
+        _event(command, Status.CANCELLED, now, f"by {token or user or 'the system'}")
+    return True
+
+
+@dataclass
+class PassReport:
+    """What one dispatcher pass did, and how long the caller may sleep before the next."""
+
+    sent: int = 0
+    resent: int = 0
+    expired: int = 0
+    replies: dict[str, int] = field(default_factory=dict)
+    wait_s: float = 0.5
+
+
+def dispatch_once(
+    *,
+    sender: Sender,
+    throttle: Throttle,
+    now: Callable[[], dt.datetime] = timezone.now,
+    budget_s: float = 1.0,
+) -> PassReport:
+    """One pass of the dispatcher: replies in, deadlines out, retries, then queued commands in order.
+
+    Within the fleet's rate, one command per meter at a time, most urgent first, then oldest. Spends
+    at most about budget_s sending (the throttle's pacing included), so that replies are read often.
+    """
+    close_old_connections()
+    report = PassReport()
+    report.replies = replies_apply(now=now())
+    report.expired = commands_expire(now=now())
+    started = time.monotonic()
+
+    def pace() -> bool:
+        """Wait for a slot within the budget; False when the budget would run out first."""
+        while True:
+            wait = throttle.take()
+            if wait <= 0:
+                return True
+            if time.monotonic() + wait - started > budget_s:
+                report.wait_s = min(report.wait_s, wait)
+                return False
+            time.sleep(wait)
+
+    moment = now()
+    due_again = MeterCommand.objects.filter(status=Status.SENT, retry_at__lte=moment, deadline__gt=moment)
+    for command in due_again.select_related("meter").order_by("-priority", "retry_at")[:DISPATCH_BATCH]:
+        if not pace():
+            return report
+        report.resent += command_send(command=command, sender=sender, now=now())
+    busy = set(
+        MeterCommand.objects.filter(status__in=MeterCommand.IN_FLIGHT).values_list("meter_id", flat=True).distinct()
+    )
+    queued = (
+        MeterCommand.objects.filter(status=Status.QUEUED, not_before__lte=moment, deadline__gt=moment)
+        .select_related("meter")
+        .order_by("-priority", "created_at", "pk")
+    )
+    for command in queued[:DISPATCH_BATCH]:
+        if command.meter_id in busy:
+            continue  # one at a time per meter: its next command waits for this one's end
+        if not pace():
+            return report
+        if command_send(command=command, sender=sender, now=now()):
+            report.sent += 1
+            busy.add(command.meter_id)
+    return report

@@ -249,6 +249,13 @@ def events_for_meter(meter_pk: int, start: dt.datetime | None, end: dt.datetime 
     return list(collection(EVENTS).aggregate(pipeline))
 
 
+def reply_for(meter_pk: int, command_id: str) -> dict[str, Any] | None:
+    """The meter's outcome (completed or failed) of one command, if it arrived."""
+    return collection(METER_REPLIES).find_one(
+        {"meter": meter_pk, "id": command_id, "status": {"$ne": "acknowledged"}}, {"_id": 0}
+    )
+
+
 def replies_for(commands: Sequence[tuple[int, str]]) -> list[dict[str, Any]]:
     """The stored replies to these (meter pk, command id) pairs, oldest received first: one query,
     on the (meter, id, status) index, for every command in flight."""

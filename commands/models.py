@@ -79,6 +79,15 @@ class MeterCommand(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} {self.command_id[:8]} to {self.meter_id} ({self.status})"
 
+    @property
+    def requester_label(self) -> str:
+        """Who asked, for lists: the person's username, the machine client's token name, or the system."""
+        if self.requested_by is not None:
+            return self.requested_by.get_username()
+        if self.requested_by_token is not None:
+            return f"token {self.requested_by_token.name}"
+        return "system"
+
 
 class MeterCommandEvent(models.Model):
     """One change of a command's status, with its time: the command's history."""

@@ -12,7 +12,8 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,17 +41,26 @@ Status = MeterCommand.Status
 MAX_SCHEDULE_AHEAD = dt.timedelta(days=31)
 # Queued commands looked at per dispatcher pass (most urgent first); the rest wait for the next pass.
 DISPATCH_BATCH = 500
+# Commands claimed in one transaction and published together (as many as the throttle grants).
+SEND_BATCH = 100
 
 
 class Sender(Protocol):
-    def send(self, *, serial: str, payload: Mapping[str, Any]) -> None: ...
+    def send_many(self, messages: Sequence[tuple[str, Mapping[str, Any]]]) -> list[BrokerError | None]: ...
 
 
 class _OneShotSender:
     """Sends each command on a connection of its own (the quick send after a request)."""
 
-    def send(self, *, serial: str, payload: Mapping[str, Any]) -> None:
-        meter_command_send(serial=serial, payload=payload)
+    def send_many(self, messages: Sequence[tuple[str, Mapping[str, Any]]]) -> list[BrokerError | None]:
+        outcomes: list[BrokerError | None] = []
+        for serial, payload in messages:
+            try:
+                meter_command_send(serial=serial, payload=payload)
+                outcomes.append(None)
+            except BrokerError as exc:
+                outcomes.append(exc)
+        return outcomes
 
 
 class IdempotencyConflict(ValidationError):
@@ -181,30 +191,72 @@ def _meter_busy(meter_pk: int, *, but: int | None = None) -> bool:
 
 
 def command_send(*, command: MeterCommand, sender: Sender, now: dt.datetime | None = None) -> bool:
-    """Send a queued command, or send a sent one again. Claims the attempt first (compare-and-swap);
-    False when another process had it, or when the broker did not take it (it stays as it was)."""
+    """Send one queued command, or a sent one again; see commands_send."""
+    return commands_send(commands=[command], sender=sender, now=now) == 1
+
+
+def commands_send(*, commands: Sequence[MeterCommand], sender: Sender, now: dt.datetime | None = None) -> int:
+    """Send queued commands, or sent ones again, in one go; how many left.
+
+    Each attempt is claimed first, in one transaction for the lot: a row lock (skipping rows another
+    dispatcher holds) and the attempt count it was read with (a compare-and-swap). Only then are the
+    messages published, all at once, and their PUBACKs awaited; one the broker did not take gets its
+    attempt back, so the next pass tries again.
+    """
     now = now or timezone.now()
-    attempt = command.attempts + 1
-    delay = kinds.retry_delay_s(attempt, base_s=settings.COMMANDS_RETRY_BASE_S, cap_s=settings.COMMANDS_RETRY_MAX_S)
-    claimed = MeterCommand.objects.filter(
-        pk=command.pk, status__in=[Status.QUEUED, Status.SENT], attempts=command.attempts
-    ).update(status=Status.SENT, attempts=attempt, sent_at=now, retry_at=now + dt.timedelta(seconds=delay))
-    if not claimed:
-        return False
-    previous_status = command.status
-    command.refresh_from_db()
-    payload = kinds.payload(Kind(command.kind), command.command_id, now=now)
-    try:
-        sender.send(serial=command.meter.serial, payload=payload)
-    except BrokerError as exc:
-        # Not known to have left: give the attempt back, so the next pass tries again.
-        MeterCommand.objects.filter(pk=command.pk, attempts=attempt).update(
-            status=previous_status, attempts=attempt - 1, retry_at=now
+    read_with = {command.pk: command.attempts for command in commands}
+    if not read_with:
+        return 0
+    with transaction.atomic():
+        locked = (
+            MeterCommand.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk__in=list(read_with), status__in=[Status.QUEUED, Status.SENT])
+            .select_related("meter")
+            .order_by("pk")
         )
-        log.warning("command %s to %s not sent: %s", command.command_id, command.meter.serial, exc)
-        return False
-    _event(command, Status.SENT, now, "sent" if attempt == 1 else f"sent again (attempt {attempt})")
-    return True
+        claimed = [command for command in locked if command.attempts == read_with[command.pk]]
+        before = {command.pk: command.status for command in claimed}
+        # One UPDATE per attempt number (their retry waits differ), not a CASE per row.
+        by_attempt: dict[int, list[MeterCommand]] = defaultdict(list)
+        for command in claimed:
+            command.attempts += 1
+            command.status, command.sent_at = Status.SENT, now
+            by_attempt[command.attempts].append(command)
+        for attempt, group in by_attempt.items():
+            delay = kinds.retry_delay_s(
+                attempt, base_s=settings.COMMANDS_RETRY_BASE_S, cap_s=settings.COMMANDS_RETRY_MAX_S
+            )
+            retry_at = now + dt.timedelta(seconds=delay)
+            for command in group:
+                command.retry_at = retry_at
+            MeterCommand.objects.filter(pk__in=[c.pk for c in group]).update(
+                status=Status.SENT, attempts=attempt, sent_at=now, retry_at=retry_at
+            )
+    if not claimed:
+        return 0
+    outcomes = sender.send_many(
+        [(command.meter.serial, kinds.payload(Kind(command.kind), command.command_id, now=now)) for command in claimed]
+    )
+    sent: list[MeterCommand] = []
+    for command, error in zip(claimed, outcomes, strict=True):
+        if error is None:
+            sent.append(command)
+            continue
+        MeterCommand.objects.filter(pk=command.pk, attempts=command.attempts).update(
+            status=before[command.pk], attempts=command.attempts - 1, retry_at=now
+        )
+        log.warning("command %s to %s not sent: %s", command.command_id, command.meter.serial, error)
+    MeterCommandEvent.objects.bulk_create(
+        MeterCommandEvent(
+            command=command,
+            status=Status.SENT,
+            at=now,
+            attempt=command.attempts,
+            detail="sent" if command.attempts == 1 else f"sent again (attempt {command.attempts})",
+        )
+        for command in sent
+    )
+    return len(sent)
 
 
 @transaction.atomic  # the status and its event together: a reader never sees one without the other
@@ -215,36 +267,69 @@ def _finish(command: MeterCommand, status: str, now: dt.datetime, *, result: dic
     if not done:
         return False
     command.status, command.result, command.failure = status, result, failure
-    _event(command, status, now, failure or ", ".join(f"{k} {v}" for k, v in result.items()))
-    if status == Status.COMPLETED and command.kind in kinds.RELAY_KINDS and "relay" in result:
-        # The relay is master data, changed only here: by a completed disconnect or reconnect.
-        Meter.objects.filter(pk=command.meter_id).update(relay_state=result["relay"])
+    _event(command, status, now, failure)
     return True
 
 
 def replies_apply(*, now: dt.datetime | None = None) -> dict[str, int]:
-    """Move the commands in flight by the replies their meters sent (one MongoDB query for all)."""
+    """Move the commands in flight by the replies their meters sent: one MongoDB query for all of them,
+    one transaction for every change (the rows locked, so two dispatchers never apply one reply twice)."""
     now = now or timezone.now()
     counts = {"acknowledged": 0, "completed": 0, "failed": 0}
-    flying = list(MeterCommand.objects.filter(status__in=MeterCommand.IN_FLIGHT).select_related("meter"))
+    flying = {
+        (c.meter_id, c.command_id): c
+        for c in MeterCommand.objects.filter(status__in=MeterCommand.IN_FLIGHT).only(
+            "pk", "meter_id", "command_id", "kind"
+        )
+    }
     if not flying:
         return counts
-    by_key = {(c.meter_id, c.command_id): c for c in flying}
-    for reply in stored.replies_for(list(by_key)):
-        command = by_key[(reply["meter"], reply["id"])]
+    acknowledged: set[int] = set()
+    outcomes: dict[int, kinds.Outcome] = {}
+    for reply in stored.replies_for(list(flying)):
+        command = flying[(reply["meter"], reply["id"])]
         outcome = kinds.outcome(Kind(command.kind), reply)
         if outcome.status is ReplyStatus.ACKNOWLEDGED:
-            with transaction.atomic():
-                if MeterCommand.objects.filter(pk=command.pk, status=Status.SENT).update(
-                    status=Status.ACKNOWLEDGED, acknowledged_at=now
-                ):
-                    command.status = Status.ACKNOWLEDGED
-                    _event(command, Status.ACKNOWLEDGED, now)
-                    counts["acknowledged"] += 1
-        elif outcome.status is ReplyStatus.COMPLETED:
-            counts["completed"] += _finish(command, Status.COMPLETED, now, result=outcome.result, failure="")
+            acknowledged.add(command.pk)
         else:
-            counts["failed"] += _finish(command, Status.FAILED, now, result=outcome.result, failure=outcome.reason)
+            outcomes.setdefault(command.pk, outcome)  # the first outcome counts; a second is a duplicate
+    if not acknowledged and not outcomes:
+        return counts
+    with transaction.atomic():
+        locked = {
+            c.pk: c
+            for c in MeterCommand.objects.select_for_update(skip_locked=True).filter(
+                pk__in=acknowledged | set(outcomes), status__in=MeterCommand.IN_FLIGHT
+            )
+        }
+        events: list[MeterCommandEvent] = []
+        newly_acknowledged = [pk for pk in acknowledged if pk in locked and locked[pk].status == Status.SENT]
+        if newly_acknowledged:
+            MeterCommand.objects.filter(pk__in=newly_acknowledged).update(
+                status=Status.ACKNOWLEDGED, acknowledged_at=now
+            )
+            events += [
+                MeterCommandEvent(command_id=pk, status=Status.ACKNOWLEDGED, at=now, attempt=locked[pk].attempts)
+                for pk in newly_acknowledged
+            ]
+            counts["acknowledged"] = len(newly_acknowledged)
+        for pk, outcome in outcomes.items():
+            if pk not in locked:
+                continue
+            held = locked[pk]
+            status = Status.COMPLETED if outcome.status is ReplyStatus.COMPLETED else Status.FAILED
+            MeterCommand.objects.filter(pk=pk).update(
+                status=status, finished_at=now, result=outcome.result, failure=outcome.reason[:300], retry_at=None
+            )
+            detail = outcome.reason or ", ".join(f"{k} {v}" for k, v in outcome.result.items() if k != "ts")
+            events.append(
+                MeterCommandEvent(command_id=pk, status=status, at=now, attempt=command.attempts, detail=detail[:300])
+            )
+            counts["completed" if status == Status.COMPLETED else "failed"] += 1
+            if status == Status.COMPLETED and held.kind in kinds.RELAY_KINDS and "relay" in outcome.result:
+                # The relay is master data, changed only here: by a completed disconnect or reconnect.
+                Meter.objects.filter(pk=held.meter_id).update(relay_state=outcome.result["relay"])
+        MeterCommandEvent.objects.bulk_create(events)
     return counts
 
 
@@ -304,23 +389,27 @@ def dispatch_once(
     report.expired = commands_expire(now=now())
     started = time.monotonic()
 
-    def pace() -> bool:
-        """Wait for a slot within the budget; False when the budget would run out first."""
-        while True:
-            wait = throttle.take()
-            if wait <= 0:
-                return True
-            if time.monotonic() + wait - started > budget_s:
-                report.wait_s = min(report.wait_s, wait)
-                return False
-            time.sleep(wait)
+    def paced(commands: Sequence[MeterCommand]) -> tuple[int, bool]:
+        """Send within the fleet's rate and the pass's budget: (sent, whether all were handed on)."""
+        sent = done = 0
+        while done < len(commands):
+            granted, wait = throttle.take_many(min(len(commands) - done, SEND_BATCH))
+            if not granted:
+                if time.monotonic() + wait - started > budget_s:
+                    report.wait_s = min(report.wait_s, wait)
+                    return sent, False
+                time.sleep(wait)
+                continue
+            sent += commands_send(commands=commands[done : done + granted], sender=sender, now=now())
+            done += granted
+        return sent, True
 
     moment = now()
     due_again = MeterCommand.objects.filter(status=Status.SENT, retry_at__lte=moment, deadline__gt=moment)
-    for command in due_again.select_related("meter").order_by("-priority", "retry_at")[:DISPATCH_BATCH]:
-        if not pace():
-            return report
-        report.resent += command_send(command=command, sender=sender, now=now())
+    resend = list(due_again.select_related("meter").order_by("-priority", "retry_at")[:DISPATCH_BATCH])
+    report.resent, finished = paced(resend)
+    if not finished:
+        return report
     busy = set(
         MeterCommand.objects.filter(status__in=MeterCommand.IN_FLIGHT).values_list("meter_id", flat=True).distinct()
     )
@@ -329,12 +418,11 @@ def dispatch_once(
         .select_related("meter")
         .order_by("-priority", "created_at", "pk")
     )
+    todo: list[MeterCommand] = []
     for command in queued[:DISPATCH_BATCH]:
         if command.meter_id in busy:
             continue  # one at a time per meter: its next command waits for this one's end
-        if not pace():
-            return report
-        if command_send(command=command, sender=sender, now=now()):
-            report.sent += 1
-            busy.add(command.meter_id)
+        busy.add(command.meter_id)
+        todo.append(command)
+    report.sent, _ = paced(todo)
     return report

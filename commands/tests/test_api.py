@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -99,9 +99,10 @@ class ClockedPublisher:
         self.inner = inner
         self.sent_at: list[float] = []
 
-    def send(self, *, serial: str, payload: Mapping[str, Any]) -> None:
-        self.inner.send(serial=serial, payload=payload)
-        self.sent_at.append(time.monotonic())
+    def send_many(self, messages: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Any]:
+        # When the throttle let them go (the PUBACKs' delays are the broker's, not the throttle's).
+        self.sent_at.extend([time.monotonic()] * len(messages))
+        return list(self.inner.send_many(messages))
 
 
 def test_a_throttled_mass_command_keeps_to_its_rate(transactional_db: None) -> None:
@@ -119,6 +120,12 @@ def test_a_throttled_mass_command_keeps_to_its_rate(transactional_db: None) -> N
     assert len(clocked.sent_at) == len(meters)
     span = clocked.sent_at[-1] - clocked.sent_at[0]
     achieved = (len(meters) - 1) / span
-    # Never faster than the rate; slower only by what a loaded 2-core machine costs (make bench measures it).
-    assert rate * 0.5 <= achieved <= rate * 1.02, f"{achieved:.1f}/s for a throttle of {rate}/s"
+    # Never faster than the rate allows (its burst may leave at once); slower only by what a loaded
+    # 2-core machine costs (make bench measures the accuracy).
+    ceiling = (len(meters) - 1) / ((len(meters) - throttle.burst) / rate)
+    assert rate * 0.3 <= achieved <= ceiling * 1.02, f"{achieved:.1f}/s for a throttle of {rate}/s"
+    gaps = [b - a for a, b in zip(clocked.sent_at, clocked.sent_at[1:], strict=False)]
+    one_second = [t for t in clocked.sent_at if t < clocked.sent_at[0] + 1.0]
+    assert len(one_second) <= rate + throttle.burst, f"{len(one_second)} sent in the first second"
+    assert min(gaps) >= 0
     assert MeterCommand.objects.filter(status=MeterCommand.Status.SENT).count() == len(meters)

@@ -9,8 +9,9 @@ connection of its own; `CommandPublisher` keeps one connection open for a dispat
 from __future__ import annotations
 
 import json
+import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -31,13 +32,34 @@ class CommandPublisher:
 
     def send(self, *, serial: str, payload: Mapping[str, Any]) -> None:
         """Publish at QoS 1 and wait for the broker's PUBACK; BrokerError when it does not come."""
-        info = self._client.publish(topics.topic(serial, topics.Kind.COMMANDS), json.dumps(dict(payload)), qos=1)
-        try:
-            info.wait_for_publish(PUBLISH_TIMEOUT_S)
-        except (RuntimeError, ValueError) as exc:  # paho: the connection dropped, or the queue is full
-            raise mqtt_client.BrokerError(f"command to {serial} not sent: {exc}") from exc
-        if not info.is_published():
-            raise mqtt_client.BrokerError(f"the broker did not acknowledge the command to {serial} in time")
+        error = self.send_many([(serial, payload)])[0]
+        if error is not None:
+            raise error
+
+    def send_many(self, messages: Sequence[tuple[str, Mapping[str, Any]]]) -> list[mqtt_client.BrokerError | None]:
+        """Publish every message at QoS 1, then await their PUBACKs (in flight together, not one by
+        one); per message, None when the broker took it, else why not."""
+        infos: list[mqtt.MQTTMessageInfo | mqtt_client.BrokerError] = []
+        for serial, payload in messages:
+            try:
+                topic = topics.topic(serial, topics.Kind.COMMANDS)
+                infos.append(self._client.publish(topic, json.dumps(dict(payload)), qos=1))
+            except (RuntimeError, ValueError) as exc:  # paho: not connected, or the queue is full
+                infos.append(mqtt_client.BrokerError(f"command to {serial} not sent: {exc}"))
+        deadline = time.monotonic() + PUBLISH_TIMEOUT_S
+        outcomes: list[mqtt_client.BrokerError | None] = []
+        for (serial, _), info in zip(messages, infos, strict=True):
+            if isinstance(info, mqtt_client.BrokerError):
+                outcomes.append(info)
+                continue
+            try:
+                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+            except (RuntimeError, ValueError) as exc:  # the connection dropped meanwhile
+                outcomes.append(mqtt_client.BrokerError(f"command to {serial} not sent: {exc}"))
+                continue
+            published = info.is_published()
+            outcomes.append(None if published else mqtt_client.BrokerError(f"no PUBACK for the command to {serial}"))
+        return outcomes
 
 
 @contextmanager

@@ -6,24 +6,26 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from decimal import Decimal
 
 from django.contrib.auth.models import User
-from django.db import transaction
 from django.utils import timezone
 
 from billing.bills import bill_final
 from billing.models import OnDemandRead
+from commands.kinds import Kind
+from commands.models import MeterCommand
+from commands.services import command_request, replies_apply
 from mdms.core.audit import audit_record
 from mdms.core.models import Account, ApiToken, AuditLog, Meter
-from mdms.core.mqtt.commands import meter_command_send
 from mdms.core.timeseries import readings as stored
 
 log = logging.getLogger(__name__)
 
 # How long a meter has to answer an on-demand read before the read is estimated.
 READ_TIMEOUT_S = 120
+# On-demand reads go before routine commands to the same meter (1 lowest, 9 most urgent).
+READ_PRIORITY = 7
 # A timed-out read is estimated from the newest register reading within this many days.
 ESTIMATE_LOOKBACK_DAYS = 7
 
@@ -42,8 +44,19 @@ def on_demand_read_request(
     The audit log names requested_by, or audit_actor when a machine client (an API token) asked.
     """
     now = timezone.now()
+    command, _ = command_request(
+        meter=meter,
+        kind=Kind.READ,
+        priority=READ_PRIORITY,
+        deadline=now + dt.timedelta(seconds=timeout_s),
+        reason=f"{purpose} read" + (f" for {account.number}" if account else ""),
+        requested_by=requested_by,
+        token=audit_actor,
+        audit=False,  # the read's own audit row below says it, with its purpose and account
+    )
     read = OnDemandRead.objects.create(
-        command_id=uuid.uuid4().hex,
+        command_id=command.command_id,
+        meter_command=command,
         meter=meter,
         account=account,
         purpose=purpose,
@@ -57,28 +70,29 @@ def on_demand_read_request(
         target=f"meter:{meter.serial}",
         detail={"read": read.pk, "purpose": purpose, "account": account.number if account else None},
     )
-
-    def send() -> None:
-        try:
-            meter_command_send(serial=meter.serial, payload={"id": read.command_id, "type": "read"})
-        except Exception:  # the read stays pending and is estimated when it times out
-            log.exception("could not send read %s to meter %s", read.command_id, meter.serial)
-
-    transaction.on_commit(send)
     return read
 
 
-def on_demand_read_complete(*, read: OnDemandRead) -> bool:
-    """Complete a pending read from the meter's reply, if one arrived. True when it completed."""
-    reply = stored.reply_for(read.meter_id, read.command_id)
-    if reply is None:
+def on_demand_read_complete(*, read: OnDemandRead, apply_replies: bool = True) -> bool:
+    """Complete a pending read from its command, if the meter answered. True when it completed.
+
+    apply_replies first moves every command in flight by the replies stored (a sweep does it once)."""
+    if apply_replies:
+        replies_apply()
+    command = read.meter_command
+    if command is None:
         return False
-    register_import = reply.get("register_import_kwh")
-    register_export = reply.get("register_export_kwh")
+    command.refresh_from_db()
+    if command.status != MeterCommand.Status.COMPLETED:
+        return False
+    result = command.result
+    register_import = result.get("register_import_kwh")
+    register_export = result.get("register_export_kwh")
+    read_at = dt.datetime.fromisoformat(result["ts"]) if result.get("ts") else command.finished_at
     changed = OnDemandRead.objects.filter(pk=read.pk, status=OnDemandRead.Status.PENDING).update(
         status=OnDemandRead.Status.COMPLETED,
         completed_at=timezone.now(),
-        read_at=reply.get("ts") or reply.get("received_at"),
+        read_at=read_at,
         register_import_kwh=None if register_import is None else Decimal(str(register_import)),
         register_export_kwh=None if register_export is None else Decimal(str(register_export)),
         estimated=False,
@@ -143,8 +157,11 @@ def on_demand_reads_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
     """Complete the pending reads that have a reply; time out those past their deadline."""
     now = now or timezone.now()
     counts = {"completed": 0, "timed_out": 0, "pending": 0}
-    for read in OnDemandRead.objects.filter(status=OnDemandRead.Status.PENDING).order_by("pk"):
-        if on_demand_read_complete(read=read):
+    replies_apply(now=now)
+    for read in (
+        OnDemandRead.objects.filter(status=OnDemandRead.Status.PENDING).select_related("meter_command").order_by("pk")
+    ):
+        if on_demand_read_complete(read=read, apply_replies=False):
             counts["completed"] += 1
         elif on_demand_read_timeout(read=read, now=now):
             counts["timed_out"] += 1

@@ -32,6 +32,9 @@ MAX_FUTURE_S = 300
 OLDEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 # Enedis publishes load curves in French local time without an offset.
 ENEDIS_ZONE = ZoneInfo("Europe/Paris")
+# What a reply to a command may say (docs/commands.md).
+REPLY_STATUSES = frozenset({"acknowledged", "completed", "failed"})
+RELAY_STATES = frozenset({"connected", "disconnected", "armed"})
 
 # Plausible bounds of each field: mdms.core.reading_fields, the one list of a reading's fields.
 RANGES: dict[str, tuple[float, float]] = {
@@ -102,8 +105,25 @@ class Event:
 class Reply:
     id: str
     ts: dt.datetime
-    register_import_kwh: float
+    register_import_kwh: float | None
     register_export_kwh: float | None = None
+    # "acknowledged", "completed" or "failed" (docs/commands.md); a read reply without one is completed.
+    status: str = "completed"
+    reason: str = ""  # a failed command's reason, as the meter gave it
+    # Kind-specific results: relay state, clock offset, reset demand.
+    relay: str | None = None
+    offset_s: float | None = None
+    max_demand_kw: float | None = None
+
+    def extras(self) -> dict[str, Any]:
+        """What the reply said beyond its registers, only where it said it (the stored document)."""
+        found = {
+            "reason": self.reason,
+            "relay": self.relay,
+            "offset_s": self.offset_s,
+            "max_demand_kw": self.max_demand_kw,
+        }
+        return {key: value for key, value in found.items() if value not in (None, "")}
 
 
 @dataclass
@@ -364,23 +384,38 @@ def parse_event(payload: bytes | str, *, now: dt.datetime) -> Event:
 
 
 def parse_reply(payload: bytes | str, *, now: dt.datetime) -> Reply:
+    """A meter's answer to a command. The contract's first version (a read's registers, no status)
+    still holds; a reply with a status may carry no register (a disconnect, a clock sync)."""
     data = decode_json(payload)
     if not isinstance(data, dict):
         raise Rejection(Reason.BAD_SHAPE, f"a reply must be a JSON object, not {type(data).__name__}")
-    for key in ("id", "ts", "register_import_kwh"):
+    status = data.get("status")
+    if status is not None and status not in REPLY_STATUSES:
+        raise Rejection(Reason.BAD_SHAPE, f"reply status must be one of {', '.join(sorted(REPLY_STATUSES))}")
+    required = ("id", "ts") if status is not None else ("id", "ts", "register_import_kwh")
+    for key in required:
         if key not in data:
             raise Rejection(Reason.MISSING_FIELD, f"a reply needs {key}")
     if isinstance(data["id"], bool) or not isinstance(data["id"], str | int) or not str(data["id"]).strip():
         raise Rejection(Reason.BAD_TYPE, "reply id must be a string or an integer")
-    register_import = number(data["register_import_kwh"], "register_import_kwh")
-    _check_range("register_import_kwh", register_import, None)
-    register_export = None
-    if data.get("register_export_kwh") is not None:
-        register_export = number(data["register_export_kwh"], "register_export_kwh")
-        _check_range("register_export_kwh", register_export, None)
+    registers: dict[str, float | None] = {}
+    for name in ("register_import_kwh", "register_export_kwh"):
+        registers[name] = None
+        if data.get(name) is not None:
+            value = number(data[name], name)
+            _check_range(name, value, None)
+            registers[name] = value
+    relay = data.get("relay")
+    if relay is not None and relay not in RELAY_STATES:
+        raise Rejection(Reason.BAD_SHAPE, f"relay must be one of {', '.join(sorted(RELAY_STATES))}")
     return Reply(
         id=str(data["id"])[:100],
         ts=timestamp(data["ts"], "ts", now=now),
-        register_import_kwh=register_import,
-        register_export_kwh=register_export,
+        register_import_kwh=registers["register_import_kwh"],
+        register_export_kwh=registers["register_export_kwh"],
+        status=status or "completed",
+        reason=str(data.get("reason") or "")[:300],
+        relay=relay,
+        offset_s=None if data.get("offset_s") is None else number(data["offset_s"], "offset_s"),
+        max_demand_kw=None if data.get("max_demand_kw") is None else number(data["max_demand_kw"], "max_demand_kw"),
     )

@@ -140,6 +140,8 @@ def process_message(message: Message, batch: Batch, meters: MeterCache, *, now: 
                     "ts": reply.ts,
                     "register_import_kwh": reply.register_import_kwh,
                     "register_export_kwh": reply.register_export_kwh,
+                    "status": reply.status,
+                    **reply.extras(),
                     "received_at": message.received_at,
                 }
             )

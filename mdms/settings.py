@@ -71,6 +71,10 @@ def _read() -> dict[str, object]:
             "datahub_retry_max_s": config_seconds("DATAHUB_RETRY_MAX_S", 120.0),
             "datahub_min_interval_s": config_seconds("DATAHUB_MIN_INTERVAL_S", 1.0),
             "datahub_catchup_days": config.env_int("DATAHUB_CATCHUP_DAYS", 7, minimum=1),
+            "commands_rate_per_s": config.env_float("COMMANDS_RATE_PER_S", 50.0, above=0, at_most=100_000),
+            "commands_retry_base_s": config_seconds("COMMANDS_RETRY_BASE_S", 15.0),
+            "commands_retry_max_s": config_seconds("COMMANDS_RETRY_MAX_S", 300.0),
+            "commands_deadline_s": config_seconds("COMMANDS_DEADLINE_S", 900.0),
         }
     except config.ConfigError as exc:
         raise ImproperlyConfigured(str(exc)) from exc
@@ -103,6 +107,7 @@ INSTALLED_APPS = [
     "lake",
     "forecast",
     "alerts",
+    "commands",
     "ingest",
     "billing",
     "portal",
@@ -282,6 +287,14 @@ DATAHUB_RETRY_BASE_S: float = float(_env["datahub_retry_base_s"])  # type: ignor
 DATAHUB_RETRY_MAX_S: float = float(_env["datahub_retry_max_s"])  # type: ignore[arg-type]
 DATAHUB_MIN_INTERVAL_S: float = float(_env["datahub_min_interval_s"])  # type: ignore[arg-type]
 DATAHUB_CATCHUP_DAYS: int = int(_env["datahub_catchup_days"])  # type: ignore[call-overload]
+
+# Commands to meters (docs/commands.md): the fleet-wide send rate (a mass disconnect or a
+# read-everything must not flood the broker), the wait for an answer before sending again (doubling
+# up to the maximum), and a command's default deadline.
+COMMANDS_RATE_PER_S: float = float(_env["commands_rate_per_s"])  # type: ignore[arg-type]
+COMMANDS_RETRY_BASE_S: float = float(_env["commands_retry_base_s"])  # type: ignore[arg-type]
+COMMANDS_RETRY_MAX_S: float = float(_env["commands_retry_max_s"])  # type: ignore[arg-type]
+COMMANDS_DEADLINE_S: float = float(_env["commands_deadline_s"])  # type: ignore[arg-type]
 
 # E-mail (consumer alert notifications, alerts). EMAIL_BACKEND: smtp, file, console, locmem
 # or a dotted path. By default smtp when EMAIL_HOST is set, else one file per message under

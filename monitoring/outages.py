@@ -65,8 +65,12 @@ def meters_out(
         )
     )
     where = _feeders(meter_pks)
+    # A premise the utility cut off on purpose (a completed disconnect command) is not out.
+    cut_off = set(
+        Meter.objects.filter(pk__in=meter_pks, relay_state=Meter.Relay.DISCONNECTED).values_list("pk", flat=True)
+    )
     newly: list[int] = []
-    for pk in sorted(set(meter_pks) - already, key=lambda p: at[p]):
+    for pk in sorted(set(meter_pks) - already - cut_off, key=lambda p: at[p]):
         if pk not in where:
             continue
         feeder_pk, region_pk = where[pk]

@@ -4,7 +4,7 @@ from django.urls import path
 from portal import views
 from portal.views import billing_staff as billing
 from portal.views import consumer_alerts as alerts
-from portal.views import operator, operator_forecast, operator_notifications
+from portal.views import meter_commands, operator, operator_forecast, operator_notifications
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -57,4 +57,5 @@ urlpatterns = [
     path("billing/lookup/", billing.billing_lookup, name="billing_lookup"),
     path("billing/accounts/<int:account_pk>/", billing.billing_account, name="billing_account"),
     path("billing/meters/<int:meter_pk>/", billing.billing_meter, name="billing_meter"),
+    path("meters/<int:meter_pk>/commands/", meter_commands.meter_command_send, name="meter_command_send"),
 ]

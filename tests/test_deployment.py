@@ -43,7 +43,7 @@ def test_every_app_service_gets_every_variable_the_settings_read() -> None:
     compose = _compose()
     wanted = _variables_the_settings_read() - OPTIONAL
     assert {"DATABASE_URL", "MONGODB_URI", "REDIS_URL", "MQTT_HOST", "MQTT_PORT", "TIME_ZONE", "SECRET_KEY"} <= wanted
-    for name in ("web", "worker", "beat", "ingest"):
+    for name in ("web", "worker", "beat", "ingest", "commands"):
         environment = compose["services"][name]["environment"]
         missing = wanted - set(environment)
         assert not missing, f"{name} lacks {sorted(missing)}"

@@ -150,6 +150,10 @@ class OnDemandRead(models.Model):
 
     # The command id sent to the meter, matched against the reply's id.
     command_id = models.CharField(max_length=40, unique=True)
+    # The command that carries the read (reads before the command framework have none).
+    meter_command = models.OneToOneField(
+        "commands.MeterCommand", on_delete=models.PROTECT, null=True, blank=True, related_name="on_demand_read"
+    )
     meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="on_demand_reads")
     account = models.ForeignKey(
         Account, on_delete=models.PROTECT, null=True, blank=True, related_name="on_demand_reads"

@@ -59,6 +59,9 @@ class SimulatedMeter:
     _stuck: dict[Fault, tuple[float, float]] = field(default_factory=dict, init=False)
     _held: list[_Held] = field(default_factory=list, init=False)
     _powered: bool = field(default=True, init=False)
+    # The supply relay, opened by a disconnect command: the premise then draws (and exports) nothing,
+    # while the meter itself stays powered and keeps reporting.
+    relay_connected: bool = field(default=True, init=False)
 
     def __post_init__(self) -> None:
         self._model = LoadModel(self.profile, self.seed, self.time_zone)
@@ -71,6 +74,7 @@ class SimulatedMeter:
             "last_ts": self.last_ts.isoformat() if self.last_ts else None,
             "register_import_wh": self.register_import_wh,
             "register_export_wh": self.register_export_wh,
+            "relay_connected": self.relay_connected,
         }
 
     def resume(self, state: dict[str, Any]) -> None:
@@ -79,6 +83,7 @@ class SimulatedMeter:
             self.last_ts = dt.datetime.fromisoformat(state["last_ts"])
         self.register_import_wh = int(state.get("register_import_wh", self.register_import_wh))
         self.register_export_wh = int(state.get("register_export_wh", self.register_export_wh))
+        self.relay_connected = bool(state.get("relay_connected", True))
 
     @property
     def serial(self) -> str:
@@ -195,6 +200,8 @@ class SimulatedMeter:
             elif fault.kind is FaultKind.OVER_CURRENT:
                 current_a = self.profile.rated_current_a * float(fault.details.get("current_factor", 1.2))
                 consumption_w = current_a * voltage_v * power_factor + production_w
+        if not self.relay_connected:
+            consumption_w = production_w = 0.0
         net_w = (consumption_w - production_w) * on_fraction
         energy_wh = round(net_w * self.interval_s / 3600.0)
         import_wh, export_wh = max(0, energy_wh), max(0, -energy_wh)

@@ -19,6 +19,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,19 @@ class Stats:
         return self.published - self.acked - self.rejected
 
 
+class Behaviour(StrEnum):
+    """How a simulated meter treats commands (simulate_meters --command-behaviour SERIAL=late)."""
+
+    ANSWER = "answer"  # acknowledge, carry it out, report completion
+    REFUSE = "refuse"  # answer "failed" with a reason
+    LATE = "late"  # acknowledge at once, complete after LATE_REPLY_S
+    NEVER = "never"  # say nothing (the MDMS retries, then the command expires)
+
+
+# How late a "late" meter completes its commands.
+LATE_REPLY_S = 20.0
+
+
 @dataclass
 class Fleet:
     meters: list[SimulatedMeter]
@@ -118,7 +132,12 @@ class Fleet:
     logins: dict[str, str] | dict[str, MeterLogin]
     session_expiry_s: int = SESSION_EXPIRY_S
     stats: Stats = field(default_factory=Stats)
+    # Serial -> how that meter treats commands; a meter not named answers.
+    behaviours: dict[str, Behaviour] = field(default_factory=dict)
+    late_reply_s: float = LATE_REPLY_S
     links: list[Link] = field(default_factory=list, init=False)
+    _later: list[tuple[float, int, Link, dict[str, Any]]] = field(default_factory=list, init=False)
+    _later_order: itertools.count[int] = field(default_factory=itertools.count, init=False)
     _selector: selectors.BaseSelector = field(default_factory=selectors.DefaultSelector, init=False)
     _last_misc: float = field(default=0.0, init=False)
 
@@ -239,10 +258,51 @@ class Fleet:
         except ValueError:
             logger.warning("meter %s ignored a command that is not JSON", link.meter.serial)
             return
-        if not isinstance(command, dict) or command.get("type") != "read":
+        if not isinstance(command, dict) or "id" not in command:
             return
-        self._publish(link, Kind.REPLIES, {"id": command.get("id"), **self.registers(link)})
+        behaviour = self.behaviours.get(link.meter.serial, Behaviour.ANSWER)
+        if behaviour is Behaviour.NEVER:
+            return
+        now = iso(dt.datetime.now(tz=dt.UTC))
+        reply_to = {"id": command["id"], "ts": now}
+        if behaviour is Behaviour.REFUSE:
+            self._publish(link, Kind.REPLIES, {**reply_to, "status": "failed", "reason": "refused by the meter"})
+            self.stats.commands_answered += 1
+            return
+        outcome = self._carry_out(link, command)
+        if outcome is None:
+            self._publish(link, Kind.REPLIES, {**reply_to, "status": "failed", "reason": "unknown command type"})
+            return
+        self._publish(link, Kind.REPLIES, {**reply_to, "status": "acknowledged"})
+        done = {**reply_to, "status": "completed", **outcome}
+        if behaviour is Behaviour.LATE:
+            heapq.heappush(self._later, (time.monotonic() + self.late_reply_s, next(self._later_order), link, done))
+        else:
+            self._publish(link, Kind.REPLIES, done)
         self.stats.commands_answered += 1
+
+    def _carry_out(self, link: Link, command: dict[str, Any]) -> dict[str, Any] | None:
+        """Do what the command asks; what the completion reply says, or None for a kind not known."""
+        kind = command.get("type")
+        if kind == "read":
+            return self.registers(link)
+        if kind == "disconnect":
+            link.meter.relay_connected = False
+            return {"relay": "disconnected"}
+        if kind == "reconnect":
+            link.meter.relay_connected = True
+            return {"relay": "connected"}
+        if kind == "time_sync":
+            return {"offset_s": 0.0}  # the simulator's clock is the machine's: nothing to correct
+        if kind == "demand_reset":
+            return {"max_demand_kw": 0.0}
+        return None
+
+    def _send_later_replies(self) -> None:
+        now = time.monotonic()
+        while self._later and self._later[0][0] <= now:
+            _, _, link, reply = heapq.heappop(self._later)
+            self._publish(link, Kind.REPLIES, reply)
 
     def registers(self, link: Link) -> dict[str, Any]:
         """What an on-demand read answers: the registers of the newest reading sent, as of its ts.
@@ -296,6 +356,7 @@ class Fleet:
                     client.loop_read(max_packets=200)
                 if mask & selectors.EVENT_WRITE:
                     client.loop_write()
+        self._send_later_replies()
         now = time.monotonic()
         if now - self._last_misc >= 1.0:
             self._last_misc = now
@@ -418,5 +479,5 @@ def run_realtime(
 def describe(stats: Stats) -> str:
     return (
         f"{stats.published} messages published, {stats.acked} acknowledged, {stats.rejected} rejected, "
-        f"{stats.commands_answered} on-demand reads answered (at {iso(dt.datetime.now(tz=dt.UTC))})"
+        f"{stats.commands_answered} commands answered (at {iso(dt.datetime.now(tz=dt.UTC))})"
     )

@@ -205,16 +205,17 @@ def test_a_meter_answers_an_on_demand_read_with_its_registers(meters: list[Perso
         sender.loop_start()
         sender.publish(topics.topic(serial, Kind.COMMANDS), json.dumps({"id": "read-1", "type": "read"}), qos=1)
         assert not acked.get(timeout=WAIT_S).is_failure
-        replies = watcher.collect(until=lambda seen: len(seen) >= 1)
+        replies = watcher.collect(until=lambda seen: len(seen) >= 2)
         sender.disconnect()
         sender.loop_stop()
     finally:
         stop.set()
         worker.join(WAIT_S)
         fleet.close()
-    assert len(replies) == 1
-    reply = json.loads(replies[0].payload)
-    assert reply["id"] == "read-1"
+    # The meter acknowledges the command, then answers it (docs/commands.md).
+    acknowledgement, reply = (json.loads(message.payload) for message in replies)
+    assert (acknowledgement["id"], acknowledgement["status"]) == ("read-1", "acknowledged")
+    assert (reply["id"], reply["status"]) == ("read-1", "completed")
     assert reply["register_import_kwh"] == meter.profile.initial_register_import_kwh
     assert reply["register_export_kwh"] == 0.0
     assert dt.datetime.fromisoformat(reply["ts"].replace("Z", "+00:00")) <= dt.datetime.now(tz=dt.UTC)

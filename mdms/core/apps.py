@@ -1,4 +1,18 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _ensure_mongodb(sender: AppConfig, **kwargs: Any) -> None:
+    """MongoDB's collections and indexes follow the code, as PostgreSQL's tables follow migrations.
+
+    Without this, the first insert would create `readings` as a plain collection with no index:
+    no time-series storage, and every per-meter read a collection scan.
+    """
+    from mdms.core import timeseries
+
+    timeseries.ensure_collections()
 
 
 class CoreConfig(AppConfig):
@@ -17,3 +31,5 @@ class CoreConfig(AppConfig):
             services.meter_access_changed_hooks.append(broker.meter_access_changed)
         if broker.meter_certificates_revoked not in services.meter_certificates_revoked_hooks:
             services.meter_certificates_revoked_hooks.append(broker.meter_certificates_revoked)
+        # After `migrate` (make run, make test, the bench, a deployment's release step).
+        post_migrate.connect(_ensure_mongodb, sender=self, dispatch_uid="mdms-ensure-mongodb")

@@ -194,6 +194,13 @@ class Meter(models.Model):
         DISABLED = "disabled", "Disabled"  # refused by the broker; may be enabled again
         REMOVED = "removed", "Removed"  # taken off the premise; kept for its history
 
+    class Relay(models.TextChoices):
+        """The supply relay: changed only by a completed disconnect or reconnect command."""
+
+        CONNECTED = "connected", "Connected"
+        DISCONNECTED = "disconnected", "Disconnected"
+        ARMED = "armed", "Armed (the customer closes it at the meter)"
+
     # The statuses whose meters the broker lets in and whose data the ingest and the data hub pull
     # accept; disabled and removed meters' data is refused.
     ACCEPTING_STATUSES = frozenset({Status.REGISTERED, Status.ACTIVE})
@@ -218,6 +225,7 @@ class Meter(models.Model):
     interval_s = models.PositiveIntegerField(default=DEFAULT_INTERVAL_S)
     install_date = models.DateField(null=True, blank=True)
     removal_date = models.DateField(null=True, blank=True)
+    relay_state = models.CharField(max_length=12, choices=Relay.choices, default=Relay.CONNECTED, editable=False)
     has_solar = models.BooleanField(default=False)
     solar_capacity_kw = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
     # The MQTT password is shown once at registration; only its hash is kept.

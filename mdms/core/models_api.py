@@ -20,6 +20,7 @@ class ApiToken(models.Model):
         CIS_READ = "cis_read", "Read-only CIS: master data, readings, events, anomalies, outages"
         BILLING = "billing", "Billing: determinants, bills, on-demand reads"
         METER_ADMIN = "meter_admin", "Meter administration: register, disable, enable"
+        COMMANDS = "commands", "Meter commands: reads, disconnect, reconnect, clock sync, demand reset"
 
     name = models.CharField(max_length=80, help_text="Who uses it, e.g. 'SAP IS-U production'.")
     # The first characters of the key, kept in clear so staff can tell tokens apart in lists.
@@ -55,6 +56,7 @@ class AuditLog(models.Model):
         READING_EDIT = "reading_edit", "Interval reading edited"
         REBILL = "rebill", "Bill re-issued"
         ON_DEMAND_READ = "on_demand_read", "On-demand read requested"
+        METER_COMMAND = "meter_command", "Command sent to a meter"
         TOKEN_ISSUE = "token_issue", "API token issued"
         TOKEN_REVOKE = "token_revoke", "API token revoked"
 

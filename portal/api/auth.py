@@ -28,6 +28,7 @@ ROLES_FOR_SCOPE: dict[str, frozenset[Role]] = {
     Scope.CIS_READ: frozenset({Role.CONSUMER, Role.OPERATOR, Role.BILLING}),
     Scope.BILLING: frozenset({Role.BILLING}),
     Scope.METER_ADMIN: frozenset({Role.OPERATOR}),
+    Scope.COMMANDS: frozenset({Role.OPERATOR, Role.BILLING}),
 }
 
 

@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from rest_framework.exceptions import ValidationError
 
 from billing.models import Bill, OnDemandRead
+from commands.models import MeterCommand
 from mdms.core.models import Account, Customer, Meter, Premise
 from monitoring.models import OutageIncident
 from portal.api.ranges import to_utc
@@ -89,6 +90,16 @@ class OnDemandReadFilter(filters.FilterSet):
     class Meta:
         model = OnDemandRead
         fields = ["meter", "account", "status", "purpose"]
+
+
+class MeterCommandFilter(filters.FilterSet):
+    meter = filters.CharFilter(field_name="meter__serial")
+    created_from = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = MeterCommand
+        fields = ["meter", "kind", "status", "created_from", "created_before"]
 
 
 class IncidentFilter(filters.FilterSet):

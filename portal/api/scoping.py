@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from rest_framework.request import Request
 
 from billing.models import Bill, OnDemandRead
+from commands.models import MeterCommand
 from mdms.core.models import Account, Customer, Meter, Premise
 from mdms.core.roles import Role, user_roles
 from mdms.core.selectors import accounts_for_user, meters_for_user
@@ -64,6 +65,12 @@ def bills(request: Request) -> QuerySet[Bill]:
 def on_demand_reads(request: Request) -> QuerySet[OnDemandRead]:
     """Reads are billing's tools: consumers see none, even of their own meters."""
     base = OnDemandRead.objects.select_related("meter", "account")
+    return base.all() if _is_machine_or_staff(request) else base.none()
+
+
+def meter_commands(request: Request) -> QuerySet[MeterCommand]:
+    """Commands act on the utility's equipment: for staff and machine clients only."""
+    base = MeterCommand.objects.select_related("meter").prefetch_related("events")
     return base.all() if _is_machine_or_staff(request) else base.none()
 
 

@@ -10,9 +10,12 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.models import Bill, BillLineItem, OnDemandRead
+from commands.kinds import Kind
+from commands.models import MeterCommand, MeterCommandEvent
 from mdms.core.models import Account, Customer, Meter, Premise
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 from monitoring.models import IncidentMeter, OutageIncident
+from portal.api.ranges import UtcDateTimeField
 
 
 class MeterSerializer(serializers.ModelSerializer[Meter]):
@@ -346,3 +349,42 @@ class DeterminantRowSerializer(serializers.Serializer[Any]):
     bill_version = serializers.IntegerField(allow_null=True)
     bill_total = serializers.CharField(allow_null=True)
     currency = serializers.CharField()
+
+
+COMMAND_FIELDS = [
+    "id", "command_id", "meter", "kind", "status", "priority", "not_before", "deadline", "attempts", "reason",
+    "result", "failure", "idempotency_key", "created_at", "sent_at", "acknowledged_at", "finished_at", "events",
+]  # fmt: skip
+
+
+class MeterCommandEventSerializer(serializers.ModelSerializer[MeterCommandEvent]):
+    class Meta:
+        model = MeterCommandEvent
+        fields = ["status", "at", "attempt", "detail"]
+        read_only_fields = fields
+
+
+class MeterCommandSerializer(serializers.ModelSerializer[MeterCommand]):
+    """A command and its history: each change of status with its time."""
+
+    meter = serializers.CharField(source="meter.serial", read_only=True)
+    events = MeterCommandEventSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = MeterCommand
+        fields = COMMAND_FIELDS
+        read_only_fields = COMMAND_FIELDS
+
+
+class MeterCommandRequestSerializer(serializers.Serializer[Any]):
+    meter = serializers.RegexField(r"^[A-Za-z0-9_-]+$", max_length=32, help_text="The meter's serial.")
+    kind = serializers.ChoiceField(choices=[k.value for k in Kind])
+    priority = serializers.IntegerField(min_value=1, max_value=9, default=5, help_text="1 lowest, 9 most urgent.")
+    not_before = UtcDateTimeField(required=False, help_text="Not sent before this time (default: now).")
+    deadline = UtcDateTimeField(
+        required=False, help_text="Expires if not completed by then (default: COMMANDS_DEADLINE_S)."
+    )
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="",
+                                   help_text="Why; required for disconnect and reconnect (audited).")  # fmt: skip
+    idempotency_key = serializers.CharField(max_length=100, required=False, allow_blank=True, default="",
+                                            help_text="Or the Idempotency-Key header: the same key is one command.")  # fmt: skip

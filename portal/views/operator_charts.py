@@ -10,8 +10,20 @@ from portal.charts import Figure, empty_note, figure, layout
 from portal.views.operator_data import STATE_LABELS, GridLoad, PremisePoint
 
 # One colour per map state; "normal" is quiet so the others stand out.
-STATE_COLOURS = {"normal": "#1a7f37", "anomaly": "#b35900", "silent": "#8a5cf6", "out": "#c62828"}
-STATE_SYMBOLS = {"normal": "circle", "anomaly": "diamond", "silent": "square", "out": "x"}
+STATE_COLOURS = {
+    "normal": "#1a7f37",
+    "anomaly": "#b35900",
+    "silent": "#8a5cf6",
+    "out": "#c62828",
+    "disconnected": "#5f6b7a",
+}
+STATE_SYMBOLS = {
+    "normal": "circle",
+    "anomaly": "diamond",
+    "silent": "square",
+    "out": "x",
+    "disconnected": "circle-open",
+}
 REGION_COLOURS = ("#0b6bcb", "#1a7f37", "#b35900", "#8a5cf6", "#c62828", "#0e7490", "#6b7280", "#be185d")
 
 

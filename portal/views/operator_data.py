@@ -30,8 +30,15 @@ HOURLY_DAYS = 7
 # The daily trend covers this many days.
 DAILY_DAYS = 30
 # Map states, worst first: a premise shows the worst state of its meters.
-STATES = ("out", "silent", "anomaly", "normal")
-STATE_LABELS = {"out": "Out (outage)", "silent": "Silent", "anomaly": "Anomaly", "normal": "Normal"}
+# A premise whose supply the utility cut (a completed disconnect) shows as such, never as out or silent.
+STATES = ("out", "silent", "disconnected", "anomaly", "normal")
+STATE_LABELS = {
+    "out": "Out (outage)",
+    "silent": "Silent",
+    "disconnected": "Disconnected (by command)",
+    "anomaly": "Anomaly",
+    "normal": "Normal",
+}
 RATE_SAMPLE_KEY = "portal:operator:ingest-rate-sample"
 
 
@@ -151,10 +158,13 @@ def premise_states(
     # Info-only findings (unusual consumption) are advisory: they do not colour a premise.
     anomalous = {row["meter_id"] for row in anomaly_counts if row["severity"] in ALERTING}
     meters: dict[int, list[tuple[str, str]]] = defaultdict(list)
-    for pk, premise_pk, serial in Meter.objects.filter(
+    for pk, premise_pk, serial, relay in Meter.objects.filter(
         premise__isnull=False, status__in=Meter.ACCEPTING_STATUSES
-    ).values_list("pk", "premise_id", "serial"):
-        state = "out" if pk in out else "silent" if pk in silent else "anomaly" if pk in anomalous else "normal"
+    ).values_list("pk", "premise_id", "serial", "relay_state"):
+        if relay == Meter.Relay.DISCONNECTED:
+            state = "disconnected"
+        else:
+            state = "out" if pk in out else "silent" if pk in silent else "anomaly" if pk in anomalous else "normal"
         meters[premise_pk].append((state, serial))
     points = []
     for premise in Premise.objects.select_related("feeder").order_by("pk"):

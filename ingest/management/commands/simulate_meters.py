@@ -27,7 +27,7 @@ from django.db import DatabaseError
 from ingest.simulator.faults import FaultPlan, LabelWriter
 from ingest.simulator.meter import SimulatedMeter
 from ingest.simulator.profiles import MeterProfile, profile_for
-from ingest.simulator.runner import Fleet, describe, read_credentials, run_accelerated, run_realtime
+from ingest.simulator.runner import Behaviour, Fleet, describe, read_credentials, run_accelerated, run_realtime
 from mdms.config import VAR_DIR
 from mdms.core.models import Meter
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
@@ -99,6 +99,10 @@ class Command(BaseCommand):
             help="JSON file of each meter's registers and last interval: a restart carries on from it",
         )  # fmt: skip
         parser.add_argument(
+            "--command-behaviour", action="append", default=[], metavar="SERIAL=BEHAVIOUR",
+            help="how a meter treats commands: answer (default), refuse, late or never; repeatable",
+        )  # fmt: skip
+        parser.add_argument(
             "--backfill-days", type=int, default=0,
             help="real time only: first send the last N days (or, with --state, what was missed since) at full speed",
         )  # fmt: skip
@@ -139,7 +143,15 @@ class Command(BaseCommand):
         for meter in meters:
             if meter.serial in saved:
                 meter.resume(saved[meter.serial])
-        fleet = Fleet(meters, {login.serial: login for login in credentials})
+        behaviours: dict[str, Behaviour] = {}
+        for spec in options["command_behaviour"]:
+            serial, _, name = spec.partition("=")
+            try:
+                behaviours[serial.strip()] = Behaviour(name.strip())
+            except ValueError:
+                choices = ", ".join(b.value for b in Behaviour)
+                raise CommandError(f"--command-behaviour {spec!r}: say SERIAL=BEHAVIOUR, one of {choices}") from None
+        fleet = Fleet(meters, {login.serial: login for login in credentials}, behaviours=behaviours)
 
         def save_state() -> None:
             if state_file is not None:

@@ -103,9 +103,10 @@ _INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
         ([("received_at", -1)], {"name": "received_at"}),
         ([("reason_code", 1), ("received_at", -1)], {"name": "reason_received_at"}),
     ],
-    # On-demand reads look up the reply to their command id (regular collection, so unique works;
-    # the ingest inserts replies with ordered=False and counts a duplicate-key error as a duplicate).
-    METER_REPLIES: [([("meter", 1), ("id", 1)], {"name": "meter_id", "unique": True})],
+    # Commands look up the replies to their command ids (regular collection, so unique works; the
+    # ingest inserts replies with ordered=False and counts a duplicate-key error as a duplicate).
+    # One reply per command and status (an acknowledgement, then the outcome): a resend is a no-op.
+    METER_REPLIES: [([("meter", 1), ("id", 1), ("status", 1)], {"name": "meter_id_status", "unique": True})],
     # A recompute upserts one (meter, day); charts and billing read one meter's range of days.
     ROLLUPS_DAILY: [([("meter", 1), ("day", 1)], {"name": "meter_day", "unique": True})],
     # Rollups and interval reads merge estimates and edits into a meter's range of readings; the
@@ -113,6 +114,9 @@ _INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     ESTIMATES: [([("meter", 1), ("ts", 1)], {"name": "meter_ts", "unique": True})],
     INTERVAL_EDITS: [([("meter", 1), ("ts", 1)], {"name": "meter_ts", "unique": True})],
 }
+# Indexes an earlier version created that stand in the way of today's (dropped by ensure_collections):
+# replies were unique per (meter, id) before a command could be acknowledged and then completed.
+_REPLACED_INDEXES = {METER_REPLIES: ["meter_id"]}
 
 
 def ensure_collections(database: Database[dict[str, Any]] | None = None) -> None:
@@ -127,6 +131,11 @@ def ensure_collections(database: Database[dict[str, Any]] | None = None) -> None
         if name not in existing:
             with contextlib.suppress(pymongo.errors.CollectionInvalid):
                 database.create_collection(name)
+    for name, names in _REPLACED_INDEXES.items():
+        present = set(database[name].index_information())
+        for index in names:
+            if index in present:
+                database[name].drop_index(index)
     for name, indexes in _INDEXES.items():
         for keys, options in indexes:
             database[name].create_index(keys, **options)

@@ -238,7 +238,25 @@ def events_for_meter(meter_pk: int, start: dt.datetime | None, end: dt.datetime 
 
 
 def reply_for(meter_pk: int, command_id: str) -> dict[str, Any] | None:
-    return collection(METER_REPLIES).find_one({"meter": meter_pk, "id": command_id}, {"_id": 0})
+    """The meter's outcome (completed or failed) of one command, if it arrived."""
+    return collection(METER_REPLIES).find_one(
+        {"meter": meter_pk, "id": command_id, "status": {"$ne": "acknowledged"}}, {"_id": 0}
+    )
+
+
+def replies_for(commands: Sequence[tuple[int, str]]) -> list[dict[str, Any]]:
+    """The stored replies to these (meter pk, command id) pairs, oldest received first: one query,
+    on the (meter, id, status) index, for every command in flight."""
+    if not commands:
+        return []
+    wanted = set(commands)
+    cursor = collection(METER_REPLIES).find(
+        {"meter": {"$in": sorted({m for m, _ in wanted})}, "id": {"$in": sorted({c for _, c in wanted})}},
+        {"_id": 0},
+    )
+    found = [reply for reply in cursor if (reply["meter"], reply["id"]) in wanted]
+    # Received together (one ingest batch), an acknowledgement still comes before its outcome.
+    return sorted(found, key=lambda r: (r.get("received_at") or r["ts"], r.get("status") != "acknowledged"))
 
 
 def recent_dead_letters(limit: int = 20) -> list[dict[str, Any]]:

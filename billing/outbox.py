@@ -4,8 +4,9 @@ The accounts of a date are those whose bill-cycle day it is. An account already 
 period gives the determinants of its current bill (what was charged, with the bill's version);
 one not yet billed gives determinants computed now, marked unbilled.
 
-Files: BILLDET_{YYYYMMDD}_{batch:03d}.csv in settings.BILLING_OUTBOX_DIR, a header row, accounts in
-number order. Nothing in a file depends on when it was written, and each file is written to a
+Files: BILLDET_{YYYYMMDD}_{batch:03d}.csv in settings.BILLING_OUTBOX_DIR, one per released batch
+(billing.read_fetch: batch 1 the accounts complete at the lead time, later batches those whose reads
+were fetched, the final one the accounts estimated), a header row, accounts in number order. Nothing in a file depends on when it was written, and each file is written to a
 temporary name and renamed, so a re-run writes identical files and a reader never sees half a file.
 """
 
@@ -22,11 +23,11 @@ from typing import Any
 from django.conf import settings
 
 from billing import determinants as det
-from billing.billable_usage import accounts_due, determinants_for, terms_cache
-from billing.models import Bill
+from billing.billable_usage import determinants_for, terms_cache
+from billing.models import Bill, DeterminantDelivery
+from billing.read_fetch import deliveries_ensure
 from mdms.core.models import Account
 
-BATCH_SIZE = 1000
 COLUMNS = [
     "account_number",
     "bill_cycle_day",
@@ -51,6 +52,11 @@ COLUMNS = [
     "bill_version",
     "bill_total",
     "currency",
+    "batch",
+    "final_batch",
+    "closing_read",
+    "closing_read_at",
+    "closing_register_kwh",
     "error",
 ]
 
@@ -76,9 +82,11 @@ def determinant_rows(run_date: dt.date, accounts: Sequence[Account]) -> list[dic
         for a in unbilled
     }
     computed = determinants_for(unbilled, windows, terms_cache())
+    deliveries = {d.account_id: d for d in DeterminantDelivery.objects.filter(run_date=run_date, account__in=accounts)}
     rows = []
     for account in accounts:
         row: dict[str, Any] = {"account_number": account.number, "bill_cycle_day": account.bill_cycle_day}
+        row.update(_delivery_columns(deliveries.get(account.pk)))
         bill = bills.get(account.pk)
         if bill is not None:
             row.update(bill.determinants)
@@ -92,6 +100,28 @@ def determinant_rows(run_date: dt.date, accounts: Sequence[Account]) -> list[dic
                 row.update(outcome.as_json())
         rows.append(row)
     return rows
+
+
+# How the period's closing register read was had, by the account's delivery state.
+_CLOSING_READ = {
+    DeterminantDelivery.State.COMPLETE: "stored",
+    DeterminantDelivery.State.FETCHED: "fetched",
+    DeterminantDelivery.State.ESTIMATED: "estimated",
+    DeterminantDelivery.State.FETCHING: "pending",
+}
+
+
+def _delivery_columns(delivery: DeterminantDelivery | None) -> dict[str, Any]:
+    """The batch an account's determinants went out in (None: not released yet) and its closing read."""
+    if delivery is None:
+        return {"batch": None, "final_batch": False, "closing_read": None}
+    return {
+        "batch": delivery.batch,
+        "final_batch": delivery.final_batch,
+        "closing_read": _CLOSING_READ[DeterminantDelivery.State(delivery.state)],
+        "closing_read_at": delivery.closing_read_at.isoformat() if delivery.closing_read_at else None,
+        "closing_register_kwh": None if delivery.closing_register_kwh is None else str(delivery.closing_register_kwh),
+    }
 
 
 def _csv_value(value: Any) -> str:
@@ -108,14 +138,24 @@ def batch_name(run_date: dt.date, batch: int) -> str:
     return f"BILLDET_{run_date:%Y%m%d}_{batch:03d}.csv"
 
 
-def outbox_write(*, run_date: dt.date, batch_size: int = BATCH_SIZE, directory: str | Path | None = None) -> list[Path]:
-    """Write the determinants of the accounts due on run_date as batch files; returns their paths."""
+def outbox_write(*, run_date: dt.date, directory: str | Path | None = None) -> list[Path]:
+    """Write the determinants of the accounts due on run_date, one file per released batch; returns
+    their paths. A date nobody fetched reads for (asked after its run) goes out whole in batch 1."""
     outbox = Path(directory or settings.BILLING_OUTBOX_DIR)
     outbox.mkdir(parents=True, exist_ok=True)
-    accounts = accounts_due(run_date)
+    if not DeterminantDelivery.objects.filter(run_date=run_date).exists():
+        deliveries_ensure(run_date)
+    released: dict[int, list[int]] = {}
+    for batch, account_pk in (  # batch__isnull=False: every row here has a batch
+        DeterminantDelivery.objects.filter(run_date=run_date, batch__isnull=False)
+        .order_by("batch", "account__number")
+        .values_list("batch", "account_id")
+    ):
+        released.setdefault(batch or 0, []).append(account_pk)
     paths = []
-    for batch, offset in enumerate(range(0, len(accounts), batch_size), start=1):
-        rows = determinant_rows(run_date, accounts[offset : offset + batch_size])
+    for batch, account_pks in sorted(released.items()):
+        accounts = list(Account.objects.filter(pk__in=account_pks).select_related("tariff").order_by("number"))
+        rows = determinant_rows(run_date, accounts)
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(COLUMNS)
@@ -126,7 +166,7 @@ def outbox_write(*, run_date: dt.date, batch_size: int = BATCH_SIZE, directory: 
         temporary.write_text(buffer.getvalue(), encoding="utf-8")
         os.replace(temporary, path)
         paths.append(path)
-    # A re-run with fewer accounts must not leave a stale batch behind.
+    # A batch that no longer exists (a date judged again) must not leave a stale file behind.
     for stale in outbox.glob(f"BILLDET_{run_date:%Y%m%d}_*.csv"):
         if stale not in paths:
             stale.unlink()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from billing.models import VeeException
+from billing.models import DeterminantDelivery, VeeException
 from mdms.core.localtime import hours_in_day, local_day, local_midnight, local_zone
 from mdms.core.models import Meter
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
@@ -303,3 +303,17 @@ def vee_exception_list(
     if meter_pk is not None:
         queryset = queryset.filter(meter_id=meter_pk)
     return queryset
+
+
+def released_in_batch(run_date: dt.date, batch: int) -> list[int]:
+    """The accounts (pks) whose determinants of run_date went out in this delivery batch."""
+    return list(DeterminantDelivery.objects.filter(run_date=run_date, batch=batch).values_list("account_id", flat=True))
+
+
+def pending_accounts(run_date: dt.date) -> list[DeterminantDelivery]:
+    """Accounts of the date whose determinants are not released yet (the CIS asks which)."""
+    return list(
+        DeterminantDelivery.objects.filter(run_date=run_date, batch__isnull=True)
+        .select_related("account", "meter", "command")
+        .order_by("account__number")
+    )

@@ -8,11 +8,14 @@ are idempotent, so an overlapping or repeated run changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from celery import shared_task
 
 from billing.bills import bill_run_create, bill_run_execute
 from billing.on_demand_reads import on_demand_reads_sweep
+from billing.outbox import outbox_write
+from billing.read_fetch import deliveries_sweep
 from billing.rollups import rollups_follow
 from billing.vee.services import vee_run
 from mdms.core.localtime import local_today
@@ -74,3 +77,12 @@ def bill_cycle_run(run_date: str | None = None) -> int | None:
 def on_demand_reads_sweep_task() -> dict[str, int]:
     """Complete pending on-demand reads whose reply arrived; estimate those past their timeout."""
     return on_demand_reads_sweep()
+
+
+@shared_task(name="billing.deliveries_sweep", ignore_result=True)
+def deliveries_sweep_task() -> dict[str, Any]:
+    """Fetch missing reads before billing dates and release determinants batch by batch, with files."""
+    report = deliveries_sweep()
+    for run_date in {key.split(" ")[0] for key in report}:
+        outbox_write(run_date=dt.date.fromisoformat(run_date))
+    return report

@@ -159,6 +159,10 @@ def parse_host_port(name: str, default: str, scheme: str) -> HostPort:
     return HostPort(host=parts.hostname or "127.0.0.1", port=port or 0)
 
 
+# The daily bill-cycle run starts at this local hour (mdms.schedule); billing fetches missing reads
+# BILLING_FETCH_LEAD_S before it.
+BILL_RUN_HOUR = 8
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/mdms"
 DEFAULT_MONGODB_URI = "mongodb://127.0.0.1:27017/mdms?replicaSet=rs0"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"

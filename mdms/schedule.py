@@ -55,15 +55,21 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # the data lake (catching up missed days), then tier verified raw days older than the retention.
     "lake-nightly": {"task": "lake.nightly", "schedule": crontab(hour=3, minute=10)},
     # At 08:00 local time on the 1st of every month: the monthly run, billing the previous month.
-    "billing-monthly-run": {"task": "billing.bill_cycle_run", "schedule": crontab(hour=8, minute=0, day_of_month=1)},
+    "billing-monthly-run": {
+        "task": "billing.bill_cycle_run",
+        "schedule": crontab(hour=config.BILL_RUN_HOUR, minute=0, day_of_month=1),
+    },
     # At 08:00 local time on the 2nd to the 28th: bill the accounts whose bill-cycle day is today.
     "billing-cycle-day-run": {
         "task": "billing.bill_cycle_run",
-        "schedule": crontab(hour=8, minute=0, day_of_month="2-28"),
+        "schedule": crontab(hour=config.BILL_RUN_HOUR, minute=0, day_of_month="2-28"),
     },
     # Every 5 minutes: judge consumers' alert rules (projected bills at most hourly) and send the
     # waiting notification e-mails, retries included.
     "alerts-evaluate-rules": {"task": "alerts.evaluate_rules", "schedule": 300.0, "options": {"expires": 300}},
+    # Every 5 minutes: from BILLING_FETCH_LEAD_S before a billing date's run, judge its accounts
+    # (batch 1), ask the meters missing their closing read, and release later batches as reads arrive.
+    "billing-deliveries-sweep": {"task": "billing.deliveries_sweep", "schedule": 300.0},
     # Every 15 seconds: complete on-demand reads whose reply arrived, estimate those timed out.
     "billing-on-demand-reads-sweep": {
         "task": "billing.on_demand_reads_sweep",

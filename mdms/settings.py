@@ -71,6 +71,8 @@ def _read() -> dict[str, object]:
             "datahub_retry_max_s": config_seconds("DATAHUB_RETRY_MAX_S", 120.0),
             "datahub_min_interval_s": config_seconds("DATAHUB_MIN_INTERVAL_S", 1.0),
             "datahub_catchup_days": config.env_int("DATAHUB_CATCHUP_DAYS", 7, minimum=1),
+            "billing_fetch_lead_s": config_seconds("BILLING_FETCH_LEAD_S", 21_600.0),
+            "billing_fetch_max_missing": config.env_int("BILLING_FETCH_MAX_MISSING", 4, minimum=0),
             "commands_rate_per_s": config.env_float("COMMANDS_RATE_PER_S", 50.0, above=0, at_most=100_000),
             "commands_retry_base_s": config_seconds("COMMANDS_RETRY_BASE_S", 15.0),
             "commands_retry_max_s": config_seconds("COMMANDS_RETRY_MAX_S", 300.0),
@@ -287,6 +289,12 @@ DATAHUB_RETRY_BASE_S: float = float(_env["datahub_retry_base_s"])  # type: ignor
 DATAHUB_RETRY_MAX_S: float = float(_env["datahub_retry_max_s"])  # type: ignore[arg-type]
 DATAHUB_MIN_INTERVAL_S: float = float(_env["datahub_min_interval_s"])  # type: ignore[arg-type]
 DATAHUB_CATCHUP_DAYS: int = int(_env["datahub_catchup_days"])  # type: ignore[call-overload]
+
+# Missing reads fetched before billing (docs/commands.md): how long before the 08:00 bill-cycle run
+# the accounts due are judged, and how many missing intervals a period may have and still go out
+# in batch 1 (a closing register read is needed too).
+BILLING_FETCH_LEAD_S: float = float(_env["billing_fetch_lead_s"])  # type: ignore[arg-type]
+BILLING_FETCH_MAX_MISSING: int = int(_env["billing_fetch_max_missing"])  # type: ignore[call-overload]
 
 # Commands to meters (docs/commands.md): the fleet-wide send rate (a mass disconnect or a
 # read-everything must not flood the broker), the wait for an answer before sending again (doubling

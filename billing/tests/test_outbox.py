@@ -28,21 +28,23 @@ def rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_the_outbox_writes_named_batches_with_a_header_row(september: list[Any], tmp_path: Path) -> None:
-    paths = outbox_write(run_date=OCT, batch_size=2, directory=tmp_path)
-    assert [p.name for p in paths] == ["BILLDET_20261001_001.csv", "BILLDET_20261001_002.csv"]
+def test_a_date_nobody_fetched_reads_for_goes_out_whole_in_batch_one(september: list[Any], tmp_path: Path) -> None:
+    paths = outbox_write(run_date=OCT, directory=tmp_path)
+    assert [p.name for p in paths] == ["BILLDET_20261001_001.csv"]
     assert paths[0].read_text().splitlines()[0].startswith("account_number,bill_cycle_day,period_start")
-    first, second = rows(paths[0]), rows(paths[1])
-    assert [r["account_number"] for r in first + second] == ["ACC-ALICE", "ACC-BOB", "ACC-CAROL"]
+    first = rows(paths[0])
+    assert [r["account_number"] for r in first] == ["ACC-ALICE", "ACC-BOB", "ACC-CAROL"]
     assert first[0]["import_kwh"] == "720.000" and first[0]["intervals_missing"] == "0"
     assert first[0]["billed"] == "false" and first[0]["period_start"] == "2026-09-01"
+    assert {r["batch"] for r in first} == {"1"} and {r["final_batch"] for r in first} == {"false"}
 
 
 def test_a_rerun_writes_identical_files_and_removes_stale_batches(september: list[Any], tmp_path: Path) -> None:
-    first = {p.name: p.read_bytes() for p in outbox_write(run_date=OCT, batch_size=2, directory=tmp_path)}
-    again = {p.name: p.read_bytes() for p in outbox_write(run_date=OCT, batch_size=2, directory=tmp_path)}
+    first = {p.name: p.read_bytes() for p in outbox_write(run_date=OCT, directory=tmp_path)}
+    again = {p.name: p.read_bytes() for p in outbox_write(run_date=OCT, directory=tmp_path)}
     assert again == first
-    outbox_write(run_date=OCT, batch_size=10, directory=tmp_path)
+    (tmp_path / "BILLDET_20261001_002.csv").write_text("left over from an earlier judgement\n")
+    outbox_write(run_date=OCT, directory=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["BILLDET_20261001_001.csv"]
 
 

@@ -349,6 +349,25 @@ class DeterminantRowSerializer(serializers.Serializer[Any]):
     bill_version = serializers.IntegerField(allow_null=True)
     bill_total = serializers.CharField(allow_null=True)
     currency = serializers.CharField()
+    batch = serializers.IntegerField(
+        allow_null=True, help_text="The delivery batch it went out in; null while its read is being fetched."
+    )
+    final_batch = serializers.BooleanField(help_text="In the final batch: no read arrived, estimated.")
+    closing_read = serializers.CharField(
+        allow_null=True, help_text="How the closing register read was had: stored, fetched, estimated or pending."
+    )
+
+
+class PendingDeterminantSerializer(serializers.Serializer[Any]):
+    """An account whose determinants wait for a read fetched from its meter."""
+
+    account_number = serializers.CharField(source="account.number")
+    meter = serializers.CharField(source="meter.serial", allow_null=True)
+    reason = serializers.CharField()
+    command_id = serializers.CharField(source="command.command_id", allow_null=True)
+    command_status = serializers.CharField(source="command.status", allow_null=True)
+    attempts = serializers.IntegerField(source="command.attempts", allow_null=True)
+    deadline = serializers.DateTimeField(source="command.deadline", allow_null=True)
 
 
 COMMAND_FIELDS = [

@@ -31,6 +31,7 @@ v1 = [
     path("silent-meters/", views_ops.SilentMeterList.as_view(), name="silent-meters"),
     path("ingest/stats/", views_ops.IngestStats.as_view(), name="ingest-stats"),
     path("determinants/", views_billing.DeterminantList.as_view(), name="determinants"),
+    path("determinants/pending/", views_billing.PendingDeterminantList.as_view(), name="determinants-pending"),
     *router.urls,
 ]
 

@@ -16,6 +16,7 @@ from billing.billable_usage import accounts_due
 from billing.models import Bill, OnDemandRead
 from billing.on_demand_reads import on_demand_read_complete, on_demand_read_request
 from billing.outbox import determinant_rows
+from billing.selectors import pending_accounts, released_in_batch
 from mdms.core.roles import Role
 from portal.api import scoping
 from portal.api.auth import Scope, person_of, token_of
@@ -27,11 +28,15 @@ from portal.api.serializers import (
     DeterminantRowSerializer,
     OnDemandReadRequestSerializer,
     OnDemandReadSerializer,
+    PendingDeterminantSerializer,
 )
 
 
 class DeterminantsQuery(serializers.Serializer[Any]):
     date = serializers.DateField(help_text="The billing date: accounts whose bill-cycle day it is.")
+    batch = serializers.IntegerField(
+        required=False, min_value=1, help_text="Only the accounts released in this delivery batch."
+    )
 
     def validate_date(self, value: dt.date) -> dt.date:
         if value.day > 28:
@@ -46,12 +51,39 @@ class DeterminantList(ApiView, generics.ListAPIView[Any]):
     scopes = {"*": Scope.BILLING}
     filter_backends: Any = []
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("date", str, required=True, description="YYYY-MM-DD, day 1..28"),
+            OpenApiParameter(
+                "batch", int, required=False, description="a delivery batch (1 = complete at the lead time)"
+            ),
+        ]
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        query = self.query(DeterminantsQuery)
+        run_date = query["date"]
+        accounts = accounts_due(run_date)
+        if "batch" in query:
+            released = set(released_in_batch(run_date, query["batch"]))
+            accounts = [account for account in accounts if account.pk in released]
+        page = self.paginate_queryset(accounts)  # type: ignore[arg-type]
+        assert page is not None
+        return self.get_paginated_response(determinant_rows(run_date, page))
+
+
+class PendingDeterminantList(ApiView, generics.ListAPIView[Any]):
+    """The accounts of a billing date still waiting for a read fetched from their meter."""
+
+    serializer_class = PendingDeterminantSerializer
+    scopes = {"*": Scope.BILLING}
+    filter_backends: Any = []
+
     @extend_schema(parameters=[OpenApiParameter("date", str, required=True, description="YYYY-MM-DD, day 1..28")])
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         run_date = self.query(DeterminantsQuery)["date"]
-        page = self.paginate_queryset(accounts_due(run_date))  # type: ignore[arg-type]
+        page = self.paginate_queryset(pending_accounts(run_date))  # type: ignore[arg-type]
         assert page is not None
-        return self.get_paginated_response(determinant_rows(run_date, page))
+        return self.get_paginated_response(PendingDeterminantSerializer(page, many=True).data)
 
 
 class BillViewSet(ApiView, viewsets.ReadOnlyModelViewSet[Bill]):

@@ -148,7 +148,7 @@ def fetched_reads_collect(*, run_date: dt.date, now: dt.datetime | None = None) 
     released = {"fetched": 0, "estimated": 0}
     with transaction.atomic():
         waiting = list(
-            DeterminantDelivery.objects.select_for_update()
+            DeterminantDelivery.objects.select_for_update(of=("self",))
             .filter(run_date=run_date, batch__isnull=True)
             .select_related("command")
             .order_by("account_id")

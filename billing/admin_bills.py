@@ -1,4 +1,4 @@
-"""Admin for bills, runs and on-demand reads: read-only, since every change goes through the services."""
+"""Admin for bills, runs, on-demand reads and outbox deliveries: read-only, since every change goes through the services."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from billing.models import Bill, BillingRun, BillLineItem, OnDemandRead
+from billing.models import Bill, BillingRun, BillLineItem, OnDemandRead, OutboxDelivery, OutboxDeliveryAttempt
 
 
 class ReadOnlyAdmin(admin.ModelAdmin[Any]):
@@ -58,3 +58,24 @@ class OnDemandReadAdmin(ReadOnlyAdmin):
     list_filter = ["status", "purpose", "estimated"]
     search_fields = ["meter__serial", "account__number", "command_id"]
     list_select_related = ["meter", "account"]
+
+
+class OutboxDeliveryAttemptInline(admin.TabularInline[OutboxDeliveryAttempt, OutboxDelivery]):
+    model = OutboxDeliveryAttempt
+    fields = ("started_at", "finished_at", "outcome", "error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(OutboxDelivery)
+class OutboxDeliveryAdmin(ReadOnlyAdmin):
+    # The SFTP delivery log (billing.delivery): each version of each BILLDET file and its attempts.
+    list_display = ["file_name", "version", "status", "attempts", "found_at", "delivered_at", "next_attempt_at",
+                    "destination", "last_error"]  # fmt: skip
+    list_filter = ["status"]
+    search_fields = ["file_name", "sha256"]
+    inlines = [OutboxDeliveryAttemptInline]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from billing.models import VeeException
+from billing.models import OutboxDelivery, VeeException
 from mdms.core.localtime import hours_in_day, local_day, local_midnight, local_zone
 from mdms.core.models import Meter
 from mdms.core.timeseries import rollups as store
@@ -302,3 +302,8 @@ def vee_exception_list(
     if meter_pk is not None:
         queryset = queryset.filter(meter_id=meter_pk)
     return queryset
+
+
+def outbox_delivery_log(*, limit: int) -> list[OutboxDelivery]:
+    """The newest versions of outbox files with their attempts, for billing staff's delivery log."""
+    return list(OutboxDelivery.objects.prefetch_related("attempt_log").order_by("-found_at", "-id")[:limit])

@@ -1,4 +1,5 @@
-"""Celery tasks for usage: following the stored-batches stream into rollups, and the nightly VEE.
+"""Celery tasks for usage: following the stored-batches stream into rollups, the nightly VEE, and the
+SFTP delivery of the outbox.
 
 Tasks stay thin: small arguments, the work in billing.rollups and billing.services_usage. Both
 are idempotent, so an overlapping or repeated run changes nothing.
@@ -8,8 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from celery import shared_task
+from celery import Task, shared_task
+from celery.exceptions import MaxRetriesExceededError
 
+from billing import delivery
+from billing.models import OutboxDeliveryAttempt
 from billing.rollups import rollups_follow
 from billing.services_usage import vee_run
 from mdms.core.localtime import local_today
@@ -52,6 +56,33 @@ def vee_days(meter_pks: list[int], first_day: str, end_day: str) -> int:
         meter_pks=meter_pks, first_day=dt.date.fromisoformat(first_day), end_day=dt.date.fromisoformat(end_day)
     )
     return result.exceptions
+
+
+# Tries of one delivery within its task before the periodic sweep takes over (with the same backoff).
+OUTBOX_TASK_RETRIES = 5
+
+
+@shared_task(name="billing.outbox_sweep", ignore_result=True)
+def outbox_sweep() -> int:
+    """Record new and changed outbox files, and queue a delivery task for each version due; returns how many."""
+    result = delivery.outbox_sweep()
+    for delivery_pk in result.due:
+        outbox_deliver.delay(delivery_pk)
+    return len(result.due)
+
+
+@shared_task(bind=True, name="billing.outbox_deliver", ignore_result=True, max_retries=OUTBOX_TASK_RETRIES)
+def outbox_deliver(self: Task, delivery_pk: int) -> str | None:
+    """Send one version of an outbox file over SFTP; a failure is retried here after its backoff."""
+    result = delivery.delivery_attempt(delivery_pk=delivery_pk)
+    # A refused host key is not retried here: it does not mend itself in seconds, and the sweep
+    # tries again after the backoff (once someone has fixed the key or the server).
+    if result.outcome == OutboxDeliveryAttempt.Outcome.FAILED and result.retry_in_s is not None:
+        try:
+            raise self.retry(countdown=result.retry_in_s)
+        except MaxRetriesExceededError:
+            pass  # the periodic sweep takes it from here, at next_attempt_at
+    return result.outcome
 
 
 # The bill tasks live in their own module; importing it here lets autodiscovery register them.

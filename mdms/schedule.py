@@ -64,6 +64,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Every 5 minutes: judge consumers' alert rules (projected bills at most hourly) and send the
     # waiting notification e-mails, retries included.
     "alerts-evaluate-rules": {"task": "alerts.evaluate_rules", "schedule": 300.0, "options": {"expires": 300}},
+    # Every minute: record new or changed BILLDET files in the outbox and queue the SFTP delivery of
+    # each one due (new, or failed and past its backoff); nothing while BILLING_SFTP_HOST is empty.
+    "billing-outbox-sweep": {"task": "billing.outbox_sweep", "schedule": 60.0, "options": {"expires": 60}},
     # Every 15 seconds: complete on-demand reads whose reply arrived, estimate those timed out.
     "billing-on-demand-reads-sweep": {
         "task": "billing.on_demand_reads_sweep",

@@ -81,31 +81,33 @@ def upload(*, target: SftpTarget, name: str, data: bytes, temporary_name: str) -
 async def _upload(target: SftpTarget, name: str, data: bytes, temporary_name: str) -> str:
     client_key = asyncssh.read_private_key(target.key_file, target.key_passphrase or None)
     host_key = asyncssh.import_public_key(target.known_host_key)
-    async with asyncssh.connect(
-        target.host,
-        target.port,
-        username=target.user,
-        client_keys=[client_key],
-        # (trusted host keys, trusted CA keys, revoked keys): exactly the configured key.
-        known_hosts=([host_key], [], []),
-        # Nothing from the process's ~/.ssh or an agent: the settings say everything.
-        config=[],
-        agent_path=None,
-        password=None,
-        kbdint_auth=False,
-        connect_timeout=target.timeout_s,
-        login_timeout=target.timeout_s,
-    ) as connection:
-        async with connection.start_sftp_client() as sftp:
-            temporary, final = target.remote_path(temporary_name), target.remote_path(name)
-            async with sftp.open(temporary, "wb") as remote:
-                await remote.write(data)
-            try:
-                # Atomic replace where the server has OpenSSH's extension (OpenSSH, asyncssh, most).
-                await sftp.posix_rename(temporary, final)
-            except asyncssh.SFTPOpUnsupported:
-                # Plain SFTPv3 rename refuses an existing target: remove the older version first.
-                if await sftp.exists(final):
-                    await sftp.remove(final)
-                await sftp.rename(temporary, final)
-            return final
+    async with (
+        asyncssh.connect(
+            target.host,
+            target.port,
+            username=target.user,
+            client_keys=[client_key],
+            # (trusted host keys, trusted CA keys, revoked keys): exactly the configured key.
+            known_hosts=([host_key], [], []),
+            # Nothing from the process's ~/.ssh or an agent: the settings say everything.
+            config=[],
+            agent_path=None,
+            password=None,
+            kbdint_auth=False,
+            connect_timeout=target.timeout_s,
+            login_timeout=target.timeout_s,
+        ) as connection,
+        connection.start_sftp_client() as sftp,
+    ):
+        temporary, final = target.remote_path(temporary_name), target.remote_path(name)
+        async with sftp.open(temporary, "wb") as remote:
+            await remote.write(data)
+        try:
+            # Atomic replace where the server has OpenSSH's extension (OpenSSH, asyncssh, most).
+            await sftp.posix_rename(temporary, final)
+        except asyncssh.SFTPOpUnsupported:
+            # Plain SFTPv3 rename refuses an existing target: remove the older version first.
+            if await sftp.exists(final):
+                await sftp.remove(final)
+            await sftp.rename(temporary, final)
+        return final

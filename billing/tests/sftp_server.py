@@ -74,21 +74,24 @@ class SftpServer:
                     allow_scp=False,
                     reuse_address=True,
                 )
-            except BaseException as exc:  # reported to the starting thread
+            except OSError as exc:  # a taken port, reported to the starting thread
                 failure.append(exc)
-            ready.set()
 
         def run() -> None:
             loop = asyncio.new_event_loop()
             self._loop = loop
-            loop.create_task(listen())
-            loop.run_forever()
+            loop.run_until_complete(listen())
+            ready.set()
+            if not failure:
+                loop.run_forever()
             loop.close()
 
         self._thread = threading.Thread(target=run, daemon=True, name=f"sftp-server-{self.port}")
         self._thread.start()
         assert ready.wait(10), "the SFTP server did not start"
         if failure:
+            self._thread.join(10)
+            self._loop = self._thread = None
             raise failure[0]
         return self
 

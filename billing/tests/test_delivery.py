@@ -18,7 +18,7 @@ from billing.tests.sftp_server import SftpServer
 from billing.tests.test_outbox import OCT, september  # noqa: F401  (the fixture: three accounts due on 1 Oct)
 from mdms.core.testing import start_django_with
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("september")]
 Status, Outcome = OutboxDelivery.Status, OutboxDeliveryAttempt.Outcome
 
 
@@ -67,7 +67,7 @@ def delivery_log_page(bill: Any) -> str:
 
 
 def test_each_new_batch_file_reaches_the_cis_under_a_temporary_name_then_renamed(
-    september: list[Any], cis: SftpServer, settings: Any, bill: Any
+    cis: SftpServer, settings: Any, bill: Any
 ) -> None:
     cis.start()
     outbox_write(run_date=OCT, batch_size=2)
@@ -86,9 +86,7 @@ def test_each_new_batch_file_reaches_the_cis_under_a_temporary_name_then_renamed
     assert "BILLDET_20261001_001.csv" in page and "Delivered" in page
 
 
-def test_a_server_that_is_down_gets_the_file_once_it_is_back(
-    september: list[Any], cis: SftpServer, settings: Any, bill: Any
-) -> None:
+def test_a_server_that_is_down_gets_the_file_once_it_is_back(cis: SftpServer, settings: Any, bill: Any) -> None:
     outbox_write(run_date=OCT)
     t0 = dt.datetime.now(tz=dt.UTC)
     assert deliver_due(t0) == [Outcome.FAILED]
@@ -110,7 +108,7 @@ def test_a_server_that_is_down_gets_the_file_once_it_is_back(
 
 
 def test_a_server_with_another_host_key_is_refused_and_nothing_is_sent(
-    september: list[Any], cis: SftpServer, settings: Any, bill: Any
+    cis: SftpServer, settings: Any, bill: Any
 ) -> None:
     cis.start()
     impostor_key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
@@ -127,7 +125,7 @@ def test_a_server_with_another_host_key_is_refused_and_nothing_is_sent(
 
 
 def test_a_rerun_that_changes_nothing_sends_nothing_and_a_changed_file_goes_again(
-    september: list[Any], cis: SftpServer, settings: Any
+    cis: SftpServer, settings: Any
 ) -> None:
     cis.start()
     outbox_write(run_date=OCT, batch_size=2)
@@ -147,7 +145,7 @@ def test_a_rerun_that_changes_nothing_sends_nothing_and_a_changed_file_goes_agai
     assert deliver_due() == []
 
 
-def test_delivery_is_off_without_a_host(september: list[Any], cis: SftpServer, settings: Any) -> None:
+def test_delivery_is_off_without_a_host(cis: SftpServer, settings: Any) -> None:
     settings.BILLING_SFTP_HOST = ""
     outbox_write(run_date=OCT)
     assert deliver_due() == []
@@ -184,3 +182,35 @@ def test_a_bad_sftp_setting_fails_at_start_with_its_name(variables: dict[str, st
     result = start_django_with(variables)
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and named in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_delivery_task_retries_with_backoff_until_the_server_is_back(cis: SftpServer, settings: Any) -> None:
+    """Through the real broker and a Celery worker: the sweep queues the task, which fails while the
+    server is down and retries itself after its backoff until the file is delivered."""
+    from celery.contrib.testing.worker import start_worker
+
+    from billing.tasks import outbox_sweep as sweep_task
+    from ingest.testing import wait_for
+    from mdms.celery import app
+
+    outbox_write(run_date=OCT)
+    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=15):
+        sweep_task.delay()
+        wait_for(
+            lambda: OutboxDeliveryAttempt.objects.filter(outcome=Outcome.FAILED).count() >= 2,
+            60,
+            "two failed tries while the server is down",
+        )
+        cis.start()
+        wait_for(lambda: OutboxDelivery.objects.filter(status=Status.DELIVERED).exists(), 60, "the delivery")
+    delivery = OutboxDelivery.objects.get()
+    outcomes = [a.outcome for a in delivery.attempt_log.order_by("started_at")]
+    assert outcomes[-1] == Outcome.DELIVERED and set(outcomes[:-1]) == {Outcome.FAILED}
+    assert delivery.attempts == len(outcomes)
+    starts = [a.started_at for a in delivery.attempt_log.order_by("started_at")]
+    # The backoff doubles from 0.2 s: each wait is at least the one its attempt asked for.
+    for n, (earlier, later) in enumerate(zip(starts, starts[1:], strict=False), start=1):
+        assert (later - earlier).total_seconds() >= min(2.0, 0.2 * 2 ** (n - 1)) - 0.05
+    assert cis.files() == outbox(settings)

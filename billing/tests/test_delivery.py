@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -211,6 +212,6 @@ def test_the_delivery_task_retries_with_backoff_until_the_server_is_back(cis: Sf
     assert delivery.attempts == len(outcomes)
     starts = [a.started_at for a in delivery.attempt_log.order_by("started_at")]
     # The backoff doubles from 0.2 s: each wait is at least the one its attempt asked for.
-    for n, (earlier, later) in enumerate(zip(starts, starts[1:], strict=False), start=1):
+    for n, (earlier, later) in enumerate(itertools.pairwise(starts), start=1):
         assert (later - earlier).total_seconds() >= min(2.0, 0.2 * 2 ** (n - 1)) - 0.05
     assert cis.files() == outbox(settings)

@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files for /api/docs/, served locally (offline deployments)
+    "django_prometheus",  # HTTP request latency by view for /metrics (its middleware, first and last below)
     "mdms.core",
     "monitoring",
     "lake",
@@ -105,6 +106,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -113,7 +115,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+# django-prometheus would otherwise query the migration tables at every process start.
+PROMETHEUS_EXPORT_MIGRATIONS = False
 
 ROOT_URLCONF = "mdms.urls"
 WSGI_APPLICATION = "mdms.wsgi.application"
@@ -481,6 +486,8 @@ LOGGING = {
 
 if bool(_env["secure"]):
     SECURE_SSL_REDIRECT = True
+    # Prometheus scrapes the web service inside the compose network over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 from django.conf import settings
@@ -134,7 +135,7 @@ def delivery_attempt(
     retry_in_s: float | None = None
     if data is None or _digest(data) != delivery.sha256:
         outcome, error = Outcome.SUPERSEDED, "the file changed or left the outbox before this version was sent"
-        fields = {"status": Status.SUPERSEDED, "next_attempt_at": None}
+        fields: dict[str, Any] = {"status": Status.SUPERSEDED, "next_attempt_at": None}
     else:
         clock = time.monotonic()
         try:

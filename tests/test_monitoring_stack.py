@@ -23,6 +23,14 @@ DASHBOARD = DEPLOY / "grafana" / "dashboards" / "mdms.json"
 METRIC_NAME = re.compile(r"\b(?:mdms|django)_[a-z0-9_]+\b")
 
 
+def record_one_batch() -> None:
+    """Count one stored batch as the ingest does: the age of the newest reading exists only after one."""
+    pipe = counters.connection().pipeline(transaction=False)
+    now = dt.datetime.now(tz=dt.UTC)
+    counters.record_batch(pipe, counts={"received": 1}, reasons={}, latency_ms=210.0, newest_ts=now, now=now)
+    pipe.execute()
+
+
 def _compose() -> dict[str, Any]:
     return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
 
@@ -100,11 +108,7 @@ def test_the_dashboard_covers_what_the_issue_asks_for() -> None:
 @pytest.mark.django_db
 def test_every_metric_the_dashboard_queries_is_exposed_by_metrics(settings: Any, client: Client) -> None:
     settings.METRICS_TOKEN = TOKEN
-    # The age of the newest reading exists once a batch was stored: count one as the ingest does.
-    pipe = counters.connection().pipeline(transaction=False)
-    now = dt.datetime.now(tz=dt.UTC)
-    counters.record_batch(pipe, counts={"received": 1}, reasons={}, latency_ms=210.0, newest_ts=now, now=now)
-    pipe.execute()
+    record_one_batch()
     auth = {"Authorization": f"Bearer {TOKEN}"}
     client.get("/metrics", headers=auth)  # one request for django-prometheus to have counted
     exposed = {name for name, _labels in parse(client.get("/metrics", headers=auth).content.decode())}

@@ -215,3 +215,20 @@ def test_the_delivery_task_retries_with_backoff_until_the_server_is_back(cis: Sf
     for n, (earlier, later) in enumerate(itertools.pairwise(starts), start=1):
         assert (later - earlier).total_seconds() >= min(2.0, 0.2 * 2 ** (n - 1)) - 0.05
     assert cis.files() == outbox(settings)
+
+
+def test_the_command_delivers_now_and_a_second_run_sends_nothing(cis: SftpServer, settings: Any) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    cis.start()
+    outbox_write(run_date=OCT, batch_size=2)
+    out = StringIO()
+    call_command("outbox_deliver", stdout=out, stderr=StringIO())
+    assert "2 new file version(s); 2 to send" in out.getvalue()
+    assert "BILLDET_20261001_002.csv: delivered" in out.getvalue()
+    assert cis.files() == outbox(settings)
+    again = StringIO()
+    call_command("outbox_deliver", stdout=again, stderr=StringIO())
+    assert "0 new file version(s); 0 to send" in again.getvalue()

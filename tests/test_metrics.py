@@ -164,3 +164,45 @@ def test_a_reading_published_through_the_broker_moves_the_counters_of_the_live_s
     assert age >= (dt.datetime.now(tz=dt.UTC) - newest).total_seconds() - 60
     # django-prometheus: the first scrape's latency, by view.
     assert value(after, "django_http_requests_latency_seconds_by_view_method_count", view="metrics", method="GET") >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_under_gunicorn_style_multiprocess_mode_the_http_metrics_come_from_the_shared_files(tmp_path: Any) -> None:
+    """PROMETHEUS_MULTIPROC_DIR (the compose web service's): each process writes its HTTP metrics to
+    files, and /metrics adds up every process's, here two processes one after the other."""
+    import subprocess
+    import sys
+
+    from ingest.tests.test_worker import subprocess_env
+    from mdms.config import BASE_DIR
+
+    script = (
+        "import django, os; django.setup()\n"
+        "from django.test import Client\n"
+        "from django.test.utils import setup_test_environment\n"
+        "setup_test_environment()\n"
+        "response = Client().get('/metrics', headers={'Authorization': 'Bearer ' + os.environ['METRICS_TOKEN']})\n"
+        "assert response.status_code == 200, response.content\n"
+        "print(response.content.decode())\n"
+    )
+    env = {
+        **subprocess_env(),
+        "DJANGO_SETTINGS_MODULE": "mdms.settings",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "METRICS_TOKEN": TOKEN,
+    }
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", script], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+        )
+        for _ in range(2)
+    ]
+    assert all(o.returncode == 0 for o in outputs), outputs[-1].stderr
+    samples = parse(outputs[-1].stdout)
+    # The first process's request, counted from its file, is in the second process's answer.
+    assert (
+        value(samples, "django_http_requests_latency_seconds_by_view_method_count", view="metrics", method="GET") == 1
+    )
+    assert value(samples, "mdms_metrics_source_up", source="billing") == 1
+    assert list(tmp_path.glob("*.db"))

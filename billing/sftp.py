@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import posixpath
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import asyncssh
 from django.conf import settings
@@ -51,7 +54,8 @@ class SftpTarget:
         )
 
     def describe(self) -> str:
-        return f"{self.user}@{self.host}:{self.port}/{self.remote_dir.lstrip('/') if self.remote_dir != '.' else ''}"
+        where = f"{self.user}@{self.host}:{self.port}"
+        return where if self.remote_dir in (".", "") else f"{where}, directory {self.remote_dir}"
 
     def remote_path(self, name: str) -> str:
         return posixpath.join(self.remote_dir, name)
@@ -61,7 +65,9 @@ def upload(*, target: SftpTarget, name: str, data: bytes, temporary_name: str) -
     """Write data to temporary_name in the remote directory, then rename it to name (replacing an
     older version); returns the final remote path. Raises HostKeyRefused or UploadFailed."""
     try:
-        return asyncio.run(asyncio.wait_for(_upload(target, name, data, temporary_name), timeout=target.timeout_s * 2))
+        return _run_to_end(
+            lambda: asyncio.wait_for(_upload(target, name, data, temporary_name), timeout=target.timeout_s * 2)
+        )
     except asyncssh.HostKeyNotVerifiable as exc:
         raise HostKeyRefused(
             f"host key refused: {target.host}:{target.port} does not present the configured key ({exc})"
@@ -76,6 +82,17 @@ def upload(*, target: SftpTarget, name: str, data: bytes, temporary_name: str) -
         raise UploadFailed(f"SFTP error: {exc.reason} (code {exc.code})") from None
     except (OSError, asyncssh.Error) as exc:
         raise UploadFailed(f"cannot reach {target.host}:{target.port}: {exc}") from None
+
+
+def _run_to_end(coroutine: Callable[[], Coroutine[Any, Any, str]]) -> str:
+    """Run a coroutine on an event loop of its own, in this thread, or in a helper thread when this
+    thread already runs a loop (an async caller, or Playwright's in the browser tests)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine())
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sftp") as pool:
+        return pool.submit(lambda: asyncio.run(coroutine())).result()
 
 
 async def _upload(target: SftpTarget, name: str, data: bytes, temporary_name: str) -> str:

@@ -35,7 +35,9 @@ class OutboxDelivery(models.Model):
     # many times over belongs to a worker that died, and the sweep takes the file back.
     claimed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
-    destination = models.CharField(max_length=300, blank=True, help_text="user@host:port/directory of the delivery.")
+    destination = models.CharField(
+        max_length=300, blank=True, help_text="Where it went: user@host:port, and the remote directory."
+    )
     found_at = models.DateTimeField(auto_now_add=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
 

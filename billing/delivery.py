@@ -61,15 +61,24 @@ def outbox_scan(*, directory: Path | None = None) -> list[OutboxDelivery]:
     }
     created = []
     for name, path in files.items():
+        latest = newest.get(name)
+        stat = path.stat()
+        if latest is not None and (latest.size_bytes, latest.file_mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+            continue  # untouched since it was hashed
         data = path.read_bytes()
         digest = _digest(data)
-        latest = newest.get(name)
         if latest is not None and latest.sha256 == digest:
-            continue  # the same bytes as the newest version: never delivered twice
+            # Rewritten with the same bytes (a re-run): never delivered twice; remember the new time.
+            OutboxDelivery.objects.filter(pk=latest.pk).update(file_mtime_ns=stat.st_mtime_ns)
+            continue
         try:
             with transaction.atomic():
                 delivery = OutboxDelivery.objects.create(
-                    file_name=name, version=(latest.version if latest else 0) + 1, sha256=digest, size_bytes=len(data)
+                    file_name=name,
+                    version=(latest.version if latest else 0) + 1,
+                    sha256=digest,
+                    size_bytes=len(data),
+                    file_mtime_ns=stat.st_mtime_ns,
                 )
         except IntegrityError:
             continue  # a concurrent scan recorded this version first

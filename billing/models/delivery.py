@@ -27,6 +27,9 @@ class OutboxDelivery(models.Model):
     version = models.PositiveIntegerField()
     sha256 = models.CharField(max_length=64)
     size_bytes = models.PositiveBigIntegerField()
+    # The file's modification time when its bytes were last hashed: the minute sweep hashes a file
+    # again only when its size or this changed, instead of reading the whole outbox every minute.
+    file_mtime_ns = models.BigIntegerField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     # When the periodic sweep may try again after a failure (the backoff), null while pending.

@@ -133,9 +133,13 @@ def test_a_rerun_that_changes_nothing_sends_nothing_and_a_changed_file_goes_agai
     assert deliver_due() == [Outcome.DELIVERED, Outcome.DELIVERED]
     operations, deliveries = list(cis.operations), OutboxDelivery.objects.count()
 
-    outbox_write(run_date=OCT, batch_size=2)  # the same determinants: identical files
+    outbox_write(run_date=OCT, batch_size=2)  # the same determinants: identical files, written anew
     assert deliver_due() == []
     assert cis.operations == operations and OutboxDelivery.objects.count() == deliveries
+    # The rewrite was hashed once; its time is remembered, so later sweeps need not read it again.
+    for delivery in OutboxDelivery.objects.all():
+        stat = (Path(settings.BILLING_OUTBOX_DIR) / delivery.file_name).stat()
+        assert (delivery.size_bytes, delivery.file_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
 
     # Re-batched: the first file now holds all three accounts, the second leaves the outbox.
     outbox_write(run_date=OCT, batch_size=10)

@@ -206,3 +206,22 @@ def test_under_gunicorn_style_multiprocess_mode_the_http_metrics_come_from_the_s
     )
     assert value(samples, "mdms_metrics_source_up", source="billing") == 1
     assert list(tmp_path.glob("*.db"))
+
+
+@pytest.mark.django_db
+def test_a_queued_task_shows_in_the_celery_queue_length(metrics_token: str, client: Client) -> None:
+    from mdms.celery import app
+    from mdms.core import stored_batches
+
+    def queue_length() -> float:
+        samples = parse(client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).content.decode())
+        return value(samples, "mdms_celery_queue_length", queue="celery")
+
+    before = queue_length()
+    app.send_task("billing.outbox_sweep")  # no worker runs here: it waits in Redis
+    app.send_task("billing.outbox_sweep", priority=9)  # a prioritised message waits in a sibling list
+    try:
+        assert queue_length() == before + 2
+    finally:
+        redis = stored_batches.connection()
+        redis.delete("celery", *(f"celery\x06\x16{priority}" for priority in (3, 6, 9)))  # the test's Redis database

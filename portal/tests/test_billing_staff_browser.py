@@ -10,7 +10,6 @@ import pytest
 from django.utils import timezone
 
 from billing.models import BillingRun, VeeException
-from billing.tests.test_outbox import september  # noqa: F401 - a fixture
 from billing.tests.test_reads import AnsweringMeter, wait_for, worker  # noqa: F401 - worker is a fixture
 from mdms.core.testing import make_consumer
 from mdms.core.timeseries import readings as stored
@@ -93,9 +92,8 @@ def test_billing_pages_screenshots(live_server: Any, browser_page: Any, bill: An
     screenshot(browser_page, "billing-meter")
 
 
-@pytest.mark.usefixtures("september")
 def test_billing_staff_see_each_delivery_to_the_cis_with_its_attempts(
-    live_server: Any, browser_page: Any, bill: Any, settings: Any, tmp_path: Any
+    live_server: Any, browser_page: Any, bill: Any, mongo: Any, settings: Any, tmp_path: Any
 ) -> None:
     """Real SFTP: the server is down, then back for one file, while the other meets a wrong host key."""
     import asyncssh
@@ -103,9 +101,13 @@ def test_billing_staff_see_each_delivery_to_the_cis_with_its_attempts(
     from billing.delivery import delivery_attempt, outbox_sweep
     from billing.models import OutboxDelivery
     from billing.outbox import outbox_write
+    from billing.tests.bills_helpers import constant, readings, store_and_roll_up
     from billing.tests.sftp_server import SftpServer
-    from billing.tests.test_outbox import OCT
 
+    sep, oct_ = dt.date(2026, 9, 1), dt.date(2026, 10, 1)
+    people = [make_consumer(name) for name in ("ines", "jon", "kim")]
+    documents = [doc for p in people for doc in readings(p.meter.pk, sep, oct_, constant(0.25))]
+    store_and_roll_up(documents, [p.meter.pk for p in people], sep, oct_)
     key = asyncssh.generate_private_key("ssh-ed25519")
     key.write_private_key(tmp_path / "id_ed25519")
     cis = SftpServer(tmp_path / "cis", user="cis", client_public_key=key.export_public_key().decode())
@@ -116,7 +118,7 @@ def test_billing_staff_see_each_delivery_to_the_cis_with_its_attempts(
         cis.host_public_key,
     )
     settings.BILLING_SFTP_REMOTE_DIR, settings.BILLING_SFTP_TIMEOUT_S = ".", 5.0
-    outbox_write(run_date=OCT, batch_size=2)
+    outbox_write(run_date=oct_, batch_size=2)
     first, second = outbox_sweep().due
     later = timezone.now() + dt.timedelta(minutes=1)  # past the first backoff (30 s)
     try:

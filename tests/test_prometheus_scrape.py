@@ -82,7 +82,10 @@ def test_prometheus_scrapes_metrics_with_the_token_and_answers_every_dashboard_q
             if not _api(prometheus, "/api/v1/query", query=f'count({{__name__="{name}"}})')["data"]["result"]
         }
 
-    wait_for(lambda: not missing(), 30, "every series the dashboard queries")
+    try:
+        wait_for(lambda: not missing(), 30, "every series the dashboard queries")
+    except AssertionError:
+        raise AssertionError(f"Prometheus never stored {sorted(missing())}") from None
     for expr in _dashboard_queries():
         answer = _api(prometheus, "/api/v1/query", query=expr)
         assert answer["status"] == "success", expr

@@ -11,7 +11,16 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from billing.models import Bill, BillingRun, BillLineItem, IntervalEdit, OnDemandRead, VeeException
+from billing.models import (
+    Bill,
+    BillingRun,
+    BillLineItem,
+    IntervalEdit,
+    OnDemandRead,
+    OutboxDelivery,
+    OutboxDeliveryAttempt,
+    VeeException,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin[Any]):
@@ -88,3 +97,24 @@ class VeeExceptionAdmin(admin.ModelAdmin[VeeException]):
     list_filter = ["status", "kind"]
     search_fields = ["meter__serial"]
     readonly_fields = ["meter", "kind", "period_start", "period_end", "detail", "created_at", "updated_at"]
+
+
+class OutboxDeliveryAttemptInline(admin.TabularInline[OutboxDeliveryAttempt, OutboxDelivery]):
+    model = OutboxDeliveryAttempt
+    fields = ("started_at", "finished_at", "outcome", "error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(OutboxDelivery)
+class OutboxDeliveryAdmin(ReadOnlyAdmin):
+    # The SFTP delivery log (billing.delivery): each version of each BILLDET file and its attempts.
+    list_display = ["file_name", "version", "status", "attempts", "found_at", "delivered_at", "next_attempt_at",
+                    "destination", "last_error"]  # fmt: skip
+    list_filter = ["status"]
+    search_fields = ["file_name", "sha256"]
+    inlines = [OutboxDeliveryAttemptInline]

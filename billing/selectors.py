@@ -22,10 +22,10 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from billing.models import DeterminantDelivery, VeeException
+from billing.models import BillingRun, DeterminantDelivery, OutboxDelivery, VeeException
 from mdms.core.localtime import hours_in_day, local_day, local_midnight, local_zone
 from mdms.core.models import Meter
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
@@ -317,3 +317,20 @@ def pending_accounts(run_date: dt.date) -> list[DeterminantDelivery]:
         .select_related("account", "meter", "command")
         .order_by("account__number")
     )
+
+
+def outbox_delivery_log(*, limit: int) -> list[OutboxDelivery]:
+    """The newest versions of outbox files with their attempts, for billing staff's delivery log."""
+    return list(OutboxDelivery.objects.prefetch_related("attempt_log").order_by("-found_at", "-id")[:limit])
+
+
+def billing_run_counts() -> dict[str, int]:
+    """Billing runs by state, every state present (for /metrics)."""
+    found = dict(BillingRun.objects.order_by().values("status").annotate(n=Count("id")).values_list("status", "n"))
+    return {state.value: int(found.get(state.value, 0)) for state in BillingRun.Status}
+
+
+def outbox_delivery_counts() -> dict[str, int]:
+    """Versions of outbox files by delivery status, every status present (for /metrics)."""
+    found = dict(OutboxDelivery.objects.order_by().values("status").annotate(n=Count("id")).values_list("status", "n"))
+    return {status.value: int(found.get(status.value, 0)) for status in OutboxDelivery.Status}

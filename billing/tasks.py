@@ -1,5 +1,6 @@
 """Celery tasks of billing: following the stored-batches stream into rollups, the nightly VEE, the daily
-bill-cycle run (the monthly run on the 1st) and the on-demand read sweep.
+bill-cycle run (the monthly run on the 1st), the on-demand read sweep, the reads fetched before
+billing, and the SFTP delivery of the outbox.
 
 Tasks stay thin: small arguments, the work in billing.rollups and billing.vee.services. Both
 are idempotent, so an overlapping or repeated run changes nothing.
@@ -10,9 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
+from celery.exceptions import MaxRetriesExceededError
 
+from billing import delivery
 from billing.bills import bill_run_create, bill_run_execute
+from billing.models import OutboxDeliveryAttempt
 from billing.on_demand_reads import on_demand_reads_sweep
 from billing.outbox import outbox_write
 from billing.read_fetch import deliveries_sweep
@@ -86,3 +90,30 @@ def deliveries_sweep_task() -> dict[str, Any]:
     for run_date in {key.split(" ")[0] for key in report}:
         outbox_write(run_date=dt.date.fromisoformat(run_date))
     return report
+
+
+# Tries of one delivery within its task before the periodic sweep takes over (with the same backoff).
+OUTBOX_TASK_RETRIES = 5
+
+
+@shared_task(name="billing.outbox_sweep", ignore_result=True)
+def outbox_sweep() -> int:
+    """Record new and changed outbox files, and queue a delivery task for each version due; returns how many."""
+    result = delivery.outbox_sweep()
+    for delivery_pk in result.due:
+        outbox_deliver.delay(delivery_pk)
+    return len(result.due)
+
+
+@shared_task(bind=True, name="billing.outbox_deliver", ignore_result=True, max_retries=OUTBOX_TASK_RETRIES)
+def outbox_deliver(self: Task, delivery_pk: int) -> str | None:
+    """Send one version of an outbox file over SFTP; a failure is retried here after its backoff."""
+    result = delivery.delivery_attempt(delivery_pk=delivery_pk)
+    # A refused host key is not retried here: it does not mend itself in seconds, and the sweep
+    # tries again after the backoff (once someone has fixed the key or the server).
+    if result.outcome == OutboxDeliveryAttempt.Outcome.FAILED and result.retry_in_s is not None:
+        try:
+            raise self.retry(countdown=result.retry_in_s)
+        except MaxRetriesExceededError:
+            pass  # the periodic sweep takes it from here, at next_attempt_at
+    return result.outcome

@@ -70,6 +70,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Every 5 minutes: from BILLING_FETCH_LEAD_S before a billing date's run, judge its accounts
     # (batch 1), ask the meters missing their closing read, and release later batches as reads arrive.
     "billing-deliveries-sweep": {"task": "billing.deliveries_sweep", "schedule": 300.0},
+    # Every minute: record new or changed BILLDET files in the outbox and queue the SFTP delivery of
+    # each one due (new, or failed and past its backoff); nothing while BILLING_SFTP_HOST is empty.
+    "billing-outbox-sweep": {"task": "billing.outbox_sweep", "schedule": 60.0, "options": {"expires": 60}},
     # Every 15 seconds: complete on-demand reads whose reply arrived, estimate those timed out.
     "billing-on-demand-reads-sweep": {
         "task": "billing.on_demand_reads_sweep",

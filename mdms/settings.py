@@ -6,6 +6,8 @@ environment. A bad value raises ImproperlyConfigured naming the variable.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
@@ -104,6 +106,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files for /api/docs/, served locally (offline deployments)
+    "django_prometheus",  # HTTP request latency by view for /metrics (its middleware, first and last below)
     "mdms.core",
     "monitoring",
     "lake",
@@ -116,6 +119,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -124,7 +128,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+# django-prometheus would otherwise query the migration tables at every process start.
+PROMETHEUS_EXPORT_MIGRATIONS = False
 
 ROOT_URLCONF = "mdms.urls"
 WSGI_APPLICATION = "mdms.wsgi.application"
@@ -367,6 +374,106 @@ DEFAULT_FROM_EMAIL: str = str(_mail["from"])
 SERVER_EMAIL: str = DEFAULT_FROM_EMAIL
 PORTAL_BASE_URL: str = str(_mail["portal_url"])
 
+
+# SFTP delivery of the outbox's BILLDET files to the CIS (billing.delivery; README "Doors"). Off
+# while BILLING_SFTP_HOST is empty. Each new or changed file goes to BILLING_SFTP_REMOTE_DIR on
+# that server as BILLING_SFTP_USER, authenticated by the private key in BILLING_SFTP_KEY_FILE, and
+# only to a server presenting BILLING_SFTP_KNOWN_HOST_KEY (its public host key, one OpenSSH line
+# such as "ssh-ed25519 AAAA..."): there is no trust on first use. Failed uploads are retried after
+# RETRY_BASE, doubling up to RETRY_MAX.
+def _sftp() -> dict[str, object]:
+    try:
+        host = config.env("BILLING_SFTP_HOST", "")
+        port = config.env_int("BILLING_SFTP_PORT", 22, minimum=1, maximum=65535)
+        user = config.env("BILLING_SFTP_USER", "")
+        key_file = config.env("BILLING_SFTP_KEY_FILE", "")
+        key_passphrase = config.env("BILLING_SFTP_KEY_PASSPHRASE", "")
+        known_host_key = config.env("BILLING_SFTP_KNOWN_HOST_KEY", "")
+        remote_dir = config.env("BILLING_SFTP_REMOTE_DIR", ".")
+        timeout_s = config_seconds("BILLING_SFTP_TIMEOUT_S", 30.0)
+        retry_base_s = config_seconds("BILLING_SFTP_RETRY_BASE_S", 30.0)
+        retry_max_s = config_seconds("BILLING_SFTP_RETRY_MAX_S", 3600.0)
+    except config.ConfigError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
+    if host:
+        for name, value in (
+            ("BILLING_SFTP_USER", user),
+            ("BILLING_SFTP_KEY_FILE", key_file),
+            ("BILLING_SFTP_KNOWN_HOST_KEY", known_host_key),
+        ):
+            if not value:
+                raise ImproperlyConfigured(f"{name} must be set when BILLING_SFTP_HOST is set")
+        if not Path(key_file).is_file():
+            raise ImproperlyConfigured(f"BILLING_SFTP_KEY_FILE names no readable file: {key_file!r}")
+        # asyncssh is imported only when delivery is on: a process without it starts faster.
+        import asyncssh
+
+        try:
+            asyncssh.import_public_key(known_host_key)
+        except (asyncssh.KeyImportError, ValueError) as exc:
+            raise ImproperlyConfigured(
+                f"BILLING_SFTP_KNOWN_HOST_KEY must be one OpenSSH public key line such as 'ssh-ed25519 AAAA...': {exc}"
+            ) from None
+    if retry_max_s < retry_base_s:
+        raise ImproperlyConfigured("BILLING_SFTP_RETRY_MAX_S must be at least BILLING_SFTP_RETRY_BASE_S")
+    return {
+        "host": host,
+        "port": port,
+        "user": user,
+        "key_file": key_file,
+        "key_passphrase": key_passphrase,
+        "known_host_key": known_host_key,
+        "remote_dir": remote_dir,
+        "timeout_s": timeout_s,
+        "retry_base_s": retry_base_s,
+        "retry_max_s": retry_max_s,
+    }
+
+
+_sftp_env = _sftp()
+BILLING_SFTP_HOST: str = str(_sftp_env["host"])
+BILLING_SFTP_PORT: int = int(_sftp_env["port"])  # type: ignore[call-overload]
+BILLING_SFTP_USER: str = str(_sftp_env["user"])
+BILLING_SFTP_KEY_FILE: str = str(_sftp_env["key_file"])
+BILLING_SFTP_KEY_PASSPHRASE: str = str(_sftp_env["key_passphrase"])
+BILLING_SFTP_KNOWN_HOST_KEY: str = str(_sftp_env["known_host_key"])
+BILLING_SFTP_REMOTE_DIR: str = str(_sftp_env["remote_dir"])
+BILLING_SFTP_TIMEOUT_S: float = float(_sftp_env["timeout_s"])  # type: ignore[arg-type]
+BILLING_SFTP_RETRY_BASE_S: float = float(_sftp_env["retry_base_s"])  # type: ignore[arg-type]
+BILLING_SFTP_RETRY_MAX_S: float = float(_sftp_env["retry_max_s"])  # type: ignore[arg-type]
+
+
+# Prometheus metrics at /metrics (mdms.metrics; README "Doors"). Refused unless the request carries
+# "Authorization: Bearer <METRICS_TOKEN>" or comes from an address in METRICS_ALLOWED_NETWORKS
+# (comma-separated addresses or CIDR networks, checked against REMOTE_ADDR, never a forwarded
+# header). With neither set, /metrics refuses everyone.
+def _metrics() -> dict[str, object]:
+    import ipaddress
+
+    try:
+        token = config.env("METRICS_TOKEN", "")
+        raw_networks = config.env("METRICS_ALLOWED_NETWORKS", "")
+    except config.ConfigError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
+    if token and len(token) < 16:
+        raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters long")
+    networks = []
+    for item in (part.strip() for part in raw_networks.split(",")):
+        if item:
+            try:
+                networks.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise ImproperlyConfigured(
+                    f"METRICS_ALLOWED_NETWORKS must list addresses or networks such as 10.0.0.0/8, not {item!r}"
+                ) from None
+    return {"token": token, "networks": networks}
+
+
+_metrics_env = _metrics()
+METRICS_TOKEN: str = str(_metrics_env["token"])
+METRICS_ALLOWED_NETWORKS: list[str] = list(_metrics_env["networks"])  # type: ignore[call-overload]
+
+
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
@@ -411,11 +518,14 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "INFO"},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # asyncssh logs every connection step at INFO; billing.delivery logs each delivery itself.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "asyncssh": {"level": "WARNING"}},
 }
 
 if bool(_env["secure"]):
     SECURE_SSL_REDIRECT = True
+    # Prometheus scrapes the web service inside the compose network over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

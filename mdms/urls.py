@@ -1,13 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from mdms.views import healthz
+from mdms.views import healthz, metrics_view
 
 admin.site.site_header = "MDMS administration"
 admin.site.site_title = "MDMS admin"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    # Prometheus (mdms.metrics): a bearer token or an allowed network, else refused.
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     # The REST API, the one front for machines and scripts (portal.api): /api/v1/..., /api/schema/, /api/docs/.
     path("", include("portal.api.urls")),

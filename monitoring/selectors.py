@@ -10,8 +10,8 @@ from django.db.models import QuerySet
 
 from mdms.core.models import Feeder, Meter, Region
 from mdms.core.timeseries import anomalies as store
-from monitoring.detection import ALERTING
-from monitoring.models import IncidentMeter, OutageIncident
+from monitoring.detection import ALERTING, SEVERITIES
+from monitoring.models import MOMENTARY_LIMIT, IncidentMeter, OutageIncident
 
 # "Active" anomalies are those of the last day.
 ACTIVE_WINDOW = dt.timedelta(hours=24)
@@ -112,3 +112,23 @@ def meter_anomaly_history(
     *, meter_pk: int, start: dt.datetime | None = None, end: dt.datetime | None = None, limit: int = 1000
 ) -> list[dict[str, Any]]:
     return store.anomalies(meter_pk=meter_pk, since=start, until=end, limit=limit)
+
+
+def open_incident_counts(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Open outage incidents by duration class as of now (momentary under 5 minutes, else sustained),
+    every class present (for /metrics)."""
+    now = now or dt.datetime.now(tz=dt.UTC)
+    open_incidents = OutageIncident.objects.filter(status=OutageIncident.Status.OPEN)
+    sustained_since = now - MOMENTARY_LIMIT
+    return {
+        OutageIncident.Duration.MOMENTARY.value: open_incidents.filter(started_at__gt=sustained_since).count(),
+        OutageIncident.Duration.SUSTAINED.value: open_incidents.filter(started_at__lte=sustained_since).count(),
+    }
+
+
+def active_anomaly_severity_counts(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Anomalies of the active window (the operator pages' last 24 hours) by severity, every severity present."""
+    counts = dict.fromkeys(SEVERITIES, 0)
+    for row in anomaly_counts(group_by="region", now=now):
+        counts[row["severity"]] = counts.get(row["severity"], 0) + row["count"]
+    return counts

@@ -55,6 +55,7 @@ urlpatterns = [
     path("billing/reads/", billing.billing_reads, name="billing_reads"),
     path("billing/reads/live/", billing.billing_reads_live, name="billing_reads_live"),
     path("billing/lookup/", billing.billing_lookup, name="billing_lookup"),
+    path("billing/deliveries/", billing.billing_deliveries, name="billing_deliveries"),
     path("billing/accounts/<int:account_pk>/", billing.billing_account, name="billing_account"),
     path("billing/meters/<int:meter_pk>/", billing.billing_meter, name="billing_meter"),
     path("meters/<int:meter_pk>/commands/", meter_commands.meter_command_send, name="meter_command_send"),

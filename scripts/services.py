@@ -531,14 +531,18 @@ SERVICES: dict[str, Callable[[], str]] = {
 
 
 def test_tools() -> int:
-    """What the test suite needs besides the services: Debian's chromium for the browser tests."""
-    try:
-        chromium = need_binary("chromium", "chromium")
-    except (ServiceError, subprocess.CalledProcessError) as exc:
-        say(f"chromium: FAILED: {exc}")
-        return 1
-    say(f"chromium {chromium}")
-    return 0
+    """What the test suite needs besides the services: Debian's chromium for the browser tests, and
+    Debian's prometheus for the test that scrapes /metrics with a real Prometheus."""
+    failed = 0
+    for binary, package in (("chromium", "chromium"), ("prometheus", "prometheus")):
+        try:
+            found = need_binary(binary, package)
+        except (ServiceError, subprocess.CalledProcessError) as exc:
+            say(f"{binary}: FAILED: {exc}")
+            failed = 1
+            continue
+        say(f"{binary} {found}")
+    return failed
 
 
 def up(names: list[str]) -> int:

@@ -48,7 +48,7 @@ def quarter_hours(meter_pk: int, start: dt.datetime, end: dt.datetime) -> list[d
                 received_at=timezone.now(),
                 interval_s=900,
                 values={"energy_import_kwh": 0.25, "register_import_kwh": round(register, 3)},
-            )  # fmt: skip
+            )
         )
         ts += dt.timedelta(minutes=15)
     return documents

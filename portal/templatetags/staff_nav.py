@@ -25,5 +25,5 @@ def role_links(context: dict[str, Any]) -> list[tuple[str, str]]:
                   ("Ingest", reverse("operator_ingest"))]  # fmt: skip
     if Role.BILLING in roles:
         links += [("Billing runs", reverse("billing_runs")), ("Exceptions", reverse("billing_vee_queue")),
-                  ("Reads", reverse("billing_reads")), ("Lookup", reverse("billing_lookup"))]  # fmt: skip
+                  ("Reads", reverse("billing_reads")), ("Lookup", reverse("billing_lookup")), ("Deliveries", reverse("billing_deliveries"))]  # fmt: skip
     return links

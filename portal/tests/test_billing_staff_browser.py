@@ -90,3 +90,54 @@ def test_billing_pages_screenshots(live_server: Any, browser_page: Any, bill: An
     browser_page.goto(f"{live_server.url}/billing/lookup/?q={hana.meter.serial}")
     browser_page.click(f"a[href='/billing/meters/{hana.meter.pk}/']")
     screenshot(browser_page, "billing-meter")
+
+
+def test_billing_staff_see_each_delivery_to_the_cis_with_its_attempts(
+    live_server: Any, browser_page: Any, bill: Any, mongo: Any, settings: Any, tmp_path: Any
+) -> None:
+    """Real SFTP: the server is down, then back for one file, while the other meets a wrong host key."""
+    import asyncssh
+
+    from billing.delivery import delivery_attempt, outbox_sweep
+    from billing.models import OutboxDelivery
+    from billing.outbox import outbox_write
+    from billing.tests.bills_helpers import constant, readings, store_and_roll_up
+    from billing.tests.sftp_server import SftpServer
+
+    sep, oct_ = dt.date(2026, 9, 1), dt.date(2026, 10, 1)
+    people = [make_consumer(name) for name in ("ines", "jon", "kim")]
+    documents = [doc for p in people for doc in readings(p.meter.pk, sep, oct_, constant(0.25))]
+    store_and_roll_up(documents, [p.meter.pk for p in people], sep, oct_)
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    key.write_private_key(tmp_path / "id_ed25519")
+    cis = SftpServer(tmp_path / "cis", user="cis", client_public_key=key.export_public_key().decode())
+    settings.BILLING_OUTBOX_DIR = str(tmp_path / "outbox")
+    settings.BILLING_SFTP_HOST, settings.BILLING_SFTP_PORT, settings.BILLING_SFTP_USER = "127.0.0.1", cis.port, "cis"
+    settings.BILLING_SFTP_KEY_FILE, settings.BILLING_SFTP_KNOWN_HOST_KEY = (
+        str(tmp_path / "id_ed25519"),
+        cis.host_public_key,
+    )
+    settings.BILLING_SFTP_REMOTE_DIR, settings.BILLING_SFTP_TIMEOUT_S = ".", 5.0
+    outbox_write(run_date=oct_, batch_size=2)
+    first, second = outbox_sweep().due
+    later = timezone.now() + dt.timedelta(minutes=1)  # past the first backoff (30 s)
+    try:
+        delivery_attempt(delivery_pk=first)  # down
+        delivery_attempt(delivery_pk=second)
+        cis.start()
+        delivery_attempt(delivery_pk=first, now=later)  # back
+        settings.BILLING_SFTP_KNOWN_HOST_KEY = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+        delivery_attempt(delivery_pk=second, now=later)  # another host key
+    finally:
+        cis.stop()
+
+    log_in(browser_page, live_server.url, "bill", "bill-pw")
+    browser_page.click("header nav a[href='/billing/deliveries/']")
+    delivered, refused = browser_page.locator(f"#delivery-{first}"), browser_page.locator(f"#delivery-{second}")
+    assert "BILLDET_20261001_001.csv" in (delivered.text_content() or "")
+    assert "Delivered" in (delivered.text_content() or "")
+    assert "Failed, will retry" in (refused.text_content() or "")
+    attempts = browser_page.locator("tr.delivery-attempts", has_text="host key refused")
+    assert attempts.count() == 1 and "cannot reach 127.0.0.1" in (attempts.text_content() or "")
+    assert OutboxDelivery.objects.get(pk=first).attempts == 2
+    screenshot(browser_page, "billing-deliveries")

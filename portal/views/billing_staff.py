@@ -1,4 +1,5 @@
-"""Billing staff's pages: runs with live progress, the VEE exception queue, on-demand reads, lookup.
+"""Billing staff's pages: runs with live progress, the VEE exception queue, on-demand reads, lookup, and
+the SFTP delivery log of the outbox.
 
 Writes go through billing's services (billing.vee.services, billing.on_demand_reads), which check the role
 again; only billing staff (and staff superusers) open these pages, anyone else gets a 404.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -20,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from billing import on_demand_reads, records
 from billing import selectors as usage
 from billing.models import OnDemandRead, VeeException
+from billing.sftp import SftpTarget
 from billing.vee import services as vee_services
 from lake.errors import LakeError
 from mdms.core import selectors as core
@@ -32,6 +35,7 @@ RUNS_SHOWN = 30
 READS_SHOWN = 30
 QUEUE_PAGE = 200
 LOOKUP_RESULTS = 25
+DELIVERIES_SHOWN = 100
 # The status lists refresh this often while something is still running or pending.
 LIVE_REFRESH_S = 2
 
@@ -272,3 +276,16 @@ __all__ = [
     "billing_vee_exception",
     "billing_vee_queue",
 ]
+
+
+@billing_required
+@require_GET
+def billing_deliveries(request: HttpRequest) -> HttpResponse:
+    """The SFTP delivery log of the outbox's BILLDET files: each version, its attempts and errors."""
+    target = SftpTarget.from_settings()
+    context = {
+        "deliveries": usage.outbox_delivery_log(limit=DELIVERIES_SHOWN),
+        "destination": target.describe() if target else None,
+        "retry_max_s": settings.BILLING_SFTP_RETRY_MAX_S,
+    }
+    return render(request, "portal/billing/deliveries.html", context)

@@ -103,3 +103,23 @@ def september_billed_on_the_first(alice: Any, bob: Any) -> list[Any]:
         documents += readings(person.meter.pk, sep, oct_, constant(0.25 * n))
     store_and_roll_up(documents, [p.meter.pk for p in people], sep, oct_)
     return people
+
+
+def release_in_batches(run_date: dt.date, size: int) -> None:
+    """Release the accounts due on run_date in delivery batches of `size` accounts, in number order, as
+    if their reads had come in that way (billing.read_fetch), replacing any earlier judgement."""
+    from billing.billable_usage import accounts_due
+    from billing.models import DeterminantDelivery
+
+    DeterminantDelivery.objects.filter(run_date=run_date).delete()
+    accounts = sorted(accounts_due(run_date), key=lambda account: account.number)
+    DeterminantDelivery.objects.bulk_create(
+        DeterminantDelivery(
+            run_date=run_date,
+            account=account,
+            state=DeterminantDelivery.State.COMPLETE if n < size else DeterminantDelivery.State.FETCHED,
+            batch=n // size + 1,
+            released_at=dt.datetime.now(tz=dt.UTC),
+        )
+        for n, account in enumerate(accounts)
+    )

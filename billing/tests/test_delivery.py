@@ -15,6 +15,7 @@ from django.test import Client
 from billing.delivery import delivery_attempt, outbox_sweep
 from billing.models import OutboxDelivery, OutboxDeliveryAttempt
 from billing.outbox import outbox_write
+from billing.tests.bills_helpers import release_in_batches
 from billing.tests.sftp_server import SftpServer
 from billing.tests.test_outbox import OCT, september  # noqa: F401  (the fixture: three accounts due on 1 Oct)
 from mdms.core.testing import start_django_with
@@ -71,7 +72,8 @@ def test_each_new_batch_file_reaches_the_cis_under_a_temporary_name_then_renamed
     cis: SftpServer, settings: Any, bill: Any
 ) -> None:
     cis.start()
-    outbox_write(run_date=OCT, batch_size=2)
+    release_in_batches(OCT, 2)
+    outbox_write(run_date=OCT)
     assert deliver_due() == [Outcome.DELIVERED, Outcome.DELIVERED]
     assert cis.files() == outbox(settings)
     assert sorted(cis.files()) == ["BILLDET_20261001_001.csv", "BILLDET_20261001_002.csv"]
@@ -129,11 +131,13 @@ def test_a_rerun_that_changes_nothing_sends_nothing_and_a_changed_file_goes_agai
     cis: SftpServer, settings: Any
 ) -> None:
     cis.start()
-    outbox_write(run_date=OCT, batch_size=2)
+    release_in_batches(OCT, 2)
+    outbox_write(run_date=OCT)
     assert deliver_due() == [Outcome.DELIVERED, Outcome.DELIVERED]
     operations, deliveries = list(cis.operations), OutboxDelivery.objects.count()
 
-    outbox_write(run_date=OCT, batch_size=2)  # the same determinants: identical files, written anew
+    release_in_batches(OCT, 2)
+    outbox_write(run_date=OCT)  # the same determinants: identical files, written anew
     assert deliver_due() == []
     assert cis.operations == operations and OutboxDelivery.objects.count() == deliveries
     # The rewrite was hashed once; its time is remembered, so later sweeps need not read it again.
@@ -142,7 +146,8 @@ def test_a_rerun_that_changes_nothing_sends_nothing_and_a_changed_file_goes_agai
         assert (delivery.size_bytes, delivery.file_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
 
     # Re-batched: the first file now holds all three accounts, the second leaves the outbox.
-    outbox_write(run_date=OCT, batch_size=10)
+    release_in_batches(OCT, 10)
+    outbox_write(run_date=OCT)
     assert deliver_due() == [Outcome.DELIVERED]
     first = OutboxDelivery.objects.filter(file_name="BILLDET_20261001_001.csv").order_by("version")
     assert [(d.version, d.status) for d in first] == [(1, Status.DELIVERED), (2, Status.DELIVERED)]
@@ -227,7 +232,8 @@ def test_the_command_delivers_now_and_a_second_run_sends_nothing(cis: SftpServer
     from django.core.management import call_command
 
     cis.start()
-    outbox_write(run_date=OCT, batch_size=2)
+    release_in_batches(OCT, 2)
+    outbox_write(run_date=OCT)
     out = StringIO()
     call_command("outbox_deliver", stdout=out, stderr=StringIO())
     assert "2 new file version(s); 2 to send" in out.getvalue()

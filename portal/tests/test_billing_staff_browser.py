@@ -101,7 +101,7 @@ def test_billing_staff_see_each_delivery_to_the_cis_with_its_attempts(
     from billing.delivery import delivery_attempt, outbox_sweep
     from billing.models import OutboxDelivery
     from billing.outbox import outbox_write
-    from billing.tests.bills_helpers import constant, readings, store_and_roll_up
+    from billing.tests.bills_helpers import constant, readings, release_in_batches, store_and_roll_up
     from billing.tests.sftp_server import SftpServer
 
     sep, oct_ = dt.date(2026, 9, 1), dt.date(2026, 10, 1)
@@ -118,7 +118,8 @@ def test_billing_staff_see_each_delivery_to_the_cis_with_its_attempts(
         cis.host_public_key,
     )
     settings.BILLING_SFTP_REMOTE_DIR, settings.BILLING_SFTP_TIMEOUT_S = ".", 5.0
-    outbox_write(run_date=oct_, batch_size=2)
+    release_in_batches(oct_, 2)
+    outbox_write(run_date=oct_)
     first, second = outbox_sweep().due
     later = timezone.now() + dt.timedelta(minutes=1)  # past the first backoff (30 s)
     try:

@@ -12,6 +12,7 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from billing.models import Bill, BillLineItem, OnDemandRead
+from commands.models import MeterCommand
 from mdms.core.api_tokens import api_token_issue
 from mdms.core.testing import Person
 from monitoring.models import OutageIncident
@@ -77,7 +78,8 @@ def make_bill(person: Person, *, version: int = 1, is_current: bool = True) -> B
 
 
 def make_owned(person: Person) -> Owned:
-    """A bill, an on-demand read and an outage incident of the person's, besides their master data."""
+    """A bill, an on-demand read, a command to their meter and an outage incident of the person's, besides
+    their master data."""
     now = dt.datetime.now(tz=dt.UTC)
     bill = make_bill(person)
     read = OnDemandRead.objects.create(
@@ -89,6 +91,14 @@ def make_owned(person: Person) -> Owned:
     )
     assert person.meter.premise is not None
     incident = OutageIncident.objects.create(feeder=person.meter.premise.feeder, started_at=now, affected_meters=1)
+    command = MeterCommand.objects.create(
+        command_id=f"cmd-{person.meter.serial}-sync",
+        meter=person.meter,
+        kind="time_sync",
+        not_before=now + dt.timedelta(days=1),
+        deadline=now + dt.timedelta(days=2),
+        created_at=now,
+    )
     ids = {
         "meters": person.meter.pk,
         "customers": person.customer.pk,
@@ -97,6 +107,7 @@ def make_owned(person: Person) -> Owned:
         "bills": bill.pk,
         "reads": read.pk,
         "incidents": incident.pk,
+        "commands": command.pk,
     }
     markers = [person.meter.serial, person.account.number, person.customer.email, person.account.premise.address]
     return Owned(ids=ids, markers=markers)

@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files for /api/docs/, served locally (offline deployments)
+    "oauth2_provider",  # Green Button Connect's OAuth 2 authorization server
     "mdms.core",
     "monitoring",
     "lake",
@@ -99,6 +100,7 @@ INSTALLED_APPS = [
     "alerts",
     "ingest",
     "billing",
+    "greenbutton",
     "portal",
 ]
 
@@ -185,6 +187,28 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+
+# Green Button Connect My Data (greenbutton/): django-oauth-toolkit as the authorization server.
+# Authorization code with PKCE (S256) for every client; short access tokens, rotated refresh tokens.
+OAUTH2_PROVIDER = {
+    "PKCE_REQUIRED": True,
+    # RFC 9700 (OAuth 2.0 security BCP) now rather than at toolkit 4.0: S256 only, no implicit or
+    # password grant, no token in a query string, a replayed refresh token revokes its family.
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": config.env_int("GREENBUTTON_ACCESS_TOKEN_SECONDS", 3600, minimum=60),
+    "REFRESH_TOKEN_EXPIRE_SECONDS": config.env_int("GREENBUTTON_REFRESH_TOKEN_SECONDS", 90 * 86_400, minimum=3600),
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ROTATE_REFRESH_TOKEN": True,
+    "REQUEST_APPROVAL_PROMPT": "force",  # the consumer chooses meters and days every time
+    "SCOPES_BACKEND_CLASS": "greenbutton.scopes.EspiScopes",
+    "OAUTH2_VALIDATOR_CLASS": "greenbutton.oauth.EspiOAuth2Validator",
+}
+# Named so greenbutton's migration can depend on it (a swappable model); the toolkit's own model.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 

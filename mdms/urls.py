@@ -12,6 +12,8 @@ urlpatterns = [
     path("ingest/", include("ingest.urls")),
     path("api/v1/billing/", include("billing.urls")),
     path("api/v1/monitoring/", include("monitoring.urls")),
+    # Green Button Connect My Data: /oauth/..., /connections/, /espi/1_1/resource/...
+    path("", include("greenbutton.urls")),
     # The REST API (portal.api): /api/v1/..., /api/schema/, /api/docs/.
     path("", include("portal.api.urls")),
     path("", include("portal.urls")),

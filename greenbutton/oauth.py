@@ -7,13 +7,14 @@ Tokens are django-oauth-toolkit's, checked against the database on every request
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from oauth2_provider.oauth2_backends import get_oauthlib_core
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauth2_provider.views import TokenView
 
 from greenbutton import selectors
 from greenbutton.documents import Access
@@ -37,10 +38,21 @@ class EspiOAuth2Validator(OAuth2Validator):
             user_id=getattr(request.user, "pk", None), application_id=getattr(request.client, "pk", None)
         )
         if subscription is not None:
-            origin = urlsplit(request.uri)
-            token["resourceURI"] = (
-                f"{origin.scheme}://{origin.netloc}/espi/1_1/resource/Batch/Subscription/{subscription.pk}"
-            )
+            # A path here; EspiTokenView makes it absolute with the host Django validated.
+            token["resourceURI"] = f"/espi/1_1/resource/Batch/Subscription/{subscription.pk}"
+
+
+class EspiTokenView(TokenView):
+    """The toolkit's token endpoint, with `resourceURI` made absolute for the host the client called."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response: HttpResponse = super().post(request, *args, **kwargs)
+        if response.status_code == 200 and response.get("Content-Type", "").startswith("application/json"):
+            body = json.loads(response.content)
+            if isinstance(body.get("resourceURI"), str) and body["resourceURI"].startswith("/"):
+                body["resourceURI"] = request.build_absolute_uri(body["resourceURI"])
+                response.content = json.dumps(body).encode()
+        return response
 
 
 ResourceView = Callable[..., HttpResponse]

@@ -4,6 +4,7 @@ from django.urls import path, register_converter
 from oauth2_provider import views as oauth
 
 from greenbutton import consent, resources
+from greenbutton.oauth import EspiTokenView
 
 
 class _ReadingTypeId:
@@ -32,7 +33,7 @@ METER_READING = USAGE_POINT + "MeterReading/<int:reading>/"
 urlpatterns = [
     # OAuth 2 (django-oauth-toolkit): authorization code with PKCE, tokens, revocation.
     path("oauth/authorize/", consent.ConsentView.as_view(), name="authorize"),
-    path("oauth/token/", oauth.TokenView.as_view(), name="token"),
+    path("oauth/token/", EspiTokenView.as_view(), name="token"),
     path("oauth/revoke_token/", oauth.RevokeTokenView.as_view(), name="revoke_token"),
     # The consumer's list of connected applications.
     path("connections/", consent.connections, name="connections"),

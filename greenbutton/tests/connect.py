@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from lxml import etree
@@ -70,3 +72,30 @@ def authorize_query(
     if pkce is not None:
         params |= {"code_challenge": pkce.challenge, "code_challenge_method": "S256"}
     return urlencode(params)
+
+
+def connected(
+    person: Any, application: Any, *, scope: str = FULL_SCOPE, start: dt.date | None = None
+) -> tuple[Any, str]:
+    """A subscription of the person's to the application and a valid access token for it, without the
+    browser flow (test_connect_browser.py drives that): (subscription, raw token)."""
+    from django.utils import timezone
+    from oauth2_provider.models import AccessToken, set_token_value
+
+    from greenbutton.services import subscription_grant
+
+    subscription = subscription_grant(
+        user=person.user,
+        application=application,
+        scope=scope,
+        meters=[person.meter],
+        start_date=start or timezone.localdate() - dt.timedelta(days=60),
+        end_date=None,
+    )
+    raw = secrets.token_urlsafe(30)
+    token = AccessToken(
+        user=person.user, application=application, scope=scope, expires=timezone.now() + dt.timedelta(hours=1)
+    )
+    set_token_value(token, raw)
+    token.save()
+    return subscription, raw

@@ -205,6 +205,8 @@ OAUTH2_PROVIDER = {
     "REFRESH_TOKEN_EXPIRE_SECONDS": config.env_int("GREENBUTTON_REFRESH_TOKEN_SECONDS", 90 * 86_400, minimum=3600),
     "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
     "ROTATE_REFRESH_TOKEN": True,
+    # Third parties' callbacks: https only in production; plain http too while developing (loopback).
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"] if DEBUG else ["https"],
     "REQUEST_APPROVAL_PROMPT": "force",  # the consumer chooses meters and days every time
     "SCOPES_BACKEND_CLASS": "greenbutton.scopes.EspiScopes",
     "OAUTH2_VALIDATOR_CLASS": "greenbutton.oauth.EspiOAuth2Validator",

@@ -35,6 +35,7 @@ FB_INTERVALS = 4
 FB_EXPORT = 8
 FB_SUMMARY = 15
 FB_COST = 16
+DATA_BLOCKS = frozenset({FB_INTERVALS, 5, FB_EXPORT, FB_SUMMARY, FB_COST})
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,13 @@ class EspiScope:
 
     @property
     def descriptions(self) -> list[tuple[int, str]]:
-        return [(n, FUNCTION_BLOCKS.get(n, f"Function block {n}")) for n in sorted(self.function_blocks)]
+        """The function blocks that name data, in words (what a consumer weighs before consenting)."""
+        return [(n, FUNCTION_BLOCKS[n]) for n in sorted(self.function_blocks & DATA_BLOCKS)]
+
+    @property
+    def technical_blocks(self) -> list[int]:
+        """The others: how the data travels (OAuth, REST, batch, query parameters), not what it is."""
+        return sorted(self.function_blocks - DATA_BLOCKS)
 
     def earliest_day(self, today: dt.date) -> dt.date:
         return today - dt.timedelta(days=self.history_days)

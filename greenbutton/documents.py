@@ -200,7 +200,7 @@ def add_interval_blocks(
     if only_day is not None:
         first, end = shared.clamp(only_day, only_day + dt.timedelta(days=1))
     stamps = shared_data.block_days(shared.meter, first, end, now=access.now)
-    wanted = [day for day, stamp in stamps.items() if filters.passes(stamp.published, stamp.updated)]
+    wanted = {day for day, stamp in stamps.items() if filters.passes(stamp.published, stamp.updated)}
     if not wanted:
         return 0
     rows = shared_data.intervals(shared.meter, min(wanted), max(wanted) + dt.timedelta(days=1))
@@ -208,7 +208,7 @@ def add_interval_blocks(
     count = 0
     days = espi.days_of(rows, direction=direction, zone_name=settings.TIME_ZONE, interval_s=shared.meter.interval_s)
     for day, day_rows in days:
-        if day not in stamps or day not in wanted:
+        if day not in wanted:
             continue
         espi.interval_block(
             espi.add_entry(

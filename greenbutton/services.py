@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
@@ -66,14 +66,19 @@ def subscription_grant(
         raise ValidationError({"meters": "Choose at least one meter."})
     if end_date is not None and end_date < start_date:
         raise ValidationError({"end_date": "The last day is before the first."})
-    subscription = (
-        Subscription.objects.select_for_update()
-        .filter(user=user, application=application, revoked_at__isnull=True)
-        .first()
+    terms = {"scope": scope, "start_date": start_date, "end_date": end_date}
+    active = Subscription.objects.select_for_update().filter(
+        user=user, application=application, revoked_at__isnull=True
     )
+    subscription = active.first()
     if subscription is None:
-        subscription = Subscription(user=user, application=application)
-    subscription.scope, subscription.start_date, subscription.end_date = scope, start_date, end_date
+        try:
+            with transaction.atomic():  # a savepoint: two consents at once meet the unique constraint
+                subscription = Subscription.objects.create(user=user, application=application, **terms)
+        except IntegrityError:
+            subscription = active.get()
+    for name, value in terms.items():
+        setattr(subscription, name, value)
     subscription.save()
     subscription.meters.set(meters)
     return subscription

@@ -193,13 +193,15 @@ LOGIN_URL = "login"
 OAUTH2_PROVIDER = {
     "PKCE_REQUIRED": True,
     # RFC 9700 (OAuth 2.0 security BCP) now rather than at toolkit 4.0: S256 only, no implicit or
-    # password grant, no token in a query string, tokens kept only as hashes, and a replayed
-    # refresh token revokes its family.
+    # password grant, no token in a query string, tokens kept only as hashes, the issuer named in
+    # every authorization response (RFC 9207, against mix-up attacks), and a replayed refresh token
+    # revokes its family.
     "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
     "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
     "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
     "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
     "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
     "ACCESS_TOKEN_EXPIRE_SECONDS": config.env_int("GREENBUTTON_ACCESS_TOKEN_SECONDS", 3600, minimum=60),
     "REFRESH_TOKEN_EXPIRE_SECONDS": config.env_int("GREENBUTTON_REFRESH_TOKEN_SECONDS", 90 * 86_400, minimum=3600),

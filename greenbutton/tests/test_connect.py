@@ -437,3 +437,23 @@ def test_the_oauth2_revocation_endpoint_revokes_a_token(solarpal: Any, alice: Pe
         _get(f"/espi/1_1/resource/Subscription/{Subscription.objects.get().pk}", tokens["access_token"]).status_code
         == 401
     )
+
+
+def test_staff_have_nothing_to_share_and_cannot_consent(solarpal: Any, olivia: Any, alice: Person) -> None:
+    client = Client()
+    client.force_login(olivia)  # an operator sees every meter, but none is theirs to give away
+    query = authorize_query(client_id=solarpal.application.client_id, redirect_uri=REDIRECT, pkce=Pkce.new())
+    page = client.get(f"/oauth/authorize/?{query}")
+    assert "You have no meter to share" in page.content.decode()
+    assert alice.meter.serial not in page.content.decode()
+    data = {
+        k: v
+        for k, v in page.context["form"].initial.items()
+        if v is not None and k not in ("meters", "start_date", "end_date")
+    }
+    data |= {"meters": [alice.meter.pk], "start_date": str(timezone.localdate()), "allow": "Authorize"}
+
+    response = client.post("/oauth/authorize/", data)
+
+    assert response.status_code == 200  # the form again, with the meter refused
+    assert not Subscription.objects.exists()

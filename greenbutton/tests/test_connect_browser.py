@@ -113,6 +113,7 @@ def test_a_third_party_app_connects_reads_refreshes_and_is_revoked(
     page.wait_for_selector("#done")
 
     assert len(received) == 1 and received[0]["state"] == ["s-42"]
+    assert received[0]["iss"] == [base]  # RFC 9207: the app can tell which server answered
     code = received[0]["code"][0]
 
     # The app's back channel: exchange the code with the PKCE verifier.
@@ -190,4 +191,6 @@ def test_a_consumer_who_logs_in_and_refuses_is_sent_back_with_access_denied(
     browser_page.click("#deny")
     browser_page.wait_for_selector("#done")
 
-    assert received == [{"error": ["access_denied"], "state": ["xyz"]}]
+    assert len(received) == 1
+    assert received[0]["error"] == ["access_denied"] and received[0]["state"] == ["xyz"]
+    assert "code" not in received[0]

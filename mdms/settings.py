@@ -65,6 +65,8 @@ def _read() -> dict[str, object]:
             "datahub_retry_max_s": config_seconds("DATAHUB_RETRY_MAX_S", 120.0),
             "datahub_min_interval_s": config_seconds("DATAHUB_MIN_INTERVAL_S", 1.0),
             "datahub_catchup_days": config.env_int("DATAHUB_CATCHUP_DAYS", 7, minimum=1),
+            "greenbutton_access_s": config.env_int("GREENBUTTON_ACCESS_TOKEN_SECONDS", 3600, minimum=60),
+            "greenbutton_refresh_s": config.env_int("GREENBUTTON_REFRESH_TOKEN_SECONDS", 90 * 86_400, minimum=3600),
         }
     except config.ConfigError as exc:
         raise ImproperlyConfigured(str(exc)) from exc
@@ -203,8 +205,8 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
     "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
-    "ACCESS_TOKEN_EXPIRE_SECONDS": config.env_int("GREENBUTTON_ACCESS_TOKEN_SECONDS", 3600, minimum=60),
-    "REFRESH_TOKEN_EXPIRE_SECONDS": config.env_int("GREENBUTTON_REFRESH_TOKEN_SECONDS", 90 * 86_400, minimum=3600),
+    "ACCESS_TOKEN_EXPIRE_SECONDS": int(_env["greenbutton_access_s"]),  # type: ignore[call-overload]
+    "REFRESH_TOKEN_EXPIRE_SECONDS": int(_env["greenbutton_refresh_s"]),  # type: ignore[call-overload]
     "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
     "ROTATE_REFRESH_TOKEN": True,
     # Third parties' callbacks: https only in production; plain http too while developing (loopback).

@@ -457,3 +457,22 @@ def test_staff_have_nothing_to_share_and_cannot_consent(solarpal: Any, olivia: A
 
     assert response.status_code == 200  # the form again, with the meter refused
     assert not Subscription.objects.exists()
+
+
+def test_a_plain_pkce_challenge_is_refused(solarpal: Any, alice: Person) -> None:
+    pkce = Pkce.new()
+    client = Client()
+    client.force_login(alice.user)
+    query = authorize_query(client_id=solarpal.application.client_id, redirect_uri=REDIRECT, pkce=pkce)
+    page = client.get(f"/oauth/authorize/?{query.replace('S256', 'plain')}")
+    if page.status_code == 302:  # refused at once, back to the application
+        assert "error=" in page["Location"] and "code=" not in page["Location"]
+        return
+    form = page.context["form"]
+    data = {k: v for k, v in form.initial.items() if v is not None and k not in ("meters", "start_date", "end_date")}
+    data |= {"meters": [alice.meter.pk], "start_date": str(form.initial["start_date"]), "allow": "Authorize"}
+
+    response = client.post("/oauth/authorize/", data)
+
+    assert response.status_code == 302
+    assert "error=invalid_request" in response["Location"] and "code=" not in response["Location"]

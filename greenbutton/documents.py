@@ -11,7 +11,6 @@ MeterReading, ReadingType, LocalTimeParameters) are always in a batch, so it sta
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -269,16 +268,12 @@ def feed(access: Access, *, key: str, title: str, self_href: str) -> etree._Elem
     )
 
 
-def _each_meter(access: Access) -> Iterator[SharedMeter]:
-    yield from access.meters.values()
-
-
 def batch(access: Access, filters: Filters) -> bytes:
     """Everything the subscription shares, in one feed: Batch/Subscription/{id}."""
     paths = Paths(access.subscription.pk)
     root = feed(access, key="batch", title=f"Green Button Connect: {access.subscription}", self_href=paths.batch)
     add_local_time(root, access)
-    for shared in _each_meter(access):
+    for shared in access.meters.values():
         add_usage_point(root, access, shared)
         for direction in access.directions(shared):
             add_meter_reading(root, access, shared, direction)
@@ -291,14 +286,14 @@ def batch(access: Access, filters: Filters) -> bytes:
 
 def usage_points(access: Access, *, self_href: str) -> bytes:
     root = feed(access, key="usage-points", title="Usage points", self_href=self_href)
-    for shared in _each_meter(access):
+    for shared in access.meters.values():
         add_usage_point(root, access, shared)
     return espi.document(root)
 
 
 def reading_types(access: Access) -> bytes:
     root = feed(access, key="reading-types", title="Reading types", self_href=f"{ROOT}/ReadingType")
-    for shared in _each_meter(access):
+    for shared in access.meters.values():
         for direction in access.directions(shared):
             add_reading_type(root, access, shared, direction)
     return espi.document(root)
@@ -311,7 +306,3 @@ def single(root: etree._Element) -> bytes:
         raise Http404("No such resource in this subscription")
     # Serialising the entry alone carries the namespaces it inherited from the feed.
     return espi.document(etree.fromstring(etree.tostring(entries[0])))
-
-
-def document_of(root: etree._Element) -> bytes:
-    return espi.document(root)

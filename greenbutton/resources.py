@@ -8,14 +8,14 @@ that it exists); a resource of a function block that was not granted answers 403
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.dateparse import parse_datetime
-from django.views.decorators.http import require_GET
 
-from greenbutton import documents
+from greenbutton import documents, espi
 from greenbutton.documents import Access, Filters
 from greenbutton.oauth import error_response, espi_token_required
 from greenbutton.scopes import FB_INTERVALS, FB_SUMMARY
@@ -48,12 +48,15 @@ def _atom(body: bytes) -> HttpResponse:
     return HttpResponse(body, content_type=ATOM_XML)
 
 
+class _NotGranted(Exception):
+    pass
+
+
 def espi_resource(view: Callable[..., bytes]) -> Callable[..., HttpResponse]:
     """GET only, a Connect token, the subscription in the path must be the token's, errors in the API's shape."""
 
-    @require_GET
     @espi_token_required
-    def wrapper(request: HttpRequest, access: Access, *args: Any, **kwargs: Any) -> HttpResponse:
+    def authorized(request: HttpRequest, access: Access, *args: Any, **kwargs: Any) -> HttpResponse:
         subscription_pk = kwargs.pop("subscription_pk", None)
         if subscription_pk is not None and subscription_pk != access.subscription.pk:
             return error_response(404, "not_found", "No such subscription for this token.")
@@ -66,13 +69,15 @@ def espi_resource(view: Callable[..., bytes]) -> Callable[..., HttpResponse]:
         except _NotGranted as refused:
             return error_response(403, "permission_denied", str(refused))
 
-    wrapper.__name__ = view.__name__
-    wrapper.__doc__ = view.__doc__
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method != "GET":  # the resources are read-only for third parties
+            response = error_response(405, "method_not_allowed", f"{request.method} is not allowed here; use GET.")
+            response["Allow"] = "GET"
+            return response
+        return authorized(request, *args, **kwargs)
+
     return wrapper
-
-
-class _NotGranted(Exception):
-    pass
 
 
 def _need(access: Access, block: int, what: str) -> None:
@@ -107,7 +112,7 @@ def meter_readings(request: HttpRequest, access: Access, meter_pk: int) -> bytes
     root = documents.feed(access, key=f"meter-readings/{meter_pk}", title="Meter readings", self_href=request.path)
     for direction in access.directions(shared):
         documents.add_meter_reading(root, access, shared, direction)
-    return documents.document_of(root)
+    return espi.document(root)
 
 
 @espi_resource
@@ -129,7 +134,7 @@ def interval_blocks(request: HttpRequest, access: Access, meter_pk: int, reading
         access, key=f"blocks/{meter_pk}/{reading}", title=f"{direction.title}: interval blocks", self_href=request.path
     )
     documents.add_interval_blocks(root, access, shared, direction, filters)
-    return documents.document_of(root)
+    return espi.document(root)
 
 
 @espi_resource
@@ -154,7 +159,7 @@ def usage_summaries(request: HttpRequest, access: Access, meter_pk: int) -> byte
     shared = access.meter(meter_pk)
     root = documents.feed(access, key=f"summaries/{meter_pk}", title="Usage summaries", self_href=request.path)
     documents.add_usage_summaries(root, access, shared, filters)
-    return documents.document_of(root)
+    return espi.document(root)
 
 
 @espi_resource
@@ -188,4 +193,4 @@ def local_time_parameters(request: HttpRequest, access: Access, ltp_pk: int | No
         raise Http404("No such LocalTimeParameters")
     root = documents.feed(access, key="local-time", title="Local time parameters", self_href=request.path)
     documents.add_local_time(root, access)
-    return documents.single(root) if ltp_pk is not None else documents.document_of(root)
+    return documents.single(root) if ltp_pk is not None else espi.document(root)

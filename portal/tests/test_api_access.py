@@ -242,3 +242,12 @@ def test_an_espi_list_holds_only_the_tokens_own_usage_points(alice: Any, bob: An
         text = client.get(url).content.decode()
         assert alice.meter.serial in text or f"ReadingType/{alice.meter.pk}-1" in text, url
         assert bob.meter.serial not in text and f"ReadingType/{bob.meter.pk}-" not in text, url
+
+
+def test_espi_routes_are_read_only_with_the_apis_error_shape(alice: Any) -> None:
+    from django.test import Client
+
+    response = Client().post("/espi/1_1/resource/Batch/Subscription/1")
+    assert response.status_code == 405
+    assert response["Allow"] == "GET"
+    assert response.json()["error"]["code"] == "method_not_allowed"

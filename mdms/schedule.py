@@ -85,4 +85,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "ingest.datahub_pull_yesterday",
         "schedule": crontab(hour=_datahub_pull_hour(), minute=0),
     },
+    # Every night at 04:20 local time: delete expired Green Button Connect tokens and codes.
+    "greenbutton-clear-expired-tokens": {
+        "task": "greenbutton.clear_expired_tokens",
+        "schedule": crontab(hour=4, minute=20),
+    },
 }

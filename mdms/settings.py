@@ -79,6 +79,8 @@ def _read() -> dict[str, object]:
             "commands_retry_base_s": config_seconds("COMMANDS_RETRY_BASE_S", 15.0),
             "commands_retry_max_s": config_seconds("COMMANDS_RETRY_MAX_S", 300.0),
             "commands_deadline_s": config_seconds("COMMANDS_DEADLINE_S", 900.0),
+            "greenbutton_access_s": config.env_int("GREENBUTTON_ACCESS_TOKEN_SECONDS", 3600, minimum=60),
+            "greenbutton_refresh_s": config.env_int("GREENBUTTON_REFRESH_TOKEN_SECONDS", 90 * 86_400, minimum=3600),
         }
     except config.ConfigError as exc:
         raise ImproperlyConfigured(str(exc)) from exc
@@ -107,6 +109,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files for /api/docs/, served locally (offline deployments)
     "django_prometheus",  # HTTP request latency by view for /metrics (its middleware, first and last below)
+    "oauth2_provider",  # Green Button Connect's OAuth 2 authorization server
     "mdms.core",
     "monitoring",
     "lake",
@@ -115,6 +118,7 @@ INSTALLED_APPS = [
     "commands",
     "ingest",
     "billing",
+    "greenbutton",
     "portal",
 ]
 
@@ -216,6 +220,34 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+
+# Green Button Connect My Data (greenbutton/): django-oauth-toolkit as the authorization server.
+# Authorization code with PKCE (S256) for every client; short access tokens, rotated refresh tokens.
+OAUTH2_PROVIDER = {
+    "PKCE_REQUIRED": True,
+    # RFC 9700 (OAuth 2.0 security BCP) now rather than at toolkit 4.0: S256 only, no implicit or
+    # password grant, no token in a query string, tokens kept only as hashes, the issuer named in
+    # every authorization response (RFC 9207, against mix-up attacks), and a replayed refresh token
+    # revokes its family.
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": int(_env["greenbutton_access_s"]),  # type: ignore[call-overload]
+    "REFRESH_TOKEN_EXPIRE_SECONDS": int(_env["greenbutton_refresh_s"]),  # type: ignore[call-overload]
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ROTATE_REFRESH_TOKEN": True,
+    # Third parties' callbacks: https only in production; plain http too while developing (loopback).
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"] if DEBUG else ["https"],
+    "REQUEST_APPROVAL_PROMPT": "force",  # the consumer chooses meters and days every time
+    "SCOPES_BACKEND_CLASS": "greenbutton.scopes.EspiScopes",
+    "OAUTH2_VALIDATOR_CLASS": "greenbutton.oauth.EspiOAuth2Validator",
+}
+# Named so greenbutton's migration can depend on it (a swappable model); the toolkit's own model.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 

@@ -11,6 +11,8 @@ urlpatterns = [
     # Prometheus (mdms.metrics): a bearer token or an allowed network, else refused.
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
+    # Green Button Connect My Data: /oauth/..., /connections/, /espi/1_1/resource/...
+    path("", include("greenbutton.urls")),
     # The REST API, the one front for machines and scripts (portal.api): /api/v1/..., /api/schema/, /api/docs/.
     path("", include("portal.api.urls")),
     path("", include("portal.urls")),

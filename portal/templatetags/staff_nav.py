@@ -26,4 +26,6 @@ def role_links(context: dict[str, Any]) -> list[tuple[str, str]]:
     if Role.BILLING in roles:
         links += [("Billing runs", reverse("billing_runs")), ("Exceptions", reverse("billing_vee_queue")),
                   ("Reads", reverse("billing_reads")), ("Lookup", reverse("billing_lookup")), ("Deliveries", reverse("billing_deliveries"))]  # fmt: skip
+    if Role.CONSUMER in roles:
+        links += [("Connected apps", reverse("greenbutton:connections"))]  # Green Button Connect grants
     return links

@@ -205,3 +205,101 @@ def test_tokens_are_stored_hashed_and_shown_once(db: None) -> None:
     assert issued.key not in (stored.key_hash, stored.prefix)
     assert len(stored.key_hash) == 64
     assert AuditLog.objects.filter(action="token_issue", target=f"token:{stored.pk}").exists()
+
+
+# --- Green Button Connect (greenbutton/): the ESPI routes, read with a third party's bearer token ----
+
+
+def _espi_routes() -> list[str]:
+    """Every ESPI route, from greenbutton's URLconf itself: a route added later is in the matrix at once."""
+    from greenbutton.urls import urlpatterns
+
+    return [str(pattern.pattern) for pattern in urlpatterns if str(pattern.pattern).startswith("espi/")]
+
+
+def _espi_url(route: str, values: dict[str, str]) -> str:
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1).split(":")[-1]
+        assert name in values, f"{route}: the ESPI BOLA matrix does not know which {name} to try"
+        return values[name]
+
+    return "/" + re.sub(r"<([^>]+)>", value, route)
+
+
+def test_every_espi_route_with_an_id_answers_404_to_another_consumers_object(alice: Any, bob: Any, mongo: Any) -> None:
+    import datetime as dt
+
+    from django.test import Client
+    from django.utils import timezone
+
+    from greenbutton.services import application_register
+    from greenbutton.tests.connect import connected
+    from portal.tests.usage_data import make_bill, store_days
+
+    app = application_register(name="SolarPal", redirect_uris=["https://solarpal.example/cb"]).application
+    day = timezone.localdate() - dt.timedelta(days=1)
+    store_days(bob.meter, day, day + dt.timedelta(days=1))
+    bobs_bill = make_bill(bob, period_start=(day - dt.timedelta(days=40)).replace(day=1))
+    mine, alices_token = connected(alice, app)
+    bobs, _ = connected(bob, app)
+    # Bob's objects, reached through Bob's subscription id and through Alice's own.
+    bobs_objects = {"meter_pk": str(bob.meter.pk), "reading": "1", "day": f"{day:%Y%m%d}",
+                    "summary_pk": str(bobs_bill.pk), "reading_type": f"{bob.meter.pk}-1"}  # fmt: skip
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {alices_token}")
+    checked = []
+    for route in _espi_routes():
+        if "<" not in route or route.startswith("espi/1_1/resource/LocalTimeParameters"):
+            continue  # lists are the token's own; the utility's time zone belongs to no one
+        for subscription in {bobs.pk, mine.pk}:
+            url = _espi_url(route, {**bobs_objects, "subscription_pk": str(subscription)})
+            if url.count("/Subscription/") and subscription == mine.pk and "meter_pk" not in route:
+                continue  # Alice's own subscription, nothing of Bob's in the path
+            response = client.get(url)
+            assert response.status_code == 404, f"GET {url}: {response.status_code}"
+            assert response.json()["error"]["code"] == "not_found"
+            assert bob.meter.serial not in response.content.decode()
+            checked.append(url)
+    assert len(checked) >= 12
+
+
+def test_every_espi_route_refuses_a_request_without_a_token_even_with_a_session(alice: Any) -> None:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(alice.user)  # a consumer's own session is no third-party token
+    values = {"subscription_pk": "1", "meter_pk": str(alice.meter.pk), "reading": "1", "day": "20261101",
+              "summary_pk": "1", "reading_type": f"{alice.meter.pk}-1", "ltp_pk": "1"}  # fmt: skip
+    routes = _espi_routes()
+    assert len(routes) >= 14
+    for route in routes:
+        url = _espi_url(route, values)
+        response = client.get(url)
+        assert response.status_code == 401, f"GET {url}: {response.status_code}"
+        assert response["WWW-Authenticate"].startswith("Bearer")
+        assert response.json()["error"]["code"] == "authentication_failed"
+
+
+def test_an_espi_list_holds_only_the_tokens_own_usage_points(alice: Any, bob: Any) -> None:
+    from django.test import Client
+
+    from greenbutton.services import application_register
+    from greenbutton.tests.connect import connected
+
+    app = application_register(name="SolarPal", redirect_uris=["https://solarpal.example/cb"]).application
+    mine, token = connected(alice, app)
+    connected(bob, app)
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    for url in [f"/espi/1_1/resource/Batch/Subscription/{mine.pk}", f"/espi/1_1/resource/Subscription/{mine.pk}",
+                "/espi/1_1/resource/ReadingType"]:  # fmt: skip
+        text = client.get(url).content.decode()
+        assert alice.meter.serial in text or f"ReadingType/{alice.meter.pk}-1" in text, url
+        assert bob.meter.serial not in text and f"ReadingType/{bob.meter.pk}-" not in text, url
+
+
+def test_espi_routes_are_read_only_with_the_apis_error_shape(alice: Any) -> None:
+    from django.test import Client
+
+    response = Client().post("/espi/1_1/resource/Batch/Subscription/1")
+    assert response.status_code == 405
+    assert response["Allow"] == "GET"
+    assert response.json()["error"]["code"] == "method_not_allowed"

@@ -26,7 +26,7 @@ from ingest.simulator.runner import Behaviour, Fleet
 from ingest.testing import RunningWorker, drop_session
 from mdms.core.localtime import day_bounds
 from mdms.core.mqtt import broker
-from mdms.core.testing import Person, make_consumer
+from mdms.core.testing import Person, broker_accounts_delete, make_consumer
 from mdms.core.timeseries import readings as stored
 from portal.api.testing import token_client
 
@@ -71,17 +71,7 @@ def accounts(
         documents += quarter_hours(person.meter.pk, start, until)
     store_and_roll_up(documents, [p.meter.pk for p in people], PERIOD[0], RUN_DATE + dt.timedelta(days=1))
     yield people
-    with broker.admin_session() as admin:
-        admin.run(
-            [
-                command
-                for person in people
-                for command in (
-                    {"command": "deleteClient", "username": person.meter.serial},
-                    {"command": "deleteRole", "rolename": broker.meter_role(person.meter.serial)},
-                )
-            ]
-        )
+    broker_accounts_delete(people)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from ingest.simulator.profiles import profile_for
 from ingest.simulator.runner import Behaviour, Fleet, run_realtime
 from ingest.testing import RunningWorker, drop_session
 from mdms.core.mqtt import broker
-from mdms.core.testing import Person, make_consumer
+from mdms.core.testing import Person, broker_accounts_delete, make_consumer
 
 WAIT_S = 30.0
 
@@ -32,17 +32,7 @@ def people(
     with django_capture_on_commit_callbacks(execute=True):
         found = [make_consumer(f"cmd{tag}{letter}") for letter in "abc"]
     yield found
-    with broker.admin_session() as admin:
-        admin.run(
-            [
-                command
-                for person in found
-                for command in (
-                    {"command": "deleteClient", "username": person.meter.serial},
-                    {"command": "deleteRole", "rolename": broker.meter_role(person.meter.serial)},
-                )
-            ]
-        )
+    broker_accounts_delete(found)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from ingest.simulator.runner import Fleet, run_realtime
 from mdms.core.mqtt import broker, topics
 from mdms.core.mqtt import client as mqtt_client
 from mdms.core.mqtt.topics import Kind
-from mdms.core.testing import Person, make_consumer
+from mdms.core.testing import Person, broker_accounts_delete, make_consumer
 
 WAIT_S = 10.0
 
@@ -91,17 +91,7 @@ def meters(db: None, django_capture_on_commit_callbacks: Any) -> Iterator[list[P
     with django_capture_on_commit_callbacks(execute=True):
         people = [make_consumer(f"sim{tag}a"), make_consumer(f"sim{tag}b", has_solar=True)]
     yield people
-    with broker.admin_session() as admin:
-        admin.run(
-            [
-                command
-                for person in people
-                for command in (
-                    {"command": "deleteClient", "username": person.meter.serial},
-                    {"command": "deleteRole", "rolename": broker.meter_role(person.meter.serial)},
-                )
-            ]
-        )
+    broker_accounts_delete(people)
 
 
 def credentials_file(path: Path, people: list[Person]) -> Path:

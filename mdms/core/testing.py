@@ -129,3 +129,21 @@ def run_at_once(*calls: Callable[[], T], timeout_s: float = 60.0) -> list[T]:
         raise failures[0]
     assert len(results) == len(calls), "a call did not finish in time"
     return [results[n] for n in range(len(calls))]
+
+
+def broker_accounts_delete(people: list[Person]) -> None:
+    """Delete the broker accounts (client and role) of test people's meters: the project's broker is
+    shared and persistent, so a test leaves no account behind."""
+    from mdms.core.mqtt import broker
+
+    with broker.admin_session() as admin:
+        admin.run(
+            [
+                command
+                for person in people
+                for command in (
+                    {"command": "deleteClient", "username": person.meter.serial},
+                    {"command": "deleteRole", "rolename": broker.meter_role(person.meter.serial)},
+                )
+            ]
+        )

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from alerts.models import AlertRule, Notification
 from billing.projection import bill_projection
-from mdms.core.localtime import local_midnight, local_zone
+from mdms.core.localtime import local_midnight, local_time
 from mdms.core.models import Account
 from mdms.core.timeseries import rollups as rollup_store
 from mdms.core.timeseries import usage_alerts as store
@@ -106,15 +106,11 @@ def silence_since(last_heard: dt.datetime | None, fallback: dt.datetime, now: dt
 # Reading and naming.
 
 
-def _local(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(local_zone())
-
-
 def evaluate_daily_kwh(rule: AlertRule, account: Account, now: dt.datetime) -> list[Breach]:
     """Yesterday and today so far, from the daily rollups (today breaches as soon as it crosses)."""
     assert rule.threshold is not None
-    today = _local(now).date()
-    first = max(today - dt.timedelta(days=1), _local(rule.armed_at).date(), account.move_in_date)
+    today = local_time(now).date()
+    first = max(today - dt.timedelta(days=1), local_time(rule.armed_at).date(), account.move_in_date)
     documents = rollup_store.daily_documents(
         [rule.meter_id], first, today + dt.timedelta(days=1), fields=["total_import_kwh"]
     )
@@ -175,7 +171,7 @@ def evaluate_power_over(rule: AlertRule, account: Account, now: dt.datetime) -> 
     for episode in power_episodes(points, float(rule.threshold)):
         if episode.minutes < rule.minutes or episode.end < rule.armed_at:
             continue
-        begin = _local(episode.start)
+        begin = local_time(episode.start)
         breaches.append(
             Breach(
                 key=f"{rule.pk}:power_over:{episode.start.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}",
@@ -201,7 +197,7 @@ def evaluate_no_data(rule: AlertRule, account: Account, now: dt.datetime) -> lis
         return []
     hours = (now - since).total_seconds() / 3600
     serial = rule.meter.serial
-    last = f"since {_local(heard):%A %d %B %H:%M}" if heard else "since you set this alert"
+    last = f"since {local_time(heard):%A %d %B %H:%M}" if heard else "since you set this alert"
     return [
         Breach(
             key=f"{rule.pk}:no_data:{heard.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}" if heard else f"{rule.pk}:no_data:never",

@@ -29,7 +29,7 @@ from billing import pricing
 from billing.billable_usage import holidays_in
 from billing.selectors import DailyUsage, daily_usage, usage_for_billing
 from billing.vee.estimation import PROFILE_DAYS
-from mdms.core.localtime import local_midnight, local_zone
+from mdms.core.localtime import local_hour_start, local_midnight, local_zone
 from mdms.core.models import Account, Meter
 from mdms.core.timeseries import rollups as store
 
@@ -81,11 +81,6 @@ class BillProjection:
         return self.window.billed_end - dt.timedelta(days=1)
 
 
-def _local_hour_floor(moment: dt.datetime) -> dt.datetime:
-    local = moment.astimezone(local_zone())
-    return local.replace(minute=0, second=0, microsecond=0).astimezone(dt.UTC)
-
-
 def _daily_spread(history: list[DailyUsage]) -> tuple[float, int]:
     """(sd of daily import kWh, days) over the complete days of `history` (days with data all day)."""
     days = [day.import_kwh for day in history if day.missing_intervals == 0]
@@ -134,7 +129,7 @@ def bill_projection(*, account: Account, meter: Meter, now: dt.datetime | None =
     except ValueError:
         return None
     start, end = window.bounds(zone)
-    cutoff = min(max(_local_hour_floor(now), start), end)
+    cutoff = min(max(local_hour_start(now), start), end)
     terms = det.tariff_terms(account.tariff)
     namer = det.bucket_namer(terms, holidays_in(window.billed_start, window.billed_end))
     per_hour = 3600 / meter.interval_s

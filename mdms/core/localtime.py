@@ -55,6 +55,22 @@ def local_hour(moment: dt.datetime) -> int:
     return moment.astimezone(local_zone()).hour
 
 
+def local_time(moment: dt.datetime) -> dt.datetime:
+    """An instant as the utility's wall clock shows it (for display and naming, never for arithmetic)."""
+    return moment.astimezone(local_zone())
+
+
+def local_hour_start(moment: dt.datetime) -> dt.datetime:
+    """The UTC instant the local clock hour holding `moment` began (a 30-minute zone offset included)."""
+    return local_time(moment).replace(minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+
+
+def interval_local_hour(end: dt.datetime, interval_s: int, zone: ZoneInfo | None = None) -> int:
+    """The local hour an interval mostly lies in, from its end (its middle's hour), in `zone` or the
+    utility's. Pure callers (the detection core) pass the zone they were given."""
+    return (end - dt.timedelta(seconds=interval_s / 2)).astimezone(zone or local_zone()).hour
+
+
 def each_day(first: dt.date, end: dt.date) -> Iterator[dt.date]:
     """Local days with first <= day < end."""
     day = first

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mdms.core.localtime import interval_local_hour
 from monitoring.detection import Finding, MeterSpec
 
 K_SIGMA = 3.0
@@ -59,11 +60,6 @@ FIELDS: tuple[FieldRule, ...] = (
 FIELD_NAMES = tuple(rule.name for rule in FIELDS)
 
 
-def local_hour(ts: dt.datetime, tz: zoneinfo.ZoneInfo, interval_s: int = 0) -> int:
-    """The local hour the interval mostly lies in (ts is its end)."""
-    return (ts - dt.timedelta(seconds=interval_s / 2)).astimezone(tz).hour
-
-
 def _robust(values: Sequence[float]) -> list[float]:
     median = statistics.median(values)
     mad = statistics.median([abs(value - median) for value in values])
@@ -74,7 +70,7 @@ def baseline(readings: Iterable[Mapping[str, Any]], tz: zoneinfo.ZoneInfo, inter
     """Median and robust sigma per field, per local hour and over all hours."""
     by_hour: dict[str, list[list[float]]] = {name: [[] for _ in range(24)] for name in FIELD_NAMES}
     for reading in readings:
-        hour = local_hour(reading["ts"], tz, interval_s)
+        hour = interval_local_hour(reading["ts"], interval_s, tz)
         for name in FIELD_NAMES:
             value = reading.get(name)
             if isinstance(value, int | float):
@@ -100,7 +96,7 @@ def check(
     meter: MeterSpec, reading: Mapping[str, Any], fields: Mapping[str, Any], tz: zoneinfo.ZoneInfo
 ) -> list[Finding]:
     """The fields of this reading far from the meter's usual for the hour, one finding per severity."""
-    hour = local_hour(reading["ts"], tz, meter.interval_s)
+    hour = interval_local_hour(reading["ts"], meter.interval_s, tz)
     flagged: dict[str, list[str]] = {}
     used: dict[str, dict[str, object]] = {}
     for rule in FIELDS:

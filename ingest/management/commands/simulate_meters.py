@@ -16,7 +16,6 @@ import datetime as dt
 import json
 import logging
 import signal
-import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from ingest.simulator.meter import SimulatedMeter
 from ingest.simulator.profiles import MeterProfile, profile_for
 from ingest.simulator.runner import Behaviour, Fleet, describe, read_credentials, run_accelerated, run_realtime
 from mdms.config import VAR_DIR
+from mdms.core.localtime import local_zone
 from mdms.core.models import Meter
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 
@@ -44,7 +44,7 @@ def _date(value: str) -> dt.datetime:
     except ValueError:
         raise ValueError(f"{value!r} is not an ISO date") from None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=zoneinfo.ZoneInfo(settings.TIME_ZONE))
+        when = when.replace(tzinfo=local_zone())
     return when.astimezone(dt.UTC)
 
 

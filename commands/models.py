@@ -15,6 +15,9 @@ from django.db.models import Q
 from commands.kinds import Kind
 from mdms.core.models import ApiToken, Meter
 
+# The kinds as model choices (also named in the API schema: SPECTACULAR_SETTINGS' ENUM_NAME_OVERRIDES).
+KIND_CHOICES = [(kind.value, kind.value.replace("_", " ")) for kind in Kind]
+
 
 class MeterCommand(models.Model):
     class Status(models.TextChoices):
@@ -33,7 +36,7 @@ class MeterCommand(models.Model):
     # The correlation id: sent to the meter as "id", and matched against its replies.
     command_id = models.CharField(max_length=40, unique=True)
     meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="commands")
-    kind = models.CharField(max_length=16, choices=[(k.value, k.value.replace("_", " ")) for k in Kind])
+    kind = models.CharField(max_length=16, choices=KIND_CHOICES)
     status = models.CharField(max_length=14, choices=Status.choices, default=Status.QUEUED)
     # 1 (lowest) to 9 (most urgent); a meter's queued commands go out most urgent first, then oldest.
     priority = models.PositiveSmallIntegerField(default=5)

@@ -536,6 +536,12 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "portal.api.schema.add_error_responses",
     ],
+    # Choice sets that share a field name with another model's ("kind", "status") get names of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "MeterCommandKindEnum": "commands.models.KIND_CHOICES",
+        "BillKindEnum": "billing.models.Bill.Kind",
+        "MeterCommandStatusEnum": "commands.models.MeterCommand.Status",
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -10,8 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.models import Bill, BillLineItem, OnDemandRead
-from commands.kinds import Kind
-from commands.models import MeterCommand, MeterCommandEvent
+from commands.models import KIND_CHOICES, MeterCommand, MeterCommandEvent
 from mdms.core.models import Account, Customer, Meter, Premise
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 from monitoring.models import IncidentMeter, OutageIncident
@@ -397,7 +396,7 @@ class MeterCommandSerializer(serializers.ModelSerializer[MeterCommand]):
 
 class MeterCommandRequestSerializer(serializers.Serializer[Any]):
     meter = serializers.RegexField(r"^[A-Za-z0-9_-]+$", max_length=32, help_text="The meter's serial.")
-    kind = serializers.ChoiceField(choices=[k.value for k in Kind])
+    kind = serializers.ChoiceField(choices=KIND_CHOICES)
     priority = serializers.IntegerField(min_value=1, max_value=9, default=5, help_text="1 lowest, 9 most urgent.")
     not_before = UtcDateTimeField(required=False, help_text="Not sent before this time (default: now).")
     deadline = UtcDateTimeField(

@@ -105,6 +105,25 @@ def meter_issue_credentials(*, meter: Meter, password: str | None = None) -> Met
 
 
 @transaction.atomic
+def meters_credentials_reissue(*, meters: list[Meter]) -> list[MeterCredentials]:
+    """New MQTT credentials for many meters at once, WITHOUT telling the broker meter by meter.
+
+    For a provisioning file that was lost (a second clone, `make clean`): only hashes are kept, so
+    the passwords cannot be recovered, only replaced. The caller applies them to the broker in one
+    session (`broker.sync_all(passwords=...)`); a hook per meter would open a session per meter.
+    """
+    issued_at = timezone.now()
+    credentials = []
+    for meter in meters:
+        password = secrets.token_urlsafe(18)
+        meter.mqtt_password_hash = mqtt_password_hash(password)
+        meter.mqtt_credentials_issued_at = issued_at
+        credentials.append(MeterCredentials(serial=meter.serial, mqtt_username=meter.serial, mqtt_password=password))
+    Meter.objects.bulk_update(meters, ["mqtt_password_hash", "mqtt_credentials_issued_at"], batch_size=1000)
+    return credentials
+
+
+@transaction.atomic
 def meter_install(*, meter: Meter, premise: Premise, on: dt.date) -> MeterInstallation:
     """Install a meter at a premise, closing its previous installation (history is kept)."""
     MeterInstallation.objects.filter(meter=meter, removed_on__isnull=True).update(removed_on=on)

@@ -4,8 +4,12 @@
     manage.py seed_demo --meters 200 --if-empty # does nothing when there is data (make run)
 
 The same N gives the same data every time. Meter MQTT passwords are written to
-var/demo-meters.csv (serial,password), the provisioning file the meter simulator reads; only
-their hashes are kept in the database.
+var/demo-meters.csv (serial,password, LF line endings so that `cut -d,` reads them), the
+provisioning file the meter simulator reads; only their hashes are kept in the database.
+
+With --if-empty on a seeded database whose credentials file is gone (a second clone sharing the
+database, or after `make clean`), the demo meters get new credentials, written to the file and
+set on the broker: the passwords cannot be recovered, only replaced.
 """
 
 from __future__ import annotations
@@ -26,9 +30,24 @@ from mdms.config import VAR_DIR
 from mdms.core import services
 from mdms.core.localtime import local_today
 from mdms.core.models import Feeder, Holiday, Meter, Premise, Region, Tariff, TouPeriod
+from mdms.core.mqtt import broker
 from mdms.core.roles import Role
 
 DEMO_CREDENTIALS_FILE = VAR_DIR / "demo-meters.csv"
+# The serials seed_demo gives its meters (MTR000001, ...): only these get new demo credentials.
+DEMO_SERIAL_REGEX = r"^MTR[0-9]{6}$"
+
+
+def write_credentials(path: Path, credentials: list[tuple[str, str]]) -> None:
+    """The provisioning file: serial,password with LF line endings, readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    with temporary.open("w", newline="") as fh:
+        temporary.chmod(0o600)
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["serial", "password"])
+        writer.writerows(credentials)
+    temporary.replace(path)
 
 # (code, name, centre latitude, centre longitude): four regions around Lyon, in the default zone.
 REGIONS = [
@@ -125,22 +144,37 @@ class Command(BaseCommand):
         if Region.objects.exists() or Meter.objects.exists():
             if options["if_empty"]:
                 self.stdout.write("Master data exists; not seeding.")
+                if not options["credentials_file"].exists():
+                    self._reissue_credentials(options["credentials_file"])
                 return
             raise CommandError("master data exists already; seed_demo only fills an empty database")
         rng = random.Random(options["seed"])
         credentials = self._seed(meters, rng)
         path: Path = options["credentials_file"]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["serial", "password"])
-            writer.writerows(credentials)
-        path.chmod(0o600)
+        write_credentials(path, credentials)
         self.stdout.write(self.style.SUCCESS(f"Seeded {meters} premises and meters; meter passwords in {path}"))
         self.stdout.write("Logins (portal http://127.0.0.1:8000/):")
         for username, password, role, _ in LOGINS:
             self.stdout.write(f"  {role.value:9} {username:8} {password}")
         self.stdout.write(f"  {'admin':9} {ADMIN_LOGIN[0]:8} {ADMIN_LOGIN[1]}   (/admin/)")
+
+    def _reissue_credentials(self, path: Path) -> None:
+        meters = list(
+            Meter.objects.filter(serial__regex=DEMO_SERIAL_REGEX, status__in=Meter.ACCEPTING_STATUSES).order_by("serial")
+        )
+        if not meters:
+            return
+        issued = services.meters_credentials_reissue(meters=meters)
+        # The database has the new hashes; the broker gets the passwords in one session. If the
+        # broker refuses, the file is not written and the next start tries again.
+        try:
+            broker.sync_all(passwords={c.serial: c.mqtt_password for c in issued})
+        except broker.BrokerError as exc:
+            raise CommandError(f"could not set the demo meters' new passwords on the broker: {exc}") from exc
+        write_credentials(path, [(c.serial, c.mqtt_password) for c in issued])
+        self.stdout.write(
+            self.style.WARNING(f"{path} was missing: issued new credentials for {len(issued)} demo meters into it")
+        )
 
     @transaction.atomic
     def _seed(self, count: int, rng: random.Random) -> list[tuple[str, str]]:

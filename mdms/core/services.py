@@ -11,12 +11,30 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth.models import Group, User
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from mdms.core.localtime import local_today
 from mdms.core.models import Account, Customer, Meter, MeterInstallation, Premise, Tariff
 from mdms.core.roles import Role
+
+# A meter may be registered ahead of its installation, by this much at most: an install date
+# beyond it is a typing error (2099), and would make the meter "not yet installed" for years.
+INSTALL_AHEAD = dt.timedelta(days=90)
+# No smart meter was installed before this.
+EARLIEST_INSTALL = dt.date(1990, 1, 1)
+
+
+def _check_install_date(install_date: dt.date | None) -> None:
+    if install_date is None:
+        return
+    latest = local_today() + INSTALL_AHEAD
+    if not EARLIEST_INSTALL <= install_date <= latest:
+        raise ValidationError(
+            {"install_date": f"An install date lies between {EARLIEST_INSTALL} and {latest} (90 days ahead)."},
+            code="out_of_range",
+        )
 
 # Hooks other parts of the system register to learn that a meter's credentials or status changed
 # (the MQTT broker's account sync lives with the MQTT code, and core must not import it).
@@ -74,6 +92,7 @@ def meter_register(
     password: str | None = None,
 ) -> tuple[Meter, MeterCredentials]:
     """Register a meter and issue its MQTT credentials (the password is returned once)."""
+    _check_install_date(install_date)
     meter = Meter(
         serial=serial,
         multiplier=multiplier,
@@ -126,6 +145,7 @@ def meters_credentials_reissue(*, meters: list[Meter]) -> list[MeterCredentials]
 @transaction.atomic
 def meter_install(*, meter: Meter, premise: Premise, on: dt.date) -> MeterInstallation:
     """Install a meter at a premise, closing its previous installation (history is kept)."""
+    _check_install_date(on)
     MeterInstallation.objects.filter(meter=meter, removed_on__isnull=True).update(removed_on=on)
     installation = MeterInstallation.objects.create(meter=meter, premise=premise, installed_on=on)
     meter.premise = premise

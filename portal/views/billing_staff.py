@@ -115,7 +115,9 @@ def billing_vee_exception(request: HttpRequest, exception_pk: int) -> HttpRespon
         if action in forms_by_action:
             form = type(forms_by_action[action])(request.POST, prefix=action)
             forms_by_action[action] = form
-            if form.is_valid() and _apply(request, action, form.cleaned_data, exception, meter):
+            if form.is_valid() and _within(request, form, start, end) and _apply(
+                request, action, form.cleaned_data, exception, meter
+            ):
                 return redirect("billing_vee_exception", exception_pk=exception.pk)
     intervals = usage.interval_usage(meter_pk=meter.pk, start=start, end=end)
     audit = IntervalEdit.objects.filter(meter=meter).select_related("edited_by").order_by("-edited_at")[:50]
@@ -127,6 +129,19 @@ def billing_vee_exception(request: HttpRequest, exception_pk: int) -> HttpRespon
         "forms": forms_by_action,
     }
     return render(request, "portal/billing/vee_exception.html", context)
+
+
+def _within(request: HttpRequest, form: forms.Form, start: dt.datetime, end: dt.datetime) -> bool:
+    """An edit or an accept from an exception's page is about the intervals this page shows."""
+    ts = form.cleaned_data.get("ts")
+    if ts is None or start < ts <= end:
+        return True
+    messages.error(
+        request,
+        f"{timezone.localtime(ts):%d %b %Y %H:%M} is outside this exception's intervals "
+        f"({timezone.localtime(start):%d %b %Y %H:%M} to {timezone.localtime(end):%d %b %Y %H:%M}).",
+    )
+    return False
 
 
 def _apply(request: HttpRequest, action: str, data: dict[str, object], exception: VeeException, meter: Meter) -> bool:

@@ -134,16 +134,17 @@ def test_an_estimated_gap_shows_as_estimated_on_the_bill(alice: Any, mongo: Any)
     assert bill.determinants["intervals_missing"] == 0  # estimated, not missing
 
 
-def test_a_gap_left_unestimated_is_counted_missing(alice: Any, mongo: Any) -> None:
-    # September: a month that is over (missing intervals are counted up to now).
+def test_a_gap_the_nightly_vee_missed_is_estimated_before_billing_not_priced_as_zero(alice: Any, mongo: Any) -> None:
+    # September: a month that is over. No VEE ran over the gap; the run runs it for this meter first.
     gap_end = local(dt.date(2026, 9, 10), 6).astimezone(dt.UTC)
     rows = readings(
         alice.meter.pk, dt.date(2026, 9, 1), dt.date(2026, 10, 1), lambda ts: None if ts == gap_end else 0.25
     )
     store_and_roll_up(rows, [alice.meter.pk], dt.date(2026, 9, 1), dt.date(2026, 10, 1))
     bill = billed(alice.account, dt.date(2026, 10, 1))
-    assert bill.determinants["intervals_missing"] == 1
-    assert bill.import_kwh == Decimal("719.750")
+    assert bill.determinants["intervals_missing"] == 0
+    assert bill.import_kwh == Decimal("720.000")
+    assert bill.estimated_kwh == Decimal("0.250")
 
 
 # Property: duplicating or shuffling the readings never changes a bill.

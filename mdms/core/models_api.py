@@ -53,6 +53,8 @@ class AuditLog(models.Model):
         METER_ENABLE = "meter_enable", "Meter enabled"
         READING_EDIT = "reading_edit", "Interval reading edited"
         REBILL = "rebill", "Bill re-issued"
+        BILL_CANCEL = "bill_cancel", "Bill cancelled"
+        BILL_RUN_START = "bill_run_start", "Billing run started"
         ON_DEMAND_READ = "on_demand_read", "On-demand read requested"
         TOKEN_ISSUE = "token_issue", "API token issued"
         TOKEN_REVOKE = "token_revoke", "API token revoked"

@@ -82,6 +82,7 @@ READ_FIELDS = [
     "register_import_kwh",
     "register_export_kwh",
     "estimated",
+    "time_suspect",
     "note",
 ]
 

@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 
+from celery import current_app
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -138,6 +139,89 @@ def _insert_bills(pairs: list[tuple[Bill, list[BillLineItem]]]) -> tuple[int, in
         except Exception as exc:  # noqa: BLE001 - recorded on the run; the other accounts go on
             errors.append({"account": bill.account.number, "error": f"{type(exc).__name__}: {exc}"})
     return created, already, errors
+
+
+# A missed bill-cycle day (the stack was down at 08:00) is caught up for this many days back.
+CATCH_UP_DAYS = 7
+# The scheduled run's local hour (mdms.schedule): today is caught up only after it.
+RUN_HOUR = 8
+# A run still pending or running after this long is taken for dead (its worker was killed).
+RUN_STALE = dt.timedelta(hours=6)
+
+
+def bill_run_date_check(run_date: dt.date, *, today: dt.date | None = None) -> None:
+    """The guards of every run, scheduled or started by hand: a cycle day, not in the future."""
+    if run_date.day > 28:
+        raise ValidationError({"run_date": "Bill-cycle days run from 1 to 28: nobody is billed on the 29th to the 31st."})
+    if run_date > (today or local_today()):
+        raise ValidationError({"run_date": "A run bills a period that has ended: the date cannot be in the future."})
+    try:
+        det.cycle_period(run_date)
+    except ValueError as exc:
+        raise ValidationError({"run_date": "No billing period ends on this date."}) from exc
+
+
+def _run_in_progress(run_date: dt.date, now: dt.datetime) -> BillingRun | None:
+    return (
+        BillingRun.objects.filter(
+            run_date=run_date,
+            status__in=[BillingRun.Status.PENDING, BillingRun.Status.RUNNING],
+            created_at__gte=now - RUN_STALE,
+        )
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def bill_run_start(*, run_date: dt.date, created_by: User | None = None) -> BillingRun:
+    """Billing staff start (or start again) the run of a date; it executes on a worker once committed.
+
+    The same guards as the scheduled run; a run of the date already under way is returned instead of
+    a second one. Starting a date again bills only what is not billed yet (held or missed accounts).
+    """
+    bill_run_date_check(run_date)
+    now = timezone.now()
+    with transaction.atomic():
+        running = _run_in_progress(run_date, now)
+        if running is not None:
+            return running
+        run = bill_run_create(run_date=run_date, created_by=created_by)
+        audit_record(
+            actor=created_by,
+            action=AuditLog.Action.BILL_RUN_START,
+            target=f"run:{run.pk}",
+            detail={"run_date": run_date.isoformat()},
+        )
+        # By name: billing.tasks imports this module.
+        transaction.on_commit(lambda: current_app.send_task("billing.bill_run_execute", args=[run.pk]))
+    return run
+
+
+def bill_cycle_catch_up(*, now: dt.datetime | None = None) -> list[BillingRun]:
+    """Run each bill-cycle day of the last CATCH_UP_DAYS that has no completed run (missed while the stack
+    was down), and again each whose last run held accounts only because the rollups were behind.
+
+    Idempotent: a date billed completely is left alone, and a run bills nobody twice.
+    """
+    now = now or timezone.now()
+    today = local_today(now)
+    after_run_hour = now.astimezone(local_zone()).hour >= RUN_HOUR
+    done = []
+    for back in range(CATCH_UP_DAYS, -1, -1):
+        day = today - dt.timedelta(days=back)
+        if day.day > 28 or (day == today and not after_run_hour):
+            continue
+        latest = BillingRun.objects.filter(run_date=day).order_by("-created_at", "-id").first()
+        if latest is not None:
+            if latest.status in (BillingRun.Status.PENDING, BillingRun.Status.RUNNING):
+                if latest.created_at >= now - RUN_STALE:
+                    continue  # under way
+            elif latest.status == BillingRun.Status.COMPLETED and not any(
+                hold.get("kind") == HOLD_ROLLUPS_BEHIND for hold in latest.holds
+            ):
+                continue  # billed; accounts held for missing data wait for a person
+        done.append(bill_run_execute(run=bill_run_create(run_date=day)))
+    return done
 
 
 def bill_run_create(*, run_date: dt.date, created_by: User | None = None) -> BillingRun:

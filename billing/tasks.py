@@ -11,7 +11,8 @@ import datetime as dt
 
 from celery import shared_task
 
-from billing.bills import bill_run_create, bill_run_execute
+from billing.bills import bill_cycle_catch_up, bill_run_create, bill_run_execute
+from billing.models import BillingRun
 from billing.on_demand_reads import on_demand_reads_sweep
 from billing.rollups import rollups_follow
 from billing.vee.services import vee_run
@@ -68,6 +69,21 @@ def bill_cycle_run(run_date: str | None = None) -> int | None:
         return None
     run = bill_run_execute(run=bill_run_create(run_date=day))
     return run.pk
+
+
+@shared_task(name="billing.bill_run_execute", ignore_result=True)
+def bill_run_execute_task(run_pk: int) -> int:
+    """Execute a run billing staff started (billing.bills.bill_run_start); a second delivery does nothing."""
+    run = BillingRun.objects.filter(pk=run_pk).first()
+    if run is None:
+        return 0
+    return bill_run_execute(run=run).bills_created
+
+
+@shared_task(name="billing.bill_cycle_catch_up", ignore_result=True)
+def bill_cycle_catch_up_task() -> list[int]:
+    """Run the bill-cycle days of the last week that were missed (or held while the rollups were behind)."""
+    return [run.pk for run in bill_cycle_catch_up()]
 
 
 @shared_task(name="billing.on_demand_reads_sweep", ignore_result=True)

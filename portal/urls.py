@@ -56,5 +56,6 @@ urlpatterns = [
     path("billing/reads/live/", billing.billing_reads_live, name="billing_reads_live"),
     path("billing/lookup/", billing.billing_lookup, name="billing_lookup"),
     path("billing/accounts/<int:account_pk>/", billing.billing_account, name="billing_account"),
+    path("billing/bills/<int:bill_pk>/", billing.billing_bill, name="billing_bill"),
     path("billing/meters/<int:meter_pk>/", billing.billing_meter, name="billing_meter"),
 ]

@@ -219,6 +219,8 @@ class BillSerializer(serializers.ModelSerializer[Bill]):
             "total",
             "determinants",
             "created_at",
+            "cancelled_at",
+            "cancel_reason",
             "line_items",
         ]
         read_only_fields = fields

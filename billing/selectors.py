@@ -52,6 +52,7 @@ class HourlyUsage:
     import_kwh: float
     export_kwh: float
     estimated_import_kwh: float
+    estimated_export_kwh: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ class BillingTotals:
     export_kwh: float
     estimated_import_kwh: float
     import_kwh_by_bucket: dict[str, float]  # e.g. time-of-use period name -> kWh; every bucket named
+    estimated_export_kwh: float
+    estimated_import_kwh_by_bucket: dict[str, float]  # the estimated part of each bucket
     max_demand_kw: float | None
     max_demand_at: dt.datetime | None  # local, end of the 15 minutes of maximum demand
     intervals: int  # with a value (measured, edited or estimated)
@@ -148,8 +151,12 @@ def _hours_of(document: dict[str, object]) -> list[HourlyUsage]:
     imports: list[float] = document["import_kwh"]  # type: ignore[assignment]
     exports: list[float] = document["export_kwh"]  # type: ignore[assignment]
     estimated: list[float] = document["estimated_import_kwh"]  # type: ignore[assignment]
+    # Rollups computed before estimated export was kept have no such array: none estimated.
+    estimated_export: list[float] = document.get("estimated_export_kwh") or [0.0] * len(imports)  # type: ignore[assignment]
     return [
-        HourlyUsage((start + dt.timedelta(hours=k)).astimezone(zone), imports[k], exports[k], estimated[k])
+        HourlyUsage(
+            (start + dt.timedelta(hours=k)).astimezone(zone), imports[k], exports[k], estimated[k], estimated_export[k]
+        )
         for k in range(len(imports))
     ]
 
@@ -252,6 +259,10 @@ def billing_totals(
             export_kwh=float(row.get("export_kwh", 0.0)),
             estimated_import_kwh=float(row.get("estimated_import_kwh", 0.0)),
             import_kwh_by_bucket=dict(zip(names, map(float, row.get("by_label", [0.0] * len(names))), strict=True)),
+            estimated_export_kwh=float(row.get("estimated_export_kwh", 0.0)),
+            estimated_import_kwh_by_bucket=dict(
+                zip(names, map(float, row.get("estimated_by_label", [0.0] * len(names))), strict=True)
+            ),
             max_demand_kw=row.get("max_demand_kw"),
             max_demand_at=at.astimezone(zone) if at is not None else None,
             intervals=intervals,

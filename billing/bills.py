@@ -152,7 +152,9 @@ RUN_STALE = dt.timedelta(hours=6)
 def bill_run_date_check(run_date: dt.date, *, today: dt.date | None = None) -> None:
     """The guards of every run, scheduled or started by hand: a cycle day, not in the future."""
     if run_date.day > 28:
-        raise ValidationError({"run_date": "Bill-cycle days run from 1 to 28: nobody is billed on the 29th to the 31st."})
+        raise ValidationError(
+            {"run_date": "Bill-cycle days run from 1 to 28: nobody is billed on the 29th to the 31st."}
+        )
     if run_date > (today or local_today()):
         raise ValidationError({"run_date": "A run bills a period that has ended: the date cannot be in the future."})
     try:
@@ -283,7 +285,7 @@ def _write_outbox(run: BillingRun) -> None:
     """The CIS's BILLDET files of the run's date (rewritten whole: a re-run writes the same files)."""
     try:
         outbox_write(run_date=run.run_date)
-    except Exception as exc:  # noqa: BLE001 - the bills stand; the files are written again by the next run
+    except Exception as exc:  # the bills stand; the files are written again by the next run
         log.exception("billing run %s: the outbox files could not be written", run.pk)
         run.errors = [*run.errors, {"account": "", "error": f"outbox: {type(exc).__name__}: {exc}"}]
 

@@ -125,9 +125,14 @@ def baselines_rebuild(
     return rebuilt
 
 
+def current_baseline_day(now: dt.datetime | None = None) -> dt.datetime:
+    """The `through` of the baselines live detection uses now: the start of the current UTC day."""
+    return _day_start(now or dt.datetime.now(tz=dt.UTC))
+
+
 def baselines_rebuild_all(*, now: dt.datetime | None = None) -> int:
     """The nightly job: every active meter's baseline for today."""
-    through = _day_start(now or dt.datetime.now(tz=dt.UTC))
+    through = current_baseline_day(now)
     pks = list(Meter.objects.filter(status=Meter.Status.ACTIVE).order_by("pk").values_list("pk", flat=True))
     return len(baselines_rebuild(meter_pks=pks, through=through))
 
@@ -162,7 +167,19 @@ def anomalies_detect(*, ranges: Sequence[store.Range]) -> DetectionResult:
     missing = {pk: ts for pk, ts in first_ts.items() if pk not in previous}
     if missing:
         previous.update(store.readings_before(missing, PREVIOUS_LOOKBACK))
-    baselines = baselines_refresh(specs=specs, first_ts=first_ts)
+    # Each reading is judged against the baseline of its own UTC day, days taken in order: a batch
+    # of history (an import, a backfill) spanning weeks is judged as the live feed would have been,
+    # not all of it against the weeks before its first reading (when the meter may have had no data).
+    days_by_meter: dict[dt.datetime, dict[int, dt.datetime]] = defaultdict(dict)
+    for pk, rows in by_meter.items():
+        if pk in specs:
+            for reading in rows:
+                days_by_meter[_day_start(reading["ts"])].setdefault(pk, reading["ts"])
+    fields_by_day: dict[tuple[int, dt.datetime], dict[str, Any]] = {}
+    for day in sorted(days_by_meter):
+        baselines = baselines_refresh(specs=specs, first_ts=days_by_meter[day])
+        for pk in days_by_meter[day]:
+            fields_by_day[(pk, day)] = (baselines.get(pk) or {}).get("fields") or {}
     tz = local_zone()
     now = dt.datetime.now(tz=dt.UTC)
     documents: list[dict[str, Any]] = []
@@ -171,10 +188,10 @@ def anomalies_detect(*, ranges: Sequence[store.Range]) -> DetectionResult:
         if spec is None:  # deleted from the registry since; nothing to judge it by
             continue
         before = previous.get(pk)
-        fields = (baselines.get(pk) or {}).get("fields") or {}
         for reading in rows:
             for finding in rules.check(spec, reading, before):
                 documents.append(_document(spec, reading, finding, now))
+            fields = fields_by_day[(pk, _day_start(reading["ts"]))]
             for judged in statistical.check(spec, reading, fields, tz):
                 documents.append(_document(spec, reading, judged, now))
             before = reading

@@ -32,8 +32,16 @@ def _read(person: Any, *, purpose: str = OnDemandRead.Purpose.MOVE_OUT, requeste
 
 def _reply(read: OnDemandRead, ts: dt.datetime) -> None:
     stored.insert_replies(
-        [{"meter": read.meter_id, "id": read.command_id, "ts": ts, "register_import_kwh": 4321.0,
-          "register_export_kwh": None, "received_at": timezone.now()}]  # fmt: skip
+        [
+            {
+                "meter": read.meter_id,
+                "id": read.command_id,
+                "ts": ts,
+                "register_import_kwh": 4321.0,
+                "register_export_kwh": None,
+                "received_at": timezone.now(),
+            }
+        ]
     )
 
 

@@ -64,10 +64,8 @@ def register_fit(values: Sequence[float], target: float) -> list[float]:
     if not values:
         return []
     total = math.fsum(values)
-    if total > 0:
-        scaled = [value / total * target for value in values]  # share first: exact for tiny totals
-    else:
-        scaled = [target / len(values)] * len(values)
+    # Share first (value / total), then times the target: exact even for tiny totals.
+    scaled = [value / total * target for value in values] if total > 0 else [target / len(values)] * len(values)
     rounded = [round(value, ENERGY_DECIMALS) for value in scaled]
     remainder = round(round(target, ENERGY_DECIMALS) - math.fsum(rounded), ENERGY_DECIMALS)
     if remainder:

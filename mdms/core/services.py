@@ -36,6 +36,7 @@ def _check_install_date(install_date: dt.date | None) -> None:
             code="out_of_range",
         )
 
+
 # Hooks other parts of the system register to learn that a meter's credentials or status changed
 # (the MQTT broker's account sync lives with the MQTT code, and core must not import it).
 # Each is called after the transaction commits, with the meter's pk and, when new credentials

@@ -55,7 +55,8 @@ class StrictFilterBackend(DjangoFilterBackend):
             known = set(filterset_class.base_filters) | COMMON_PARAMETERS
             if any(issubclass(backend, OrderingFilter) for backend in view.filter_backends):
                 known.add(OrderingFilter.ordering_param)
-            for name, value in request.query_params.items():
+            for name in request.query_params:
+                value = str(request.query_params.get(name, ""))
                 if name not in known:
                     wanted = ", ".join(sorted(filterset_class.base_filters))
                     raise ValidationError(

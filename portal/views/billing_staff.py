@@ -60,7 +60,9 @@ def billing_runs(request: HttpRequest) -> HttpResponseBase:
             for text in exc.messages:
                 messages.error(request, text)
         else:
-            messages.success(request, f"Run of {run.run_date:%d %b %Y} queued: accounts already billed are not billed again.")
+            messages.success(
+                request, f"Run of {run.run_date:%d %b %Y} queued: accounts already billed are not billed again."
+            )
             return redirect("billing_runs")
     context = {"runs": _recent_runs(), "refresh_s": LIVE_REFRESH_S, "form": form}
     return render(request, "portal/billing/runs.html", context)
@@ -135,8 +137,10 @@ def billing_vee_exception(request: HttpRequest, exception_pk: int) -> HttpRespon
         if action in forms_by_action:
             form = type(forms_by_action[action])(request.POST, prefix=action)
             forms_by_action[action] = form
-            if form.is_valid() and _within(request, form, start, end) and _apply(
-                request, action, form.cleaned_data, exception, meter
+            if (
+                form.is_valid()
+                and _within(request, form, start, end)
+                and _apply(request, action, form.cleaned_data, exception, meter)
             ):
                 return redirect("billing_vee_exception", exception_pk=exception.pk)
     intervals = usage.interval_usage(meter_pk=meter.pk, start=start, end=end)

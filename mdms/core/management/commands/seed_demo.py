@@ -49,6 +49,7 @@ def write_credentials(path: Path, credentials: list[tuple[str, str]]) -> None:
         writer.writerows(credentials)
     temporary.replace(path)
 
+
 # (code, name, centre latitude, centre longitude): four regions around Lyon, in the default zone.
 REGIONS = [
     ("nord", "Lyon Nord", 45.805, 4.835),
@@ -160,7 +161,9 @@ class Command(BaseCommand):
 
     def _reissue_credentials(self, path: Path) -> None:
         meters = list(
-            Meter.objects.filter(serial__regex=DEMO_SERIAL_REGEX, status__in=Meter.ACCEPTING_STATUSES).order_by("serial")
+            Meter.objects.filter(serial__regex=DEMO_SERIAL_REGEX, status__in=Meter.ACCEPTING_STATUSES).order_by(
+                "serial"
+            )
         )
         if not meters:
             return

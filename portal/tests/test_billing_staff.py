@@ -70,3 +70,22 @@ def test_the_service_refuses_an_edit_of_an_interval_that_has_not_ended(alice: An
             reason="typo",
             user=bill,
         )
+
+
+def test_an_admin_cancels_bills_with_a_reason_and_each_is_audited(alice: Any, admin_client: Any) -> None:
+    from mdms.core.models import AuditLog
+    from portal.api.testing import make_bill
+
+    wrong = make_bill(alice)
+    url = "/admin/billing/bill/"
+    asked = admin_client.post(url, {"action": "cancel_bills", "_selected_action": [wrong.pk]})
+    assert asked.status_code == 200 and "Why are these bills cancelled?" in asked.content.decode()
+    wrong.refresh_from_db()
+    assert wrong.cancelled_at is None  # nothing happens before a reason is given
+    done = admin_client.post(
+        url, {"action": "cancel_bills", "_selected_action": [wrong.pk], "reason": "duplicate final bill"}, follow=True
+    )
+    assert done.status_code == 200
+    wrong.refresh_from_db()
+    assert wrong.cancelled_at is not None and wrong.cancel_reason == "duplicate final bill"
+    assert AuditLog.objects.get(action=AuditLog.Action.BILL_CANCEL).detail["reason"] == "duplicate final bill"

@@ -26,7 +26,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from billing.models import VeeException
-from mdms.core.localtime import hours_in_day, local_day, local_midnight, local_zone
+from mdms.core.localtime import hours_in_day, local_day, local_midnight, local_today, local_zone
 from mdms.core.models import Meter
 from mdms.core.timeseries import rollups as store
 
@@ -298,6 +298,26 @@ def billing_day_profiles(*, meter_pks: list[int], start: dt.date, end: dt.date) 
         )
     for days in found.values():
         days.sort(key=lambda d: d.day)
+    return found
+
+
+def incomplete_days(*, meter_pks: list[int], start: dt.date, end: dt.date) -> dict[int, list[dt.date]]:
+    """Per meter, the local days start <= day < end whose rollup lacks intervals (or is absent), up to today.
+
+    Estimated and edited intervals count as present: these are the days VEE has not filled.
+    """
+    have = {
+        (doc["meter"], doc["day"]): int(doc["intervals"]) >= int(doc["expected_intervals"])
+        for doc in store.daily_documents(meter_pks, start, end, fields=("intervals", "expected_intervals"))
+    }
+    last = min(end, local_today() + dt.timedelta(days=1))
+    found: dict[int, list[dt.date]] = {pk: [] for pk in meter_pks}
+    for pk in meter_pks:
+        day = start
+        while day < last:
+            if not have.get((pk, day.isoformat()), False):
+                found[pk].append(day)
+            day += dt.timedelta(days=1)
     return found
 
 

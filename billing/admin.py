@@ -1,16 +1,23 @@
 """Admin for billing: bills, runs and on-demand reads, the edit audit trail and the exception queue.
 
 Bills, runs, reads and edits are read-only here: every change goes through billing's services,
-which write the audit trail (a change to a bill is a re-bill, billing.bills.bill_rebill).
+which write the audit trail (a change to a bill is a re-bill, billing.bills.bill_rebill; a wrong bill
+is cancelled with the "Cancel selected bills" action, billing.bills.bill_cancel, which asks why).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
+from billing.bills import bill_cancel
 from billing.models import (
     Bill,
     BillingRun,
@@ -54,6 +61,34 @@ class BillAdmin(ReadOnlyAdmin):
     search_fields = ["account__number", "account__customer__name"]
     list_select_related = ["account"]
     inlines = [BillLineItemInline]
+    actions = ["cancel_bills"]
+
+    @admin.action(description="Cancel selected bills (issued wrongly)")
+    def cancel_bills(self, request: HttpRequest, queryset: QuerySet[Bill]) -> TemplateResponse | None:
+        form = CancelReasonForm(request.POST if "reason" in request.POST else None)
+        if form.is_valid():
+            cancelled = 0
+            for bill in queryset.select_related("account"):
+                try:
+                    bill_cancel(bill=bill, reason=form.cleaned_data["reason"], cancelled_by=request.user)  # type: ignore[arg-type]
+                    cancelled += 1
+                except ValidationError as exc:
+                    self.message_user(request, f"{bill}: {' '.join(exc.messages)}", messages.WARNING)
+            self.message_user(request, f"{cancelled} bill(s) cancelled; the audit log records each.", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Cancel bills",
+            "bills": queryset.select_related("account"),
+            "form": form,
+            "opts": self.model._meta,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/billing/bill/cancel_bills.html", context)
+
+
+class CancelReasonForm(forms.Form):
+    reason = forms.CharField(max_length=200, label="Why are these bills cancelled?")
 
 
 @admin.register(BillingRun)

@@ -52,6 +52,27 @@ def _meters_serving(premise_pks: Sequence[int], start: dt.date, end: dt.date) ->
     return served
 
 
+def meters_for(
+    accounts: Sequence[Account], windows: dict[int, det.Window]
+) -> dict[int, list[tuple[int, dt.date, dt.date]]]:
+    """Per account, the meters that served its premise in its window: (meter pk, first day, end day)."""
+    if not accounts:
+        return {}
+    first = min(windows[a.pk].billed_start for a in accounts)
+    last = max(windows[a.pk].billed_end for a in accounts)
+    served = _meters_serving([a.premise_id for a in accounts], first, last)
+    found: dict[int, list[tuple[int, dt.date, dt.date]]] = {}
+    for account in accounts:
+        window = windows[account.pk]
+        found[account.pk] = []
+        for s in served.get(account.premise_id, []):
+            lower = max(window.billed_start, s.start_day or window.billed_start)
+            upper = min(window.billed_end, s.end_day or window.billed_end)
+            if lower < upper:
+                found[account.pk].append((s.meter_pk, lower, upper))
+    return found
+
+
 def holidays_in(start: dt.date, end: dt.date) -> frozenset[dt.date]:
     return frozenset(Holiday.objects.filter(date__gte=start, date__lt=end).values_list("date", flat=True))
 

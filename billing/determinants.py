@@ -30,8 +30,9 @@ HOLIDAY = "holiday"  # billed with the weekend bands, reported apart
 class TotalsLike(Protocol):
     """One meter's usage over a stretch of days (billing.selectors.BillingTotals fits).
 
-    Energies as metered, before the multiplier; import_kwh includes estimates, and
-    estimated_import_kwh is the estimated part of it. Buckets are named by bucket_namer().
+    Energies as metered, before the multiplier; import_kwh and export_kwh include estimates, and
+    estimated_import_kwh and estimated_export_kwh are the estimated parts. Buckets are named by
+    bucket_namer(); estimated_import_kwh_by_bucket is the estimated part of each.
     """
 
     @property
@@ -41,7 +42,11 @@ class TotalsLike(Protocol):
     @property
     def estimated_import_kwh(self) -> float: ...
     @property
+    def estimated_export_kwh(self) -> float: ...
+    @property
     def import_kwh_by_bucket(self) -> dict[str, float]: ...
+    @property
+    def estimated_import_kwh_by_bucket(self) -> dict[str, float]: ...
     @property
     def max_demand_kw(self) -> float | None: ...
     @property
@@ -63,6 +68,8 @@ class HourlyLike(Protocol):
     def export_kwh(self) -> float: ...
     @property
     def estimated_import_kwh(self) -> float: ...
+    @property
+    def estimated_export_kwh(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,8 @@ class Totals:
     max_demand_at: dt.datetime | None
     expected_intervals: int
     missing_intervals: int
+    estimated_export_kwh: float = 0.0
+    estimated_import_kwh_by_bucket: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -204,8 +213,8 @@ class Determinants:
     import_kwh: Decimal
     export_kwh: Decimal
     net_kwh: Decimal
-    estimated_kwh: Decimal
-    estimated_share: Decimal
+    estimated_kwh: Decimal  # both directions: estimated import plus estimated export
+    estimated_share: Decimal  # of the energy metered in both directions
     multiplier: Decimal
     intervals_expected: int
     intervals_missing: int
@@ -213,6 +222,10 @@ class Determinants:
     max_demand_at: dt.datetime | None
     # "weekday:peak" -> kWh; holidays have their own day type, priced with the weekend bands.
     energy_by_period: dict[str, Decimal] = field(default_factory=dict)
+    estimated_import_kwh: Decimal = Decimal(0)
+    estimated_export_kwh: Decimal = Decimal(0)
+    # The estimated part of each energy_by_period key (only keys with an estimate): flags each line.
+    estimated_by_period: dict[str, Decimal] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready, decimals as strings (exact), times in ISO 8601 with offset."""
@@ -227,6 +240,8 @@ class Determinants:
             "export_kwh": str(self.export_kwh),
             "net_kwh": str(self.net_kwh),
             "estimated_kwh": str(self.estimated_kwh),
+            "estimated_import_kwh": str(self.estimated_import_kwh),
+            "estimated_export_kwh": str(self.estimated_export_kwh),
             "estimated_share": str(self.estimated_share),
             "multiplier": str(self.multiplier),
             "intervals_expected": self.intervals_expected,
@@ -234,6 +249,7 @@ class Determinants:
             "max_demand_kw": None if self.max_demand_kw is None else str(self.max_demand_kw),
             "max_demand_at": None if self.max_demand_at is None else self.max_demand_at.isoformat(),
             "energy_by_period": {k: str(v) for k, v in sorted(self.energy_by_period.items())},
+            "estimated_by_period": {k: str(v) for k, v in sorted(self.estimated_by_period.items())},
         }
 
 
@@ -276,7 +292,9 @@ def totals_from_hours(
     imported: list[float] = []
     exported: list[float] = []
     estimated: list[float] = []
+    estimated_export: list[float] = []
     buckets: dict[str, list[float]] = {}
+    estimated_buckets: dict[str, list[float]] = {}
     seen: set[dt.datetime] = set()
     for hour in hours:
         key = hour.hour_start.astimezone(dt.UTC)
@@ -286,7 +304,10 @@ def totals_from_hours(
         imported.append(hour.import_kwh)
         exported.append(hour.export_kwh)
         estimated.append(hour.estimated_import_kwh)
-        buckets.setdefault(bucket_of(hour.hour_start), []).append(hour.import_kwh)
+        estimated_export.append(hour.estimated_export_kwh)
+        bucket = bucket_of(hour.hour_start)
+        buckets.setdefault(bucket, []).append(hour.import_kwh)
+        estimated_buckets.setdefault(bucket, []).append(hour.estimated_import_kwh)
     inside = [(at, kw) for at, kw in peaks if start < at <= end]
     peak = max(inside, key=lambda p: (p[1], -p[0].timestamp()), default=None)
     expected = int((end - start).total_seconds() // interval_s)
@@ -301,13 +322,16 @@ def totals_from_hours(
         expected_intervals=expected,
         # Hours are the finest grain here: an hour with any data counts as complete.
         missing_intervals=max(0, expected - len(seen) * per_hour),
+        estimated_export_kwh=math.fsum(estimated_export),
+        estimated_import_kwh_by_bucket={name: math.fsum(values) for name, values in estimated_buckets.items()},
     )
 
 
 def compute(*, terms: TariffTerms, window: Window, meters: Iterable[MeterUsage], zone: ZoneInfo) -> Determinants:
     """The determinants of one account for one window, from the totals of the meters that served it."""
-    total_import = total_export = total_estimated = Decimal(0)
+    total_import = total_export = total_estimated = total_estimated_export = Decimal(0)
     by_period: dict[str, Decimal] = {}
+    estimated_by_period: dict[str, Decimal] = {}
     multipliers: set[Decimal] = set()
     expected = missing = 0
     peak: tuple[Decimal, dt.datetime] | None = None
@@ -317,9 +341,12 @@ def compute(*, terms: TariffTerms, window: Window, meters: Iterable[MeterUsage],
         total_import += _kwh(totals.import_kwh, meter.multiplier)
         total_export += _kwh(totals.export_kwh, meter.multiplier)
         total_estimated += _kwh(totals.estimated_import_kwh, meter.multiplier)
+        total_estimated_export += _kwh(totals.estimated_export_kwh, meter.multiplier)
         if terms.is_time_of_use:
             for name, kwh in totals.import_kwh_by_bucket.items():
                 by_period[name] = by_period.get(name, Decimal(0)) + _kwh(kwh, meter.multiplier)
+            for name, kwh in totals.estimated_import_kwh_by_bucket.items():
+                estimated_by_period[name] = estimated_by_period.get(name, Decimal(0)) + _kwh(kwh, meter.multiplier)
         expected += totals.expected_intervals
         missing += totals.missing_intervals
         if totals.max_demand_kw is not None and totals.max_demand_at is not None:
@@ -328,7 +355,12 @@ def compute(*, terms: TariffTerms, window: Window, meters: Iterable[MeterUsage],
             # Highest wins; on a tie the earliest, so that the order of meters never matters.
             if peak is None or value > peak[0] or (value == peak[0] and at < peak[1]):
                 peak = (value, at)
-    share = (total_estimated / total_import).quantize(SHARE, rounding=ROUND_HALF_UP) if total_import else Decimal(0)
+    # Both directions: an estimated export is as much a guess on the bill as an estimated import.
+    estimated_both = total_estimated + total_estimated_export
+    metered_both = total_import + total_export
+    share = (estimated_both / metered_both).quantize(SHARE, rounding=ROUND_HALF_UP) if metered_both else Decimal(0)
+    if estimated_both and not share:
+        share = SHARE  # never 0 when anything was estimated: is_estimated and the flags rely on it
     return Determinants(
         period_start=window.period_start,
         period_end=window.period_end,
@@ -339,7 +371,7 @@ def compute(*, terms: TariffTerms, window: Window, meters: Iterable[MeterUsage],
         import_kwh=total_import,
         export_kwh=total_export,
         net_kwh=total_import - total_export,
-        estimated_kwh=total_estimated,
+        estimated_kwh=estimated_both,
         estimated_share=share,
         multiplier=max(multipliers) if multipliers else Decimal(1),
         intervals_expected=expected,
@@ -347,6 +379,9 @@ def compute(*, terms: TariffTerms, window: Window, meters: Iterable[MeterUsage],
         max_demand_kw=peak[0] if peak else None,
         max_demand_at=peak[1].astimezone(zone) if peak else None,
         energy_by_period={name: kwh for name, kwh in by_period.items() if kwh},
+        estimated_import_kwh=total_estimated,
+        estimated_export_kwh=total_estimated_export,
+        estimated_by_period={name: kwh for name, kwh in estimated_by_period.items() if kwh},
     )
 
 

@@ -9,6 +9,8 @@ import logging
 from decimal import Decimal
 
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.utils import timezone
 
 from billing.bills import bill_final
@@ -17,7 +19,8 @@ from commands.kinds import Kind
 from commands.models import MeterCommand
 from commands.services import command_request, replies_apply
 from mdms.core.audit import audit_record
-from mdms.core.models import Account, ApiToken, AuditLog, Meter
+from mdms.core.localtime import local_day
+from mdms.core.models import Account, ApiToken, AuditLog, Meter, MeterInstallation
 from mdms.core.timeseries import readings as stored
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,48 @@ READ_TIMEOUT_S = 120
 READ_PRIORITY = 7
 # A timed-out read is estimated from the newest register reading within this many days.
 ESTIMATE_LOOKBACK_DAYS = 7
+# A reply stamped this long before the request (a stale reply, a meter clock that is wrong), or
+# after the moment it is processed (plus clock skew), is not trusted: flagged, and no final bill.
+REPLY_EARLIEST = dt.timedelta(minutes=15)
+REPLY_SKEW = dt.timedelta(minutes=2)
+
+
+def meter_serves_account(*, meter: Meter, account: Account, at: dt.datetime) -> None:
+    """ValidationError unless the meter is installed at the account's premise on that day, and the
+    account is open then: a move-out read of another premise's meter would bill the wrong customer."""
+    day = local_day(at)
+    installed = (
+        MeterInstallation.objects.filter(meter=meter, premise_id=account.premise_id, installed_on__lte=day)
+        .filter(Q(removed_on__isnull=True) | Q(removed_on__gt=day))
+        .exists()
+    )
+    if not installed:
+        raise ValidationError(
+            {"account": f"Meter {meter.serial} does not serve the premise of account {account.number} on {day}."},
+            code="meter_not_at_premise",
+        )
+    if account.move_in_date > day or (account.move_out_date is not None and account.move_out_date < day):
+        raise ValidationError({"account": f"Account {account.number} is not open on {day}."}, code="account_closed")
+
+
+def reply_time_problem(*, read_at: dt.datetime, requested_at: dt.datetime, now: dt.datetime) -> str:
+    """Why a reply's time cannot be the time of this read; "" when it can."""
+    if read_at < requested_at - REPLY_EARLIEST:
+        return (
+            f"the meter's reply is stamped {timezone.localtime(read_at):%d %b %Y %H:%M}, "
+            f"{_ago(requested_at - read_at)} before the request: a stale reply or a wrong meter clock"
+        )
+    if read_at > now + REPLY_SKEW:
+        return f"the meter's reply is stamped {timezone.localtime(read_at):%d %b %Y %H:%M}, in the future: a wrong meter clock"
+    return ""
+
+
+def _ago(delta: dt.timedelta) -> str:
+    if delta >= dt.timedelta(days=2):
+        return f"{delta.days} days"
+    if delta >= dt.timedelta(hours=2):
+        return f"{int(delta.total_seconds() // 3600)} hours"
+    return f"{int(delta.total_seconds() // 60)} minutes"
 
 
 def on_demand_read_request(
@@ -44,6 +89,8 @@ def on_demand_read_request(
     The audit log names requested_by, or audit_actor when a machine client (an API token) asked.
     """
     now = timezone.now()
+    if account is not None:
+        meter_serves_account(meter=meter, account=account, at=now)
     command, _ = command_request(
         meter=meter,
         kind=Kind.READ,
@@ -88,14 +135,20 @@ def on_demand_read_complete(*, read: OnDemandRead, apply_replies: bool = True) -
     result = command.result
     register_import = result.get("register_import_kwh")
     register_export = result.get("register_export_kwh")
+    now = timezone.now()
     read_at = dt.datetime.fromisoformat(result["ts"]) if result.get("ts") else command.finished_at
+    problem = reply_time_problem(read_at=read_at, requested_at=read.requested_at, now=now) if read_at else ""
     changed = OnDemandRead.objects.filter(pk=read.pk, status=OnDemandRead.Status.PENDING).update(
         status=OnDemandRead.Status.COMPLETED,
-        completed_at=timezone.now(),
+        completed_at=now,
         read_at=read_at,
         register_import_kwh=None if register_import is None else Decimal(str(register_import)),
         register_export_kwh=None if register_export is None else Decimal(str(register_export)),
         estimated=False,
+        time_suspect=bool(problem),
+        note=f"Not trusted: {problem}. No final bill was issued from it; request the read again."[:200]
+        if problem
+        else "",
     )
     if changed:
         read.refresh_from_db()
@@ -146,9 +199,11 @@ def _estimate_registers(meter_pk: int, now: dt.datetime) -> tuple[dt.datetime, D
 
 
 def _after_read(read: OnDemandRead) -> None:
-    if read.purpose == OnDemandRead.Purpose.MOVE_OUT and read.account_id is not None:
+    if read.purpose == OnDemandRead.Purpose.MOVE_OUT and read.account_id is not None and not read.time_suspect:
         try:
             bill_final(read=read, created_by=read.requested_by)
+        except ValueError as exc:  # held (incomplete data), or a read after the move-out: staff see why
+            OnDemandRead.objects.filter(pk=read.pk).update(note=f"No final bill: {exc}"[:200])
         except Exception:
             log.exception("final bill for read %s failed", read.command_id)
 

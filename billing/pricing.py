@@ -34,7 +34,8 @@ def cents(value: Decimal) -> Decimal:
 
 def line_items(determinants: Determinants, terms: TariffTerms) -> list[LineItem]:
     d = determinants
-    estimated = d.estimated_share > 0
+    # Each line is flagged by its own energy: a time-of-use period without an estimated interval is not.
+    import_estimated = d.estimated_import_kwh > 0
     items: list[LineItem] = []
     if terms.fixed_monthly_charge:
         # A move within the cycle prorates the fixed charge by days served.
@@ -64,7 +65,7 @@ def line_items(determinants: Determinants, terms: TariffTerms) -> list[LineItem]
                     unit="kWh",
                     rate=rate,
                     amount=cents(kwh * rate),
-                    estimated=estimated,
+                    estimated=d.estimated_by_period.get(key, Decimal(0)) > 0,
                 )
             )
     else:
@@ -77,7 +78,7 @@ def line_items(determinants: Determinants, terms: TariffTerms) -> list[LineItem]
                 unit="kWh",
                 rate=terms.energy_rate_per_kwh,
                 amount=cents(d.import_kwh * terms.energy_rate_per_kwh),
-                estimated=estimated,
+                estimated=import_estimated,
             )
         )
     if terms.demand_charge_per_kw and d.max_demand_kw:
@@ -100,6 +101,7 @@ def line_items(determinants: Determinants, terms: TariffTerms) -> list[LineItem]
                 unit="kWh",
                 rate=terms.export_credit_per_kwh,
                 amount=-cents(d.export_kwh * terms.export_credit_per_kwh),
+                estimated=d.estimated_export_kwh > 0,
             )
         )
     return items

@@ -53,6 +53,10 @@ class ProjectedHour:
     def estimated_import_kwh(self) -> float:
         return self.import_kwh
 
+    @property
+    def estimated_export_kwh(self) -> float:
+        return self.export_kwh
+
 
 @dataclass(frozen=True)
 class BillProjection:

@@ -30,6 +30,16 @@ def on_demand_reads_pending(*, limit: int) -> list[OnDemandRead]:
     return list(pending.order_by("-requested_at")[:limit])
 
 
+def bill_get(*, bill_pk: int) -> Bill:
+    """One bill with its lines and who cancelled it, if anyone (the bill page and its cancel form)."""
+    bill = (
+        Bill.objects.select_related("account", "cancelled_by").prefetch_related("line_items").filter(pk=bill_pk).first()
+    )
+    if bill is None:
+        raise Http404("No such bill")
+    return bill
+
+
 def vee_exception_get(*, exception_pk: int) -> VeeException:
     exception = VeeException.objects.select_related("meter", "resolved_by").filter(pk=exception_pk).first()
     if exception is None:

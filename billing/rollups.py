@@ -93,6 +93,24 @@ def rollups_follow(
     return FollowResult(batches, meter_days)
 
 
+def rollups_owed(*, start: dt.datetime, end: dt.datetime, meter_pks: Iterable[int] | None = None) -> set[int] | None:
+    """Meters with readings stored for intervals ending in (start, end] that the rollup follower has not
+    recomputed yet: their daily rollups (what billing reads) do not show those readings.
+
+    Of meter_pks when given. None when the follower is too far behind to tell (treat every meter
+    as owed). Everything the ingest stored before the follower's oldest unfinished entry is in the
+    rollups: the stream itself is the watermark, per meter and time range.
+    """
+    batches, complete = stored_batches.unfinished(GROUP)
+    if not complete:
+        return None
+    owed: set[int] = set()
+    for batch in batches:
+        if batch.kind == "readings" and batch.min_ts <= end and batch.max_ts > start:
+            owed.update(batch.meter_pks)
+    return owed if meter_pks is None else owed & set(meter_pks)
+
+
 def _recompute_touched(batches: Sequence[stored_batches.StoredBatch]) -> int:
     """Recompute the local days these stored batches touched; returns the meter-days recomputed."""
     intervals = _interval_by_meter(pk for batch in batches for pk in batch.meter_pks)

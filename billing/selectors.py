@@ -26,7 +26,7 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from billing.models import BillingRun, DeterminantDelivery, OutboxDelivery, VeeException
-from mdms.core.localtime import hours_in_day, local_day, local_midnight, local_zone
+from mdms.core.localtime import hours_in_day, local_day, local_midnight, local_today, local_zone
 from mdms.core.models import Meter
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 from mdms.core.timeseries import rollups as store
@@ -53,6 +53,7 @@ class HourlyUsage:
     import_kwh: float
     export_kwh: float
     estimated_import_kwh: float
+    estimated_export_kwh: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,8 @@ class BillingTotals:
     export_kwh: float
     estimated_import_kwh: float
     import_kwh_by_bucket: dict[str, float]  # e.g. time-of-use period name -> kWh; every bucket named
+    estimated_export_kwh: float
+    estimated_import_kwh_by_bucket: dict[str, float]  # the estimated part of each bucket
     max_demand_kw: float | None
     max_demand_at: dt.datetime | None  # local, end of the 15 minutes of maximum demand
     intervals: int  # with a value (measured, edited or estimated)
@@ -149,8 +152,12 @@ def _hours_of(document: dict[str, object]) -> list[HourlyUsage]:
     imports: list[float] = document["import_kwh"]  # type: ignore[assignment]
     exports: list[float] = document["export_kwh"]  # type: ignore[assignment]
     estimated: list[float] = document["estimated_import_kwh"]  # type: ignore[assignment]
+    # Rollups computed before estimated export was kept have no such array: none estimated.
+    estimated_export: list[float] = document.get("estimated_export_kwh") or [0.0] * len(imports)  # type: ignore[assignment]
     return [
-        HourlyUsage((start + dt.timedelta(hours=k)).astimezone(zone), imports[k], exports[k], estimated[k])
+        HourlyUsage(
+            (start + dt.timedelta(hours=k)).astimezone(zone), imports[k], exports[k], estimated[k], estimated_export[k]
+        )
         for k in range(len(imports))
     ]
 
@@ -253,6 +260,10 @@ def billing_totals(
             export_kwh=float(row.get("export_kwh", 0.0)),
             estimated_import_kwh=float(row.get("estimated_import_kwh", 0.0)),
             import_kwh_by_bucket=dict(zip(names, map(float, row.get("by_label", [0.0] * len(names))), strict=True)),
+            estimated_export_kwh=float(row.get("estimated_export_kwh", 0.0)),
+            estimated_import_kwh_by_bucket=dict(
+                zip(names, map(float, row.get("estimated_by_label", [0.0] * len(names))), strict=True)
+            ),
             max_demand_kw=row.get("max_demand_kw"),
             max_demand_at=at.astimezone(zone) if at is not None else None,
             intervals=intervals,
@@ -288,6 +299,26 @@ def billing_day_profiles(*, meter_pks: list[int], start: dt.date, end: dt.date) 
         )
     for days in found.values():
         days.sort(key=lambda d: d.day)
+    return found
+
+
+def incomplete_days(*, meter_pks: list[int], start: dt.date, end: dt.date) -> dict[int, list[dt.date]]:
+    """Per meter, the local days start <= day < end whose rollup lacks intervals (or is absent), up to today.
+
+    Estimated and edited intervals count as present: these are the days VEE has not filled.
+    """
+    have = {
+        (doc["meter"], doc["day"]): int(doc["intervals"]) >= int(doc["expected_intervals"])
+        for doc in store.daily_documents(meter_pks, start, end, fields=("intervals", "expected_intervals"))
+    }
+    last = min(end, local_today() + dt.timedelta(days=1))
+    found: dict[int, list[dt.date]] = {pk: [] for pk in meter_pks}
+    for pk in meter_pks:
+        day = start
+        while day < last:
+            if not have.get((pk, day.isoformat()), False):
+                found[pk].append(day)
+            day += dt.timedelta(days=1)
     return found
 
 

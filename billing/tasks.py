@@ -15,8 +15,8 @@ from celery import Task, shared_task
 from celery.exceptions import MaxRetriesExceededError
 
 from billing import delivery
-from billing.bills import bill_run_create, bill_run_execute
-from billing.models import OutboxDeliveryAttempt
+from billing.bills import bill_cycle_catch_up, bill_run_create, bill_run_execute
+from billing.models import BillingRun, OutboxDeliveryAttempt
 from billing.on_demand_reads import on_demand_reads_sweep
 from billing.outbox import outbox_write
 from billing.read_fetch import deliveries_sweep
@@ -75,6 +75,21 @@ def bill_cycle_run(run_date: str | None = None) -> int | None:
         return None
     run = bill_run_execute(run=bill_run_create(run_date=day))
     return run.pk
+
+
+@shared_task(name="billing.bill_run_execute", ignore_result=True)
+def bill_run_execute_task(run_pk: int) -> int:
+    """Execute a run billing staff started (billing.bills.bill_run_start); a second delivery does nothing."""
+    run = BillingRun.objects.filter(pk=run_pk).first()
+    if run is None:
+        return 0
+    return bill_run_execute(run=run).bills_created
+
+
+@shared_task(name="billing.bill_cycle_catch_up", ignore_result=True)
+def bill_cycle_catch_up_task() -> list[int]:
+    """Run the bill-cycle days of the last week that were missed (or held while the rollups were behind)."""
+    return [run.pk for run in bill_cycle_catch_up()]
 
 
 @shared_task(name="billing.on_demand_reads_sweep", ignore_result=True)

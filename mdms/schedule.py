@@ -64,6 +64,14 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "billing.bill_cycle_run",
         "schedule": crontab(hour=config.BILL_RUN_HOUR, minute=0, day_of_month="2-28"),
     },
+    # Every hour at 20 minutes past (local time): run each bill-cycle day of the last 7 whose run was
+    # missed (the stack was down at 08:00), and again those whose accounts were held while the rollups
+    # were behind; a date billed completely is left alone.
+    "billing-cycle-catch-up": {
+        "task": "billing.bill_cycle_catch_up",
+        "schedule": crontab(minute=20),
+        "options": {"expires": 3000},
+    },
     # Every 5 minutes: judge consumers' alert rules (projected bills at most hourly) and send the
     # waiting notification e-mails, retries included.
     "alerts-evaluate-rules": {"task": "alerts.evaluate_rules", "schedule": 300.0, "options": {"expires": 300}},

@@ -28,14 +28,11 @@ DETECT_GROUP = "detect"
 # longer has its first reading after the gap judged without them).
 PREVIOUS_LOOKBACK = dt.timedelta(hours=6)
 PREVIOUS_NEAR = dt.timedelta(minutes=31)
-# A baseline up to this much older than the day being judged is still used: the nightly job
-# (tasks.refresh_baselines) rebuilds them all, so the first batch after midnight does not have to.
-BASELINE_MAX_AGE = dt.timedelta(days=2)
 BASELINE_CHUNK = 200
 # The detection process keeps the baselines it read for this long (a baseline is ~5 kB; 10,000
 # meters are 50 MB): loading them is a third of a batch's cost, and they change once a day.
 BASELINE_CACHE_S = 600.0
-_baseline_cache: dict[int, tuple[float, dict[str, Any]]] = {}
+_baseline_cache: dict[tuple[int, dt.datetime], tuple[float, dict[str, Any]]] = {}
 # One run takes this many stream entries at a time, and stops after this long so beat's next
 # tick finds the lock free.
 TAKE = 500
@@ -75,34 +72,49 @@ def _day_start(when: dt.datetime) -> dt.datetime:
 
 
 def baselines_refresh(*, specs: dict[int, MeterSpec], first_ts: dict[int, dt.datetime]) -> dict[int, dict[str, Any]]:
-    """Each meter's baseline for the UTC day its readings start: the stored one when it ends at
-    most BASELINE_MAX_AGE before that day (and not after it), else rebuilt now.
+    """Each meter's baseline for the UTC day of its given time: exactly the 4 weeks before that day.
 
-    A baseline covers the 4 weeks before its day, so that the readings being judged are never
-    part of it.
+    The stored one when it is for that day, else built now (and stored when it is the newest). A
+    baseline never includes the readings being judged, and which one a reading is judged against
+    depends on its day only, never on when or in what batches it arrived: history imported
+    afterwards is judged as the live feed would have been.
     """
     clock = time.monotonic()
-    current = {
-        pk: cached[1] for pk in first_ts if (cached := _baseline_cache.get(pk)) and clock - cached[0] < BASELINE_CACHE_S
-    }
-    fetched = store.baselines_for([pk for pk in first_ts if pk not in current])
-    current.update(fetched)
-    _baseline_cache.update({pk: (clock, doc) for pk, doc in fetched.items()})
+    wanted = {pk: _day_start(ts) for pk, ts in first_ts.items()}
+    current: dict[int, dict[str, Any]] = {}
+    for pk, through in wanted.items():
+        cached = _baseline_cache.get((pk, through))
+        if cached and clock - cached[0] < BASELINE_CACHE_S:
+            current[pk] = cached[1]
+    fetched = store.baselines_for([pk for pk in wanted if pk not in current])
     stale: dict[dt.datetime, list[int]] = defaultdict(list)
-    for pk, ts in first_ts.items():
-        through = _day_start(ts)
-        doc = current.get(pk)
-        if doc is None or not through - BASELINE_MAX_AGE <= doc["through"] <= through:
+    for pk, through in wanted.items():
+        if pk in current:
+            continue
+        doc = fetched.get(pk)
+        if doc is not None and doc["through"] == through:
+            current[pk] = doc
+            _baseline_cache[(pk, through)] = (clock, doc)
+        else:
             stale[through].append(pk)
-    for through, pks in stale.items():
-        current.update(baselines_rebuild(meter_pks=pks, through=through, specs=specs))
+    newest = {pk: doc["through"] for pk, doc in fetched.items()}
+    for through, pks in sorted(stale.items()):
+        current.update(baselines_rebuild(meter_pks=pks, through=through, specs=specs, stored_through=newest))
     return current
 
 
 def baselines_rebuild(
-    *, meter_pks: Sequence[int], through: dt.datetime, specs: dict[int, MeterSpec] | None = None
+    *,
+    meter_pks: Sequence[int],
+    through: dt.datetime,
+    specs: dict[int, MeterSpec] | None = None,
+    stored_through: dict[int, dt.datetime] | None = None,
 ) -> dict[int, dict[str, Any]]:
-    """Rebuild the baselines of these meters from the 4 weeks before `through`, and store them."""
+    """Rebuild the baselines of these meters from the 4 weeks before `through`, and store them.
+
+    With stored_through (each meter's stored baseline day), a baseline older than the stored one
+    is used but not stored: the stored one stays the newest, for live detection.
+    """
     tz = local_zone()
     specs = specs if specs is not None else meter_specs(meter_pks)
     rebuilt: dict[int, dict[str, Any]] = {}
@@ -121,17 +133,25 @@ def baselines_rebuild(
             }
             for pk in pks
         ]
-        store.baselines_save(fresh)
+        older = stored_through or {}
+        store.baselines_save([doc for doc in fresh if doc["_id"] not in older or older[doc["_id"]] <= through])
         rebuilt.update({doc["_id"]: doc for doc in fresh})
-        _baseline_cache.update({doc["_id"]: (time.monotonic(), doc) for doc in fresh})
+        _baseline_cache.update({(doc["_id"], through): (time.monotonic(), doc) for doc in fresh})
     return rebuilt
 
 
+def current_baseline_day(now: dt.datetime | None = None) -> dt.datetime:
+    """The `through` of the baselines live detection uses now: the start of the current UTC day."""
+    return _day_start(now or dt.datetime.now(tz=dt.UTC))
+
+
 def baselines_rebuild_all(*, now: dt.datetime | None = None) -> int:
-    """The nightly job: every active meter's baseline for today."""
-    through = _day_start(now or dt.datetime.now(tz=dt.UTC))
+    """The nightly job: every active meter's baseline for today, unless detection already built it."""
+    through = current_baseline_day(now)
     pks = list(Meter.objects.filter(status=Meter.Status.ACTIVE).order_by("pk").values_list("pk", flat=True))
-    return len(baselines_rebuild(meter_pks=pks, through=through))
+    stored = store.baselines_for(pks)
+    stale = [pk for pk in pks if pk not in stored or stored[pk]["through"] != through]
+    return len(baselines_rebuild(meter_pks=stale, through=through))
 
 
 def _document(spec: MeterSpec, reading: dict[str, Any], finding: Any, now: dt.datetime) -> dict[str, Any]:
@@ -164,7 +184,19 @@ def anomalies_detect(*, ranges: Sequence[store.Range]) -> DetectionResult:
     missing = {pk: ts for pk, ts in first_ts.items() if pk not in previous}
     if missing:
         previous.update(store.readings_before(missing, PREVIOUS_LOOKBACK))
-    baselines = baselines_refresh(specs=specs, first_ts=first_ts)
+    # Each reading is judged against the baseline of its own UTC day, days taken in order: a batch
+    # of history (an import, a backfill) spanning weeks is judged as the live feed would have been,
+    # not all of it against the weeks before its first reading (when the meter may have had no data).
+    days_by_meter: dict[dt.datetime, dict[int, dt.datetime]] = defaultdict(dict)
+    for pk, rows in by_meter.items():
+        if pk in specs:
+            for reading in rows:
+                days_by_meter[_day_start(reading["ts"])].setdefault(pk, reading["ts"])
+    fields_by_day: dict[tuple[int, dt.datetime], dict[str, Any]] = {}
+    for day in sorted(days_by_meter):
+        baselines = baselines_refresh(specs=specs, first_ts=days_by_meter[day])
+        for pk in days_by_meter[day]:
+            fields_by_day[(pk, day)] = (baselines.get(pk) or {}).get("fields") or {}
     tz = local_zone()
     now = dt.datetime.now(tz=dt.UTC)
     documents: list[dict[str, Any]] = []
@@ -173,10 +205,10 @@ def anomalies_detect(*, ranges: Sequence[store.Range]) -> DetectionResult:
         if spec is None:  # deleted from the registry since; nothing to judge it by
             continue
         before = previous.get(pk)
-        fields = (baselines.get(pk) or {}).get("fields") or {}
         for reading in rows:
             for finding in rules.check(spec, reading, before):
                 documents.append(_document(spec, reading, finding, now))
+            fields = fields_by_day[(pk, _day_start(reading["ts"]))]
             for judged in statistical.check(spec, reading, fields, tz):
                 documents.append(_document(spec, reading, judged, now))
             before = reading

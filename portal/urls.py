@@ -57,6 +57,7 @@ urlpatterns = [
     path("billing/lookup/", billing.billing_lookup, name="billing_lookup"),
     path("billing/deliveries/", billing.billing_deliveries, name="billing_deliveries"),
     path("billing/accounts/<int:account_pk>/", billing.billing_account, name="billing_account"),
+    path("billing/bills/<int:bill_pk>/", billing.billing_bill, name="billing_bill"),
     path("billing/meters/<int:meter_pk>/", billing.billing_meter, name="billing_meter"),
     path("meters/<int:meter_pk>/commands/", meter_commands.meter_command_send, name="meter_command_send"),
 ]

@@ -36,6 +36,10 @@ class BillingRun(models.Model):
     failed = models.PositiveIntegerField(default=0)
     # [{"account": number, "error": text}] for each account that could not be billed.
     errors = models.JSONField(default=list, blank=True)
+    # Accounts not billed because their data is incomplete (billing.bills.HOLD_*): a later run of
+    # the same date bills them. [{"account": number, "kind": ..., "reason": text}]
+    held = models.PositiveIntegerField(default=0)
+    holds = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -93,6 +97,13 @@ class Bill(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # A wrongly issued bill is cancelled (billing.bills.bill_cancel), never deleted: no longer current,
+    # hidden from the consumer, kept with who cancelled it and why.
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    cancel_reason = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["account", "period_start", "version"]
@@ -171,6 +182,9 @@ class OnDemandRead(models.Model):
     register_import_kwh = models.DecimalField(max_digits=14, decimal_places=3, null=True, blank=True)
     register_export_kwh = models.DecimalField(max_digits=14, decimal_places=3, null=True, blank=True)
     estimated = models.BooleanField(default=False)
+    # The reply's time is far from the request (a stale reply, or a meter clock that is wrong): the
+    # read is kept but not trusted, and no final bill is issued from it.
+    time_suspect = models.BooleanField(default=False)
     note = models.CharField(max_length=200, blank=True)
 
     class Meta:

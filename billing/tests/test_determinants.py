@@ -134,16 +134,17 @@ def test_an_estimated_gap_shows_as_estimated_on_the_bill(alice: Any, mongo: Any)
     assert bill.determinants["intervals_missing"] == 0  # estimated, not missing
 
 
-def test_a_gap_left_unestimated_is_counted_missing(alice: Any, mongo: Any) -> None:
-    # September: a month that is over (missing intervals are counted up to now).
+def test_a_gap_the_nightly_vee_missed_is_estimated_before_billing_not_priced_as_zero(alice: Any, mongo: Any) -> None:
+    # September: a month that is over. No VEE ran over the gap; the run runs it for this meter first.
     gap_end = local(dt.date(2026, 9, 10), 6).astimezone(dt.UTC)
     rows = readings(
         alice.meter.pk, dt.date(2026, 9, 1), dt.date(2026, 10, 1), lambda ts: None if ts == gap_end else 0.25
     )
     store_and_roll_up(rows, [alice.meter.pk], dt.date(2026, 9, 1), dt.date(2026, 10, 1))
     bill = billed(alice.account, dt.date(2026, 10, 1))
-    assert bill.determinants["intervals_missing"] == 1
-    assert bill.import_kwh == Decimal("719.750")
+    assert bill.determinants["intervals_missing"] == 0
+    assert bill.import_kwh == Decimal("720.000")
+    assert bill.estimated_kwh == Decimal("0.250")
 
 
 # Property: duplicating or shuffling the readings never changes a bill.
@@ -178,3 +179,40 @@ def test_duplicating_or_shuffling_readings_never_changes_a_bill(
     shuffled = documents + [dict(documents[i % len(documents)]) for i in duplicated]
     random.Random(seed).shuffle(shuffled)
     assert _bill_of(alice, [{k: v for k, v in d.items() if k != "_id"} for d in shuffled]) == baseline
+
+
+def test_estimates_are_flagged_per_line_and_counted_in_both_directions(mongo: Any, client: Any) -> None:
+    """Issue 14 item 7: estimated export counts, only the lines with estimates are flagged, no "0 %"."""
+    tariff = make_tou_tariff()
+    tariff.export_credit_per_kwh = Decimal("0.04")
+    tariff.save(update_fields=["export_credit_per_kwh"])
+    grace = make_consumer("grace", tariff=tariff, has_solar=True)
+    # Tuesday 10 November 02:00-06:00 (weekday off-peak) is estimated, import and export.
+    gap_start = local(dt.date(2026, 11, 10), 2).astimezone(dt.UTC)
+    gap_end = local(dt.date(2026, 11, 10), 6).astimezone(dt.UTC)
+    in_gap = lambda ts: gap_start < ts <= gap_end  # noqa: E731
+    rows = readings(grace.meter.pk, dt.date(2026, 11, 1), dt.date(2026, 12, 1),
+                    lambda ts: None if in_gap(ts) else 0.25, export=lambda ts: 0.05)  # fmt: skip
+    rollup_store.upsert_estimates(
+        [
+            {"meter": grace.meter.pk, "ts": gap_start + dt.timedelta(minutes=15 * k), "energy_import_kwh": 0.25,
+             "energy_export_kwh": 0.05, "interval_s": 900, "method": "linear"}
+            for k in range(1, 17)
+        ]
+    )  # fmt: skip
+    store_and_roll_up(rows, [grace.meter.pk], dt.date(2026, 11, 1), dt.date(2026, 12, 1))
+    bill = billed(grace.account, dt.date(2026, 12, 1))
+    assert bill.determinants["estimated_import_kwh"] == "4.000"
+    assert bill.determinants["estimated_export_kwh"] == "0.800"
+    assert bill.estimated_kwh == Decimal("4.800")  # both directions
+    lines = {item.code: item.estimated for item in bill.line_items.all()}
+    assert lines["energy:weekday:off-peak"] is True
+    assert lines["energy:weekday:peak"] is False  # no estimated interval in the peak hours
+    assert lines["energy:weekend:all-day"] is False
+    assert lines["export_credit"] is True
+    assert lines["fixed"] is False
+    # 4.8 of 864 kWh is 0.56 %: the customer reads "<1 %" or "1 %", never "0 %".
+    client.force_login(grace.user)
+    page = client.get(f"/bills/{bill.pk}/").content.decode()
+    assert "0 % of the energy" not in page
+    assert "1 % of the energy" in page

@@ -57,3 +57,23 @@ def test_billed_accounts_give_the_determinants_of_their_current_bill(september: 
     assert by_account["ACC-BOB"]["bill_version"] == "1"
     assert by_account["ACC-BOB"]["import_kwh"] == str(bill.import_kwh) == "1440.000"
     assert by_account["ACC-BOB"]["bill_total"] == str(bill.total)
+
+
+def test_every_cycle_run_and_rebill_writes_the_billdet_files(
+    september: list[Any], bill: Any, tmp_path: Path, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.BILLING_OUTBOX_DIR = str(tmp_path / "outbox")
+    bill_run_execute(run=bill_run_create(run_date=OCT))
+    path = tmp_path / "outbox" / "BILLDET_20261001_001.csv"
+    by_account = {r["account_number"]: r for r in rows(path)}
+    assert {r["billed"] for r in by_account.values()} == {"true"}
+    assert by_account["ACC-BOB"]["bill_version"] == "1"
+    first = path.read_bytes()
+    bill_run_execute(run=bill_run_create(run_date=OCT))  # a second run bills nobody and writes the same file
+    assert path.read_bytes() == first
+
+    from billing.bills import bill_rebill
+
+    with django_capture_on_commit_callbacks(execute=True):
+        bill_rebill(bill=Bill.objects.get(account__number="ACC-BOB"), reason="meter multiplier", created_by=bill)
+    assert {r["account_number"]: r for r in rows(path)}["ACC-BOB"]["bill_version"] == "2"

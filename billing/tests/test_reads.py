@@ -153,6 +153,9 @@ def test_a_move_out_read_produces_a_final_bill_up_to_the_read(mongo: Any, bill: 
     read = on_demand_read_request(meter=ida.meter, purpose=OnDemandRead.Purpose.MOVE_OUT, account=ida.account,
                                   requested_by=bill)  # fmt: skip
     read_at = local(dt.date(2026, 11, 15), 10, 0).astimezone(dt.UTC)
+    # Requested on 15 November just before the meter answered (a reply far from its request is not trusted).
+    OnDemandRead.objects.filter(pk=read.pk).update(requested_at=read_at - dt.timedelta(minutes=2))
+    read.refresh_from_db()
     # The meter's reply as the ingest stores it.
     stored.insert_replies([{"meter": ida.meter.pk, "id": read.command_id, "ts": read_at, "register_import_kwh": 5000.0,
                             "register_export_kwh": None, "received_at": read_at}])  # fmt: skip

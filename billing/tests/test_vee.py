@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from billing import selectors
 from billing.models import IntervalEdit, VeeException
 from billing.tests.test_rollups import QUARTER, local, quarters
 from billing.vee import services as vee_services
+from billing.vee.estimation import register_fit
 from mdms.core.timeseries import rollups as store
 from mdms.core.timeseries.readings import insert_readings
 
@@ -245,3 +250,64 @@ def test_resolving_an_exception_takes_it_off_the_queue_once(alice: Any, bill: An
     assert (resolved.resolved_by, resolved.resolution) == (bill, "meter was off")
     run(alice.meter.pk)
     assert not selectors.vee_exception_list(meter_pk=alice.meter.pk).exists()
+
+
+# Issue 14 item 8: the register says how much energy a gap hid; the estimates must add up to it.
+
+
+def _with_registers(documents: list[Any], start_kwh: float = 1000.0) -> list[Any]:
+    register = start_kwh
+    for document in documents:
+        register += document["energy_import_kwh"]
+        document["register_import_kwh"] = round(register, 6)
+    return documents
+
+
+def test_a_gap_between_two_register_readings_sums_to_the_register_delta(alice: Any, mongo: Any) -> None:
+    meter = alice.meter.pk
+    documents = day_readings(meter)
+    for n, document in enumerate(documents):
+        document["energy_import_kwh"] = 0.2 if n < 40 else 0.3
+    documents[40]["energy_import_kwh"] = 0.236  # the hidden hour held 0.944 kWh in all
+    documents[41]["energy_import_kwh"] = 0.236
+    documents[42]["energy_import_kwh"] = 0.236
+    documents[43]["energy_import_kwh"] = 0.236
+    _with_registers(documents)
+    insert_readings(documents[:40] + documents[44:])  # 10:00-11:00 missing; registers on both sides
+
+    run(meter)
+
+    estimates = store.estimates_for_meter(meter, local(DAY), local(NEXT))
+    assert len(estimates) == 4
+    assert round(sum(e["energy_import_kwh"] for e in estimates), 6) == 0.944  # not 0.9 by interpolation alone
+    assert {e["method"] for e in estimates} == {"linear+register"}
+    # The interpolated shape is kept: rising from the 0.2 before towards the 0.3 after.
+    values = [e["energy_import_kwh"] for e in sorted(estimates, key=lambda e: e["ts"])]
+    assert values == sorted(values)
+
+
+def test_a_gap_without_history_between_registers_is_spread_evenly(alice: Any, mongo: Any) -> None:
+    meter = alice.meter.pk
+    documents = _with_registers(day_readings(meter, kwh=0.1))
+    insert_readings(documents[:8] + documents[40:])  # 02:00-10:00 missing, no earlier history: no profile
+    run(meter)
+    estimates = store.estimates_for_meter(meter, local(DAY), local(NEXT))
+    assert len(estimates) == 32
+    assert {e["energy_import_kwh"] for e in estimates} == {0.1}
+    assert {e["method"] for e in estimates} == {"register"}
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.floats(min_value=0, max_value=50, allow_nan=False), min_size=1, max_size=96),
+    target=st.floats(min_value=0, max_value=500, allow_nan=False),
+)
+def test_register_fit_keeps_the_shape_and_sums_to_the_register_delta(values: list[float], target: float) -> None:
+    fitted = register_fit(values, target)
+    assert len(fitted) == len(values)
+    assert round(math.fsum(fitted), 6) == round(target, 6)
+    assert all(value >= 0 for value in fitted)
+    if math.fsum(values) > 0 and target > 1:
+        # Proportions are kept (up to the rounding of each value to the Wh/1000).
+        total = math.fsum(values)
+        assert all(abs(f - v / total * target) <= 1e-5 * len(values) for f, v in zip(fitted, values, strict=True))

@@ -2,13 +2,17 @@
 
 Short gaps are interpolated linearly between the measured intervals on either side; long gaps
 (and gaps without a measured neighbour) take the meter's own mean for that weekday and local hour
-over the weeks before. Estimates go to their own collection keyed by (meter, ts), so estimating
-again replaces them, and a measured reading that arrives later wins over them in every read.
+over the weeks before. When the readings on both sides of a gap carry registers, the register
+rise says exactly how much energy the gap hid: the shape (interpolated or profiled) is scaled to
+it, or spread evenly when there is no shape to scale. Estimates go to their own collection keyed
+by (meter, ts), so estimating again replaces them, and a measured reading that arrives later wins
+over them in every read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +51,56 @@ def _linear(gap: list[dt.datetime], before: dict[str, Any], after: dict[str, Any
     return values  # type: ignore[return-value]
 
 
+ENERGY_DECIMALS = 6
+_DIRECTIONS = (("energy_import_kwh", "register_import_kwh"), ("energy_export_kwh", "register_export_kwh"))
+
+
+def register_fit(values: Sequence[float], target: float) -> list[float]:
+    """Values of the same shape that sum to `target` exactly, rounded to ENERGY_DECIMALS.
+
+    Scaled in proportion, or spread evenly when the shape has no energy at all; the rounding
+    remainder goes to the largest value so the rounded values still sum to the rounded target.
+    """
+    if not values:
+        return []
+    total = math.fsum(values)
+    # Share first (value / total), then times the target: exact even for tiny totals.
+    scaled = [value / total * target for value in values] if total > 0 else [target / len(values)] * len(values)
+    rounded = [round(value, ENERGY_DECIMALS) for value in scaled]
+    remainder = round(round(target, ENERGY_DECIMALS) - math.fsum(rounded), ENERGY_DECIMALS)
+    if remainder:
+        largest = max(range(len(rounded)), key=lambda k: rounded[k])
+        rounded[largest] = round(rounded[largest] + remainder, ENERGY_DECIMALS)
+    return rounded
+
+
+def _register_targets(
+    gap: list[dt.datetime], step: dt.timedelta, raw: dict[dt.datetime, dict[str, Any]]
+) -> tuple[float | None, float | None]:
+    """(import, export) energy the gap must hold by the registers at its two ends, None where unknown.
+
+    A register at an interval end counts everything up to it: the rise from the reading before the
+    gap to the reading after it is the gap's energy plus the after-interval's own.
+    """
+    before, after = raw.get(gap[0] - step), raw.get(gap[-1] + step)
+    targets: list[float | None] = []
+    for energy, register in _DIRECTIONS:
+        if before is None or after is None or before.get(register) is None or after.get(register) is None:
+            targets.append(None)
+            continue
+        hidden = float(after[register]) - float(before[register]) - float(after.get(energy) or 0.0)
+        # A register that ran backwards is a fault validation reports; the shape stands unscaled.
+        targets.append(hidden if hidden >= 0 else None)
+    return targets[0], targets[1]
+
+
+def _first_copies(meter_pk: int, start: dt.datetime, end: dt.datetime) -> dict[dt.datetime, dict[str, Any]]:
+    found: dict[dt.datetime, dict[str, Any]] = {}
+    for copy in store.raw_copies(meter_pk, start, end):
+        found.setdefault(copy["ts"], copy)  # first received, as every read dedupes
+    return found
+
+
 def estimate_day(meter: Meter, day: dt.date, *, now: dt.datetime) -> int:
     """Estimate the missing intervals of one meter's local day; returns how many are estimated now."""
     step = dt.timedelta(seconds=meter.interval_s)
@@ -66,31 +120,46 @@ def estimate_day(meter: Meter, day: dt.date, *, now: dt.datetime) -> int:
     profile: dict[tuple[int, int], tuple[float, float]] | None = None
     zone = local_zone()
     documents = []
+    # The registers of the readings just outside the day's gaps (one read, only when there are gaps).
+    raw = _first_copies(meter.pk, start - step, end + step)
     for gap in _gaps(missing, step):
         before, after = effective.get(gap[0] - step), effective.get(gap[-1] + step)
+        targets = _register_targets(gap, step, raw)
+        values: list[tuple[float, float]]
         if len(gap) * step <= SHORT_GAP and before is not None and after is not None:
             method, values = "linear", _linear(gap, before, after)
         else:
             if profile is None:
                 profile = store.hourly_profile(meter.pk, start - dt.timedelta(days=PROFILE_DAYS), start)
-            if not profile:
+            if profile:
+                fallback = (
+                    sum(i for i, _ in profile.values()) / len(profile),
+                    sum(e for _, e in profile.values()) / len(profile),
+                )
+                method = "profile"
+                values = []
+                for ts in gap:
+                    begin = (ts - step).astimezone(zone)
+                    values.append(profile.get((begin.isoweekday(), begin.hour), fallback))
+            elif targets[0] is not None:
+                method, values = "register", [(0.0, 0.0)] * len(gap)  # spread evenly below
+            else:
                 continue  # nothing to estimate from: the gap stays missing, and in the exception queue
-            fallback = (
-                sum(i for i, _ in profile.values()) / len(profile),
-                sum(e for _, e in profile.values()) / len(profile),
-            )
-            method = "profile"
-            values = []
-            for ts in gap:
-                begin = (ts - step).astimezone(zone)
-                values.append(profile.get((begin.isoweekday(), begin.hour), fallback))
+        if targets[0] is not None or targets[1] is not None:
+            imports, exports = [v[0] for v in values], [v[1] for v in values]
+            if targets[0] is not None:
+                imports = register_fit(imports, targets[0])
+            if targets[1] is not None:
+                exports = register_fit(exports, targets[1])
+            values = list(zip(imports, exports, strict=True))
+            method = f"{method}+register" if method != "register" else method
         for ts, (import_kwh, export_kwh) in zip(gap, values, strict=True):
             documents.append(
                 {
                     "meter": meter.pk,
                     "ts": ts,
-                    "energy_import_kwh": round(import_kwh, 6),
-                    "energy_export_kwh": round(export_kwh, 6),
+                    "energy_import_kwh": round(import_kwh, ENERGY_DECIMALS),
+                    "energy_export_kwh": round(export_kwh, ENERGY_DECIMALS),
                     "interval_s": meter.interval_s,
                     "method": method,
                 }

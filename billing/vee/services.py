@@ -74,6 +74,9 @@ def _check_interval(meter: Meter, ts: dt.datetime) -> None:
     midnight = ts.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     if (ts - midnight).total_seconds() % meter.interval_s:
         raise ValidationError({"ts": f"Not the end of a {meter.interval_s}-second interval."})
+    # An interval that has not ended has no value to correct yet (a typo like 2030 would stand for years).
+    if ts > timezone.now():
+        raise ValidationError({"ts": "This interval has not ended yet: only past intervals are edited."})
 
 
 def interval_edit(

@@ -22,6 +22,7 @@ from ingest.models import DataHubConnector, DataHubPull
 from ingest.tests.datahub_fake import FakeHub, Scripted
 from mdms.core.testing import make_consumer
 from mdms.core.timeseries import readings as store
+from mdms.core.timeseries import rollups as rollup_store
 
 ONE_DAY = dt.timedelta(days=1)
 
@@ -172,6 +173,10 @@ def test_backfill_chunks_by_seven_days_shows_progress_and_is_resumable(
     assert "1 requests, 1 ok, 0 failed" in out and "9 days already pulled skipped" in out
     assert "1/1" in err  # the tqdm bar, on stderr
     assert store.count_distinct_readings([alice.meter.pk]) == len(set(hub.served_dates))
+    # The pulled days were reprocessed (rolled up, validated, judged), with progress: no follower ran here.
+    assert "vee" in err and "detection" in err
+    rolled = rollup_store.daily_documents([alice.meter.pk], start, end + ONE_DAY, fields=("intervals",))
+    assert len(rolled) == (end - start).days + 1
 
     hub.seen.clear()
     out, _ = backfill("--meter", alice.meter.serial, "--from", start.isoformat(), "--to", end.isoformat())

@@ -55,6 +55,8 @@ class AuditLog(models.Model):
         METER_CERTIFICATE = "meter_certificate", "Meter certificate issued"
         READING_EDIT = "reading_edit", "Interval reading edited"
         REBILL = "rebill", "Bill re-issued"
+        BILL_CANCEL = "bill_cancel", "Bill cancelled"
+        BILL_RUN_START = "bill_run_start", "Billing run started"
         ON_DEMAND_READ = "on_demand_read", "On-demand read requested"
         METER_COMMAND = "meter_command", "Command sent to a meter"
         TOKEN_ISSUE = "token_issue", "API token issued"

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,6 +23,24 @@ from mdms.core.models import Account, Customer, Meter, MeterCertificate, MeterIn
 from mdms.core.mqtt import certificates
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 from mdms.core.roles import Role
+
+# A meter may be registered ahead of its installation, by this much at most: an install date
+# beyond it is a typing error (2099), and would make the meter "not yet installed" for years.
+INSTALL_AHEAD = dt.timedelta(days=90)
+# No smart meter was installed before this.
+EARLIEST_INSTALL = dt.date(1990, 1, 1)
+
+
+def _check_install_date(install_date: dt.date | None) -> None:
+    if install_date is None:
+        return
+    latest = local_today() + INSTALL_AHEAD
+    if not EARLIEST_INSTALL <= install_date <= latest:
+        raise ValidationError(
+            {"install_date": f"An install date lies between {EARLIEST_INSTALL} and {latest} (90 days ahead)."},
+            code="out_of_range",
+        )
+
 
 # Hooks other parts of the system register to learn that a meter's credentials or status changed
 # (the MQTT broker's account sync lives with the MQTT code, and core must not import it).
@@ -98,6 +117,7 @@ def meter_register(
     certificate=True issues a client certificate (CN = serial) from the meter CA instead of a
     password; it raises CertificateError, and registers nothing, when there is no CA.
     """
+    _check_install_date(install_date)
     meter = Meter(
         serial=serial,
         multiplier=multiplier,
@@ -173,8 +193,28 @@ def meter_issue_certificate(*, meter: Meter, days: int | None = None) -> certifi
 
 
 @transaction.atomic
+def meters_credentials_reissue(*, meters: list[Meter]) -> list[MeterCredentials]:
+    """New MQTT credentials for many meters at once, WITHOUT telling the broker meter by meter.
+
+    For a provisioning file that was lost (a second clone, `make clean`): only hashes are kept, so
+    the passwords cannot be recovered, only replaced. The caller applies them to the broker in one
+    session (`broker.sync_all(passwords=...)`); a hook per meter would open a session per meter.
+    """
+    issued_at = timezone.now()
+    credentials = []
+    for meter in meters:
+        password = secrets.token_urlsafe(18)
+        meter.mqtt_password_hash = mqtt_password_hash(password)
+        meter.mqtt_credentials_issued_at = issued_at
+        credentials.append(MeterCredentials(serial=meter.serial, mqtt_username=meter.serial, mqtt_password=password))
+    Meter.objects.bulk_update(meters, ["mqtt_password_hash", "mqtt_credentials_issued_at"], batch_size=1000)
+    return credentials
+
+
+@transaction.atomic
 def meter_install(*, meter: Meter, premise: Premise, on: dt.date) -> MeterInstallation:
     """Install a meter at a premise, closing its previous installation (history is kept)."""
+    _check_install_date(on)
     MeterInstallation.objects.filter(meter=meter, removed_on__isnull=True).update(removed_on=on)
     installation = MeterInstallation.objects.create(meter=meter, premise=premise, installed_on=on)
     meter.premise = premise

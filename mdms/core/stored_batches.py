@@ -121,3 +121,41 @@ def backlog(group: str) -> int:
         if entry["name"] == group:
             return int(entry.get("lag") or 0) + int(entry.get("pending") or 0)
     return 0
+
+
+# unfinished() reads at most this many entries: beyond, a follower is too far behind to say which
+# meters it still owes, and callers treat every meter as not caught up.
+UNFINISHED_SCAN = 200_000
+_SCAN_PAGE = 5_000
+
+
+def unfinished(group: str, *, limit: int = UNFINISHED_SCAN) -> tuple[list[StoredBatch], bool]:
+    """The entries this follower has not finished: taken and not acknowledged, or not yet taken.
+
+    Returns (batches, complete); complete is False when more than `limit` entries wait, and the
+    list is then only their first part. What a follower owes is exactly these: every batch stored
+    before them is done (a "watermark" on the stream, per meter and time range).
+    """
+    _ensure_group(group)
+    client = connection()
+    last_delivered = "0-0"
+    info: Any = client.xinfo_groups(STREAM)
+    for entry in info:
+        if entry["name"] == group:
+            last_delivered = str(entry.get("last-delivered-id") or "0-0")
+    batches: list[StoredBatch] = []
+    pending: Any = client.xpending_range(STREAM, group, min="-", max="+", count=limit)
+    if pending:
+        pipe = client.pipeline(transaction=False)
+        for item in pending:
+            pipe.xrange(STREAM, item["message_id"], item["message_id"])
+        for found in pipe.execute():
+            batches.extend(_parse(fields) for _entry_id, fields in found if fields)
+    start = f"({last_delivered}"
+    while len(batches) <= limit:
+        page: Any = client.xrange(STREAM, min=start, max="+", count=_SCAN_PAGE)
+        if not page:
+            return batches, True
+        batches.extend(_parse(fields) for _entry_id, fields in page if fields)
+        start = f"({page[-1][0]}"
+    return batches, False

@@ -41,6 +41,10 @@ def _first(detail: Any, path: tuple[str, ...] = ()) -> tuple[str, str, str | Non
 def _as_api_exception(exc: Exception) -> Exception:
     if isinstance(exc, RequestDataTooBig):
         return PayloadTooLarge()
+    if isinstance(exc, RecursionError):
+        # Only input nested beyond what any code here walks gets this deep (portal.api.parsers bounds
+        # JSON bodies; this covers any other way in).
+        return exceptions.ParseError("The request is nested too deeply.")
     if isinstance(exc, Http404):
         return exceptions.NotFound()
     if isinstance(exc, DjangoPermissionDenied):

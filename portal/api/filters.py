@@ -26,8 +26,15 @@ class UtcDateTimeFilter(filters.IsoDateTimeFilter):
         try:
             value = to_utc(value)
         except ValueError as exc:
-            raise ValidationError({self.field_name: f"Date and time {exc}."}, code="out_of_range") from exc
+            raise ValidationError({self._parameter(): f"Date and time {exc}."}, code="out_of_range") from exc
         return super().filter(qs, value)
+
+    def _parameter(self) -> str:
+        """The query parameter's name (started_from), not the model field it filters (started_at)."""
+        for name, candidate in self.parent.filters.items():
+            if candidate is self:
+                return str(name)
+        return str(self.field_name)
 
 
 class MeterFilter(filters.FilterSet):

@@ -58,7 +58,10 @@ def premises(request: Request) -> QuerySet[Premise]:
 
 
 def bills(request: Request) -> QuerySet[Bill]:
+    """Every version of the caller's bills; a consumer does not see cancelled ones (issued wrongly)."""
     base = Bill.objects.select_related("account").prefetch_related("line_items")
+    if not _is_machine_or_staff(request):
+        base = base.filter(cancelled_at__isnull=True)
     return base.filter(account__in=accounts(request))
 
 

@@ -283,6 +283,8 @@ class BillSerializer(serializers.ModelSerializer[Bill]):
             "total",
             "determinants",
             "created_at",
+            "cancelled_at",
+            "cancel_reason",
             "line_items",
         ]
         read_only_fields = fields
@@ -319,6 +321,7 @@ READ_FIELDS = [
     "register_import_kwh",
     "register_export_kwh",
     "estimated",
+    "time_suspect",
     "note",
 ]
 

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.billable_usage import accounts_due
+from billing.determinants import cycle_period
 from billing.models import Bill, OnDemandRead
 from billing.on_demand_reads import on_demand_read_complete, on_demand_read_request
 from billing.outbox import determinant_rows
@@ -41,6 +42,10 @@ class DeterminantsQuery(serializers.Serializer[Any]):
     def validate_date(self, value: dt.date) -> dt.date:
         if value.day > 28:
             raise serializers.ValidationError("bill-cycle days run from 1 to 28")
+        try:
+            cycle_period(value)  # the month before: none before year 1
+        except ValueError as exc:
+            raise serializers.ValidationError("no billing period ends on this date", code="out_of_range") from exc
         return value
 
 

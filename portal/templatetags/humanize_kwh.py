@@ -29,4 +29,12 @@ def kw(watts: float | None) -> str:
 
 @register.filter
 def percent(share: float | Decimal | None) -> str:
-    return "—" if share is None else f"{float(share) * 100:.0f} %"
+    """A share 0..1 as a whole percentage; never rounds a non-zero share to 0 % or a partial one to 100 %."""
+    if share is None:
+        return "—"
+    value = float(share) * 100
+    if 0 < value < 0.5:
+        return "<1 %"
+    if 99.5 <= value < 100:
+        return ">99 %"
+    return f"{value:.0f} %"

@@ -112,7 +112,8 @@ def test_every_list_holds_only_the_consumers_own_objects(
     lists = [path for path, operations in schema_paths.items() if "{" not in path and "get" in operations]
     assert len(lists) >= 8
     for path in lists:
-        response = client.get(path, {"date": "2026-11-01"})
+        # Only the determinants take a date: any other list refuses a parameter it does not know.
+        response = client.get(path, {"date": "2026-11-01"} if path.endswith("/determinants/") else {})
         assert response.status_code in (200, 403), f"{path}: {response.status_code}"
         text = response.content.decode()
         for marker in bobs.markers:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from billing.bills import bill_rebill
+from billing.tests.bills_helpers import readings, store_and_roll_up
 from billing.vee.services import interval_edit
 from mdms.core.localtime import local_midnight
 from mdms.core.models import AuditLog
@@ -31,6 +32,8 @@ def test_an_interval_edit_is_audited_with_its_new_value(alice: Any, bill: Any, m
 
 
 def test_a_rebill_is_audited_with_the_bill_it_replaces(alice: Any, bill: Any, mongo: Any) -> None:
+    september = (dt.date(2026, 9, 1), dt.date(2026, 10, 1))
+    store_and_roll_up(readings(alice.meter.pk, *september), [alice.meter.pk], *september)
     first = make_bill(alice)
     second = bill_rebill(bill=first, reason="late readings", created_by=bill)
     row = AuditLog.objects.get(action=AuditLog.Action.REBILL)

@@ -185,3 +185,16 @@ def test_a_new_tenant_does_not_see_the_previous_households_usage(client: Client,
     assert measured[(today - dt.timedelta(days=1)).isoformat()] == pytest.approx(24.0)
     rows = list(csv.DictReader(io.StringIO(b"".join(download.streaming_content).decode())))  # type: ignore[attr-defined]
     assert min(row["interval_start"] for row in rows) >= moved_in.isoformat()
+
+
+def test_a_small_estimated_share_never_reads_zero_percent() -> None:
+    from decimal import Decimal
+
+    from portal.templatetags.humanize_kwh import percent
+
+    assert percent(Decimal("0.0021")) == "<1 %"  # 1.551 kWh of 740: not "0 %"
+    assert percent(Decimal("0")) == "0 %"
+    assert percent(Decimal("0.0056")) == "1 %"
+    assert percent(Decimal("0.9991")) == ">99 %"
+    assert percent(Decimal("1")) == "100 %"
+    assert percent(None) == "—"

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from billing import bills as bill_services
 from billing import on_demand_reads, records
 from billing import selectors as usage
 from billing.models import OnDemandRead, VeeException
@@ -40,14 +41,31 @@ DELIVERIES_SHOWN = 100
 LIVE_REFRESH_S = 2
 
 
+class RunForm(forms.Form):
+    run_date = forms.DateField(label="Billing date", widget=forms.DateInput(attrs={"type": "date"}))
+
+
 @billing_required
-@require_GET
-def billing_runs(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "portal/billing/runs.html",
-        {"runs": records.billing_runs_recent(limit=RUNS_SHOWN), "refresh_s": LIVE_REFRESH_S},
-    )
+@require_http_methods(["GET", "POST"])
+def billing_runs(request: HttpRequest) -> HttpResponseBase:
+    """The runs; a form starts (or starts again) the run of a date, with the scheduled run's guards."""
+    form = RunForm(request.POST or None, initial={"run_date": local_today()})
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = bill_services.bill_run_start(
+                run_date=form.cleaned_data["run_date"],
+                created_by=request.user,  # type: ignore[arg-type]
+            )
+        except ValidationError as exc:
+            for text in exc.messages:
+                messages.error(request, text)
+        else:
+            messages.success(
+                request, f"Run of {run.run_date:%d %b %Y} queued: accounts already billed are not billed again."
+            )
+            return redirect("billing_runs")
+    context = {"runs": records.billing_runs_recent(limit=RUNS_SHOWN), "refresh_s": LIVE_REFRESH_S, "form": form}
+    return render(request, "portal/billing/runs.html", context)
 
 
 @billing_required
@@ -119,7 +137,11 @@ def billing_vee_exception(request: HttpRequest, exception_pk: int) -> HttpRespon
         if action in forms_by_action:
             form = type(forms_by_action[action])(request.POST, prefix=action)
             forms_by_action[action] = form
-            if form.is_valid() and _apply(request, action, form.cleaned_data, exception, meter):
+            if (
+                form.is_valid()
+                and _within(request, form, start, end)
+                and _apply(request, action, form.cleaned_data, exception, meter)
+            ):
                 return redirect("billing_vee_exception", exception_pk=exception.pk)
     intervals = usage.interval_usage(meter_pk=meter.pk, start=start, end=end)
     audit = records.interval_edits(meter_pk=meter.pk)
@@ -131,6 +153,19 @@ def billing_vee_exception(request: HttpRequest, exception_pk: int) -> HttpRespon
         "forms": forms_by_action,
     }
     return render(request, "portal/billing/vee_exception.html", context)
+
+
+def _within(request: HttpRequest, form: forms.Form, start: dt.datetime, end: dt.datetime) -> bool:
+    """An edit or an accept from an exception's page is about the intervals this page shows."""
+    ts = form.cleaned_data.get("ts")
+    if ts is None or start < ts <= end:
+        return True
+    messages.error(
+        request,
+        f"{timezone.localtime(ts):%d %b %Y %H:%M} is outside this exception's intervals "
+        f"({timezone.localtime(start):%d %b %Y %H:%M} to {timezone.localtime(end):%d %b %Y %H:%M}).",
+    )
+    return False
 
 
 def _apply(request: HttpRequest, action: str, data: dict[str, object], exception: VeeException, meter: Meter) -> bool:
@@ -171,6 +206,28 @@ def _apply(request: HttpRequest, action: str, data: dict[str, object], exception
     return True
 
 
+class CancelForm(forms.Form):
+    reason = forms.CharField(max_length=200, label="Why is it cancelled?")
+
+
+@billing_required
+@require_http_methods(["GET", "POST"])
+def billing_bill(request: HttpRequest, bill_pk: int) -> HttpResponseBase:
+    """One bill with its lines; billing staff cancel a wrongly issued one here."""
+    bill = records.bill_get(bill_pk=bill_pk)
+    form = CancelForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            bill_services.bill_cancel(bill=bill, reason=form.cleaned_data["reason"], cancelled_by=request.user)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            for text in exc.messages:
+                messages.error(request, text)
+        else:
+            messages.success(request, "Bill cancelled: the customer no longer sees it, and the audit log has it.")
+            return redirect("billing_bill", bill_pk=bill.pk)
+    return render(request, "portal/billing/bill.html", {"bill": bill, "form": form})
+
+
 class ReadForm(forms.Form):
     meter = forms.CharField(label="Meter serial", max_length=64)
     purpose = forms.ChoiceField(choices=OnDemandRead.Purpose.choices, initial=OnDemandRead.Purpose.CHECK)
@@ -192,6 +249,16 @@ class ReadForm(forms.Form):
         if account is None:
             raise ValidationError("No account has this number.")
         return account
+
+    def clean(self) -> dict[str, object]:
+        cleaned = super().clean() or {}
+        meter, account = cleaned.get("meter"), cleaned.get("account")
+        if isinstance(meter, Meter) and isinstance(account, Account):
+            try:
+                on_demand_reads.meter_serves_account(meter=meter, account=account, at=timezone.now())
+            except ValidationError as exc:
+                self.add_error("account", exc.messages[0])
+        return cleaned
 
 
 @billing_required
@@ -267,6 +334,7 @@ def billing_meter(request: HttpRequest, meter_pk: int) -> HttpResponse:
 
 __all__ = [
     "billing_account",
+    "billing_bill",
     "billing_lookup",
     "billing_meter",
     "billing_reads",

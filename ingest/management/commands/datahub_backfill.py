@@ -4,6 +4,9 @@ Pulls every local day from --from to --to (inclusive; yesterday by default), at 
 in requests of at most 7 days, one per second per hub (the shared rate limiter). Resumable: days
 an earlier pull got ok are skipped unless --force, so after an interruption or errors the same
 command goes on with what is missing. Exits with an error when a chunk failed, listing them.
+
+The pulled days are then validated and judged as the live feed would have been (VEE, rollups,
+anomaly baselines and detection: mdms.core.reprocessing), with progress; --no-reprocess skips it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from ingest.datahub import services
 from ingest.datahub.pull import PullBusy, datahub_pull
 from ingest.models import DataHubConnector, DataHubPull
 from mdms.core.localtime import local_today
+from mdms.core.reprocessing import reprocess
 
 MAX_YEARS_BACK = 2
 
@@ -49,6 +53,9 @@ class Command(BaseCommand):
         parser.add_argument("--from", dest="start", required=True, metavar="YYYY-MM-DD", help="first local day")
         parser.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="last local day (default: yesterday)")
         parser.add_argument("--force", action="store_true", help="pull again days already pulled ok")
+        parser.add_argument(
+            "--no-reprocess", action="store_true", help="skip VEE, rollups and detection over the pulled days"
+        )
 
     def connectors(self, serials: list[str] | None) -> list[DataHubConnector]:
         if serials is None:
@@ -102,6 +109,8 @@ class Command(BaseCommand):
                 else:
                     summary.add(pull)
                 bar.update()
+        if summary.readings_stored and not options["no_reprocess"]:
+            self.reprocess([c.meter_id for c in connectors], start, end, shown=options["verbosity"] >= 1)
         for pull in summary.failed:
             status = f"HTTP {pull.http_status}" if pull.http_status else "no answer"
             self.stderr.write(
@@ -116,3 +125,19 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{summary.errors + summary.busy} of {len(planned)} requests did not succeed: run the same command again to retry them"
             )
+
+    def reprocess(self, meter_pks: list[int], first: dt.date, last: dt.date, *, shown: bool) -> None:
+        bars: dict[str, tqdm[Any]] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar = bars.get(stage)
+            if bar is None:
+                bar = bars[stage] = tqdm(total=total, desc=stage, unit="day", disable=not shown, file=self.stderr)
+            bar.n = done
+            bar.refresh()
+
+        try:
+            reprocess(meter_pks=meter_pks, first_day=first, end_day=last + dt.timedelta(days=1), progress=progress)
+        finally:
+            for bar in bars.values():
+                bar.close()

@@ -4,13 +4,17 @@ Reads Enedis/Linky load-curve JSON (the meter is its usage_point_id, or --serial
 header `serial,ts,energy_import_kwh[,energy_export_kwh,...]` (any canonical field names). A bad
 line is reported by file and line number and the rest goes on; a re-run stores nothing new,
 since the ingest pipeline's dedupe recognises the readings already stored.
+
+Then the imported range is validated and judged as the live feed would have been (VEE, rollups,
+anomaly baselines and detection: mdms.core.reprocessing), with progress; --no-reprocess leaves it
+to a later `manage.py reprocess`.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,8 @@ from tqdm import tqdm
 
 from ingest import parsing, pipeline
 from ingest.parsing import Reason, Rejection
+from mdms.core.localtime import local_day
+from mdms.core.reprocessing import reprocess
 
 BATCH_READINGS = 5000
 SUFFIXES = {".csv", ".json"}
@@ -31,6 +37,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", help="a .json or .csv file, or a directory searched recursively")
         parser.add_argument("--serial", help="meter serial for Enedis files (default: their usage_point_id)")
+        parser.add_argument(
+            "--no-reprocess", action="store_true", help="skip VEE, rollups and detection over the imported range"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         root = Path(options["path"])
@@ -43,6 +52,8 @@ class Command(BaseCommand):
         self.totals: Counter[str] = Counter()
         self.batch = pipeline.Batch()
         self.now = dt.datetime.now(tz=dt.UTC)
+        # Per meter, the local days its imported readings fall in: what is reprocessed afterwards.
+        self.days: dict[int, tuple[dt.date, dt.date]] = {}
         with tqdm(total=len(files), unit="file", disable=options["verbosity"] < 1, file=self.stderr) as progress:
             for path in files:
                 progress.set_postfix_str(path.name)
@@ -54,6 +65,33 @@ class Command(BaseCommand):
             f"{len(files)} files: {t['read']} readings read, {t['stored']} stored, "
             f"{t['duplicates']} already there, {t['conflicting_duplicates']} conflicting, {t['rejected']} rejected"
         )
+        if not options["no_reprocess"]:
+            self.reprocess(progress_shown=options["verbosity"] >= 1)
+
+    def reprocess(self, *, progress_shown: bool) -> None:
+        """VEE, rollups, baselines and detection over each meter's imported days (meters sharing days together)."""
+        by_range: dict[tuple[dt.date, dt.date], list[int]] = defaultdict(list)
+        for meter_pk, days in self.days.items():
+            by_range[days].append(meter_pk)
+        bars: dict[str, tqdm[Any]] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar = bars.get(stage)
+            if bar is None:
+                bar = bars[stage] = tqdm(total=total, desc=stage, unit="day", disable=not progress_shown,
+                                         file=self.stderr)  # fmt: skip
+            bar.n = done
+            bar.refresh()
+
+        for (first_day, last_day), meter_pks in sorted(by_range.items()):
+            try:
+                reprocess(meter_pks=meter_pks, first_day=first_day, end_day=last_day + dt.timedelta(days=1),
+                          progress=progress)  # fmt: skip
+            finally:
+                for bar in bars.values():
+                    bar.close()
+                bars.clear()
+            self.stdout.write(f"{len(meter_pks)} meters, {first_day} to {last_day}: validated, rolled up and judged")
 
     def import_file(self, path: Path) -> None:
         try:
@@ -99,6 +137,11 @@ class Command(BaseCommand):
             return
         self.totals["read"] += len(parsed.readings)
         pipeline.add_parsed(parsed, self.batch, meter_pk=meter.pk, received_at=dt.datetime.now(tz=dt.UTC))
+        for reading in parsed.readings:
+            # The local day the interval starts in (ts is its end).
+            day = local_day(reading.ts - dt.timedelta(seconds=reading.interval_s or 900))
+            first, last = self.days.get(meter.pk, (day, day))
+            self.days[meter.pk] = (min(first, day), max(last, day))
         if len(self.batch.readings) >= BATCH_READINGS:
             self.flush()
 

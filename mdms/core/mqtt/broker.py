@@ -365,8 +365,12 @@ def _list_all(admin: Admin, command: str, key: str) -> dict[str, Command]:
     return {item[name]: item for item in items}
 
 
-def sync_all() -> SyncReport:
-    """Every meter in the registry, plus the shared roles and the ingest account (idempotent)."""
+def sync_all(*, passwords: dict[str, str] | None = None) -> SyncReport:
+    """Every meter in the registry, plus the shared roles and the ingest account (idempotent).
+
+    `passwords` (serial -> clear password): credentials just issued, set in the same session.
+    """
+    passwords = passwords or {}
     report = SyncReport()
     with admin_session() as admin:
         _ensure_ingest_account(admin, report)
@@ -380,7 +384,7 @@ def sync_all() -> SyncReport:
             planned = _plan_meter(
                 serial,
                 enabled=status in Meter.ACCEPTING_STATUSES,
-                password=None,
+                password=passwords.get(serial),
                 client=clients.get(serial),
                 role=roles.get(meter_role(serial)),
                 report=report,

@@ -249,6 +249,7 @@ def _rollup_pipeline(
                 "i": {"$sum": "$i"},
                 "e": {"$sum": "$e"},
                 "est": {"$sum": {"$cond": [estimated, "$i", 0]}},
+                "estx": {"$sum": {"$cond": [estimated, "$e", 0]}},
                 "c": {"$sum": {"$arrayElemAt": [{"$literal": _COUNTS_BY_SOURCE}, "$s"]}},
                 "block_s": {"$sum": "$iv"},
                 "last": {"$max": "$t"},
@@ -262,6 +263,7 @@ def _rollup_pipeline(
                 "i": {"$sum": "$i"},
                 "e": {"$sum": "$e"},
                 "est": {"$sum": "$est"},
+                "estx": {"$sum": "$estx"},
                 "c": {"$sum": "$c"},
                 "iv": {"$max": "$iv"},
                 "peak": {
@@ -305,6 +307,7 @@ def _rollup_pipeline(
                 "i": {"$push": {"$round": ["$i", KWH_DECIMALS]}},
                 "e": {"$push": {"$round": ["$e", KWH_DECIMALS]}},
                 "est": {"$push": {"$round": ["$est", KWH_DECIMALS]}},
+                "estx": {"$push": {"$round": ["$estx", KWH_DECIMALS]}},
                 "c": {"$sum": "$c"},
                 "iv": {"$max": "$iv"},
                 "peak": {"$max": "$peak"},
@@ -331,6 +334,7 @@ def _rollup_pipeline(
                 "total_import_kwh": {"$round": [{"$sum": "$i"}, KWH_DECIMALS]},
                 "total_export_kwh": {"$round": [{"$sum": "$e"}, KWH_DECIMALS]},
                 "total_estimated_import_kwh": {"$round": [{"$sum": "$est"}, KWH_DECIMALS]},
+                "total_estimated_export_kwh": {"$round": [{"$sum": "$estx"}, KWH_DECIMALS]},
                 "intervals": "$n",
                 "estimated_intervals": "$n_est",
                 "edited_intervals": "$n_edit",
@@ -351,7 +355,7 @@ def _rollup_pipeline(
     ]
 
 
-_ARRAYS = {"import_kwh": "$i", "export_kwh": "$e", "estimated_import_kwh": "$est"}
+_ARRAYS = {"import_kwh": "$i", "export_kwh": "$e", "estimated_import_kwh": "$est", "estimated_export_kwh": "$estx"}
 
 
 def _hourly_array(source: str) -> dict[str, Any]:
@@ -392,6 +396,7 @@ PROFILE_FIELDS = (
     "import_kwh",
     "export_kwh",
     "estimated_import_kwh",
+    "estimated_export_kwh",
     "max_demand_kw",
     "max_demand_at",
     "intervals",
@@ -563,8 +568,10 @@ def billing_totals(
     `labels_by_day` maps "YYYY-MM-DD" to the bucket number (0 <= n < label_count) of each hour of
     that day, so time-of-use bucketing happens next to the data and only one small document per
     meter comes back (decoding 10,000 meters x 744 hourly values in Python takes seconds).
-    Returns {meter, import_kwh, export_kwh, estimated_import_kwh, by_label: [label_count sums],
-    intervals, estimated_intervals, days, max_demand_kw, max_demand_at}.
+    Returns {meter, import_kwh, export_kwh, estimated_import_kwh, estimated_export_kwh, by_label:
+    [label_count sums], estimated_by_label: [label_count sums of the estimated import], intervals,
+    estimated_intervals, days, max_demand_kw, max_demand_at}. (Rollups computed before estimated
+    export was kept count it as 0 until recomputed.)
     """
     hours = {"$range": [0, "$hours"]}
     # $getField takes only constant names in MongoDB 6.0: look the day up in a parallel list.
@@ -575,24 +582,33 @@ def billing_totals(
             {"$indexOfArray": [{"$literal": days}, "$day"]},
         ]
     }
-    per_label = [
-        {
-            "$sum": {
-                "$map": {
-                    "input": hours,
-                    "as": "k",
-                    "in": {
-                        "$cond": [
-                            {"$eq": [{"$arrayElemAt": ["$labels", "$$k"]}, n]},
-                            {"$arrayElemAt": ["$import_kwh", "$$k"]},
-                            0,
-                        ]
-                    },
+
+    def per_label(array: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "$sum": {
+                    "$map": {
+                        "input": hours,
+                        "as": "k",
+                        "in": {
+                            "$cond": [
+                                {"$eq": [{"$arrayElemAt": ["$labels", "$$k"]}, n]},
+                                {"$ifNull": [{"$arrayElemAt": [array, "$$k"]}, 0]},
+                                0,
+                            ]
+                        },
+                    }
                 }
             }
-        }
-        for n in range(label_count)
-    ]
+            for n in range(label_count)
+        ]
+
+    def label_sums(name: str) -> list[dict[str, Any]]:
+        return [
+            {"$sum": {"$map": {"input": name, "as": "d", "in": {"$arrayElemAt": ["$$d", n]}}}}
+            for n in range(label_count)
+        ]
+
     pipeline: list[dict[str, Any]] = [
         {
             "$match": {
@@ -601,14 +617,16 @@ def billing_totals(
             }
         },
         {"$set": {"labels": labels}},
-        {"$set": {"by_label": per_label}},
+        {"$set": {"by_label": per_label("$import_kwh"), "est_by_label": per_label("$estimated_import_kwh")}},
         {
             "$group": {
                 "_id": "$meter",
                 "import_kwh": {"$sum": "$total_import_kwh"},
                 "export_kwh": {"$sum": "$total_export_kwh"},
                 "estimated_import_kwh": {"$sum": "$total_estimated_import_kwh"},
+                "estimated_export_kwh": {"$sum": {"$ifNull": ["$total_estimated_export_kwh", 0]}},
                 "by_label": {"$push": "$by_label"},
+                "est_by_label": {"$push": "$est_by_label"},
                 "intervals": {"$sum": "$intervals"},
                 "estimated_intervals": {"$sum": "$estimated_intervals"},
                 "days": {"$sum": 1},
@@ -627,10 +645,9 @@ def billing_totals(
                 "import_kwh": 1,
                 "export_kwh": 1,
                 "estimated_import_kwh": 1,
-                "by_label": [
-                    {"$sum": {"$map": {"input": "$by_label", "as": "d", "in": {"$arrayElemAt": ["$$d", n]}}}}
-                    for n in range(label_count)
-                ],
+                "estimated_export_kwh": 1,
+                "by_label": label_sums("$by_label"),
+                "estimated_by_label": label_sums("$est_by_label"),
                 "intervals": 1,
                 "estimated_intervals": 1,
                 "days": 1,

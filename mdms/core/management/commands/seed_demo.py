@@ -8,7 +8,12 @@ var/demo-meters.csv (serial,password,certificate,key), the provisioning file the
 reads; only their hashes are kept in the database. A few meters (--certificate-meters, 3 by
 default: MTR000003 onwards) are registered with a client certificate instead of a password: their
 certificate and key go to var/demo-meter-certs/, and the simulator runs them over TLS. A demo
-seeded before certificates existed gets them on the next `--if-empty` run.
+seeded before certificates existed gets them on the next `--if-empty` run. The file has LF line
+endings, so that `cut -d,` reads it.
+
+With --if-empty on a seeded database whose credentials file is gone (a second clone sharing the
+database, or after `make clean`), the demo meters get new credentials, written to the file and
+set on the broker: the passwords cannot be recovered, only replaced.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from mdms.config import VAR_DIR
 from mdms.core import services
 from mdms.core.localtime import local_today
 from mdms.core.models import Feeder, Holiday, Meter, Premise, Region, Tariff, TouPeriod
-from mdms.core.mqtt import certificates
+from mdms.core.mqtt import broker, certificates
 from mdms.core.roles import Role
 
 DEMO_CREDENTIALS_FILE = VAR_DIR / "demo-meters.csv"
@@ -39,6 +44,8 @@ CERTIFICATES_DIR = "demo-meter-certs"
 # Alice's and Bob's meters (the first two) keep passwords; certificates start with the third.
 FIRST_CERTIFICATE_METER = 2
 CSV_HEADER = ["serial", "password", "certificate", "key"]
+# The serials seed_demo gives its meters (MTR000001, ...): only these get new demo credentials.
+DEMO_SERIAL_REGEX = r"^MTR[0-9]{6}$"
 
 # (code, name, centre latitude, centre longitude): four regions around Lyon, in the default zone.
 REGIONS = [
@@ -77,12 +84,15 @@ def _row(path: Path, serial: str, password: str, certificate: certificates.Issue
 
 
 def _write_credentials(path: Path, rows: list[list[str]]) -> None:
+    """The provisioning file, LF line endings, readable by its owner only, replaced whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
+    temporary = path.with_suffix(".tmp")
+    with temporary.open("w", newline="") as fh:
+        temporary.chmod(0o600)
+        writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(CSV_HEADER)
         writer.writerows(rows)
-    path.chmod(0o600)
+    temporary.replace(path)
 
 
 def _tariffs() -> dict[str, Tariff]:
@@ -162,6 +172,8 @@ class Command(BaseCommand):
         if Region.objects.exists() or Meter.objects.exists():
             if options["if_empty"]:
                 self.stdout.write("Master data exists; not seeding.")
+                if not path.exists():
+                    self._reissue_credentials(path)
                 self._add_certificates(path, with_certificates)
                 return
             raise CommandError("master data exists already; seed_demo only fills an empty database")
@@ -180,6 +192,28 @@ class Command(BaseCommand):
         for username, password, role, _ in LOGINS:
             self.stdout.write(f"  {role.value:9} {username:8} {password}")
         self.stdout.write(f"  {'admin':9} {ADMIN_LOGIN[0]:8} {ADMIN_LOGIN[1]}   (/admin/)")
+
+    def _reissue_credentials(self, path: Path) -> None:
+        """The file is gone but the demo meters exist: new passwords, set on the broker in one session.
+        (Meters that ran on certificates get theirs again in _add_certificates, right after.)"""
+        meters = list(
+            Meter.objects.filter(serial__regex=DEMO_SERIAL_REGEX, status__in=Meter.ACCEPTING_STATUSES).order_by(
+                "serial"
+            )
+        )
+        if not meters:
+            return
+        issued = services.meters_credentials_reissue(meters=meters)
+        # The database has the new hashes; the broker gets the passwords in one session. If the
+        # broker refuses, the file is not written and the next start tries again.
+        try:
+            broker.sync_all(passwords={c.serial: c.mqtt_password or "" for c in issued})
+        except broker.BrokerError as exc:
+            raise CommandError(f"could not set the demo meters' new passwords on the broker: {exc}") from exc
+        _write_credentials(path, [_row(path, c.serial, c.mqtt_password or "", None) for c in issued])
+        self.stdout.write(
+            self.style.WARNING(f"{path} was missing: issued new credentials for {len(issued)} demo meters into it")
+        )
 
     def _add_certificates(self, path: Path, indexes: range) -> None:
         """A demo seeded before meter certificates: give the same meters certificates (once)."""

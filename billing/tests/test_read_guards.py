@@ -14,14 +14,28 @@ from billing.bills import bill_final
 from billing.models import Bill, OnDemandRead
 from billing.on_demand_reads import on_demand_read_complete
 from billing.tests.bills_helpers import readings, store_and_roll_up
+from commands.models import MeterCommand
 from mdms.core.timeseries import readings as stored
 
 pytestmark = pytest.mark.django_db
 
 
 def _read(person: Any, *, purpose: str = OnDemandRead.Purpose.MOVE_OUT, requested_at: dt.datetime) -> OnDemandRead:
-    return OnDemandRead.objects.create(
+    """A read whose command went out (sent, waiting for the meter's reply)."""
+    command = MeterCommand.objects.create(
         command_id=uuid.uuid4().hex,
+        meter=person.meter,
+        kind="read",
+        status=MeterCommand.Status.SENT,
+        attempts=1,
+        not_before=requested_at,
+        deadline=requested_at + dt.timedelta(minutes=2),
+        created_at=requested_at,
+        sent_at=requested_at,
+    )
+    return OnDemandRead.objects.create(
+        command_id=command.command_id,
+        meter_command=command,
         meter=person.meter,
         account=person.account,
         purpose=purpose,

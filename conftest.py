@@ -7,7 +7,9 @@ dropped at the end), Redis and Mosquitto, as started by `make services`.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -125,3 +127,35 @@ def role_groups(transactional_db: None) -> None:
 
     for role in Role:
         Group.objects.get_or_create(name=role.value)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """One Chromium for the whole session, for every app's browser tests (a second would find
+    Playwright's loop already running on the main thread)."""
+    from portal.tests.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        pytest.fail(f"no Chromium at {CHROMIUM}: run `python scripts/services.py test-tools` (make test does)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an asyncio loop on the main thread, and Django then refuses ORM
+    # calls from that thread (database setup, factories). The test code is synchronous; the loop
+    # only drives the browser, so the guard does not apply.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium: Any) -> Iterator[Any]:
+    """A fresh page (own cookies) at desktop size; page.set_viewport_size(PHONE) for a phone."""
+    from portal.tests.conftest import DESKTOP
+
+    context = chromium.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()

@@ -196,6 +196,7 @@ def test_a_bad_sftp_setting_fails_at_start_with_its_name(variables: dict[str, st
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("role_groups")  # before september's people: an earlier flush empties auth_group
 def test_the_delivery_task_retries_with_backoff_until_the_server_is_back(cis: SftpServer, settings: Any) -> None:
     """Through the real broker and a Celery worker: the sweep queues the task, which fails while the
     server is down and retries itself after its backoff until the file is delivered."""

@@ -15,6 +15,8 @@ to 15-minute readings in MongoDB), then:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import io
 import math
@@ -22,7 +24,7 @@ import random
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,6 +37,7 @@ from bench import uci
 from bench.common import load_results, save_results, save_section
 from billing.vee import estimation
 from forecast import model
+from ingest.simulator import load as load_module
 from ingest.simulator.load import LoadModel
 from ingest.simulator.profiles import profile_for
 from mdms.core import timeseries
@@ -42,7 +45,7 @@ from mdms.core.models import Feeder, Meter, Premise, Region
 from mdms.core.timeseries import rollups
 from mdms.core.timeseries.readings import insert_readings, reading_document, readings_for_meter
 from monitoring import services as monitoring
-from monitoring.detection import rules
+from monitoring.detection import rules, statistical
 
 ZONE = ZoneInfo("Europe/Paris")
 INTERVAL_S = 900
@@ -50,6 +53,7 @@ STEP = dt.timedelta(seconds=INTERVAL_S)
 DAY = dt.timedelta(days=1)
 SERIAL = "UCI-SCEAUX"
 SIM_SERIAL = "UCI-SIMULATED"
+BEFORE_SERIAL = "UCI-SCEAUX-BEFORE"
 MONTH_DAYS = 365.25 / 12
 BAND_RULES = {"voltage_sag", "voltage_swell"}
 SEED = 19
@@ -59,12 +63,14 @@ GAP_KINDS = ("single", "hours_1_4", "whole_day", "holiday_2w")
 LONG_GAP_KINDS = ("hours_1_4", "whole_day", "holiday_2w")  # the goal: beat both baselines on these
 BILLING_MISSING_SHARE = 0.05
 # Forecast: copies of the house shifted by whole weeks (weekdays kept) and whole 52-week years.
-SHIFT_DAYS = tuple(364 * years + 7 * weeks for years in (0, 1, 2) for weeks in (-3, -2, -1, 0, 1, 2, 3))
-FORECAST_FIRST_DAY, FORECAST_END_DAY = dt.date(2009, 1, 5), dt.date(2010, 11, 5)
+# Copies whose shifts differ by 5 weeks or more: copies a week or two apart would hand seasonal naive
+# (a week back) and the 2-week profile most of the feeder's future, since the copies are one house.
+SHIFT_DAYS = tuple(364 * years + 35 * step for years in (0, 1, 2) for step in (-2, -1, 0, 1, 2))
+FORECAST_FIRST_DAY, FORECAST_END_DAY = dt.date(2009, 2, 23), dt.date(2010, 9, 13)
 FORECAST_FIRST_ORIGIN_DAY = 42
 FORECAST_ORIGIN_EVERY = 3
 # Simulator comparison: this many simulated households over the same local year as the house.
-SIM_HOUSEHOLDS = 40
+SIM_HOUSEHOLDS = 16
 COMPARE_FIRST_DAY, COMPARE_END_DAY = dt.date(2009, 1, 1), dt.date(2010, 1, 1)
 
 
@@ -157,6 +163,31 @@ def _replay_detection(pk: int, first: dt.datetime, end: dt.datetime, label: str)
     return time.monotonic() - started
 
 
+@contextlib.contextmanager
+def _previous_detector() -> Iterator[None]:
+    """The detector as it was before the real data was seen (commit e9bfa5d): voltage judged against
+    its hour's median with a 3 % floor and no load correction, power factor judged from 200 W."""
+    saved = statistical.FIELDS, statistical.MAX_LOAD_SLOPE_V_PER_A, rules.POWER_FACTOR_MIN_LOAD_W
+    statistical.FIELDS = tuple(
+        dataclasses.replace(rule, min_deviation=lambda m: 0.03 * m.nominal_voltage_v)
+        if rule.name == "voltage_v"
+        else rule
+        for rule in statistical.FIELDS
+    )
+    statistical.MAX_LOAD_SLOPE_V_PER_A = 0.0
+    rules.POWER_FACTOR_MIN_LOAD_W = 200.0
+    try:
+        yield
+    finally:
+        statistical.FIELDS, statistical.MAX_LOAD_SLOPE_V_PER_A, rules.POWER_FACTOR_MIN_LOAD_W = saved
+
+
+def _copy_readings(truth: dict[dt.datetime, dict[str, Any]], meter: Meter) -> None:
+    documents = [{**{k: v for k, v in row.items() if k != "_id"}, "meter": meter.pk} for row in truth.values()]
+    for chunk in range(0, len(documents), 20_000):
+        insert_readings(documents[chunk : chunk + 20_000])
+
+
 def _anomaly_counts(pk: int) -> Counter[tuple[str, str]]:
     counts: Counter[tuple[str, str]] = Counter()
     for doc in timeseries.collection(timeseries.ANOMALIES).find({"meter_id": pk}, {"rule": 1, "severity": 1}):
@@ -180,7 +211,9 @@ def _simulated_household(meter: Meter, first: dt.datetime, end: dt.datetime) -> 
             "frequency_hz": round(sample.frequency_hz, 3),
             "power_factor": round(sample.power_factor, 4),
         }
-        documents.append(reading_document(meter_pk=meter.pk, ts=ts, received_at=ts, values=values, interval_s=INTERVAL_S))
+        documents.append(
+            reading_document(meter_pk=meter.pk, ts=ts, received_at=ts, values=values, interval_s=INTERVAL_S)
+        )
         ts += STEP
     return insert_readings(documents)
 
@@ -277,6 +310,39 @@ def _baselines(
     return linear, lastweek
 
 
+def _previous_estimates(gaps: list[list[dt.datetime]], known: dict[dt.datetime, float]) -> dict[dt.datetime, float]:
+    """billing.vee.estimation as it was before this benchmark (commit e9bfa5d), on the same data:
+    linear up to 2 hours between measured neighbours, else the mean of the same weekday and local
+    hour over the 28 days before the gap's local day."""
+    profiles: dict[dt.date, dict[tuple[int, int], float]] = {}
+    result: dict[dt.datetime, float] = {}
+    for gap in gaps:
+        before, after = known.get(gap[0] - STEP), known.get(gap[-1] + STEP)
+        if len(gap) * STEP <= estimation.SHORT_GAP and before is not None and after is not None:
+            for position, ts in enumerate(gap, start=1):
+                result[ts] = before + (after - before) * position / (len(gap) + 1)
+            continue
+        day = (gap[0] - STEP).astimezone(ZONE).date()
+        if day not in profiles:
+            start = _midnight(day)
+            cells: dict[tuple[int, int], list[float]] = defaultdict(list)
+            ts = start - dt.timedelta(days=28) + STEP
+            while ts <= start:
+                if ts in known:
+                    begin = (ts - STEP).astimezone(ZONE)
+                    cells[(begin.isoweekday(), begin.hour)].append(known[ts])
+                ts += STEP
+            profiles[day] = {key: math.fsum(values) / len(values) for key, values in cells.items()}
+        profile = profiles[day]
+        if not profile:
+            continue
+        fallback = math.fsum(profile.values()) / len(profile)
+        for ts in gap:
+            begin = (ts - STEP).astimezone(ZONE)
+            result[ts] = profile.get((begin.isoweekday(), begin.hour), fallback)
+    return result
+
+
 def _vee_meter(
     serial: str, truth: dict[dt.datetime, dict[str, Any]], gaps: list[list[dt.datetime]]
 ) -> tuple[dict[dt.datetime, float], dict[dt.datetime, float], float]:
@@ -357,7 +423,9 @@ def _french_holidays(years: Iterable[int]) -> list[dt.date]:
         m = (a + 11 * h + 19 * l_) // 433
         month = (h + l_ - 7 * m + 90) // 25
         easter = dt.date(year, month, (h + l_ - 7 * m + 33 * month + 19) % 32)
-        days += [dt.date(year, mo, da) for mo, da in ((1, 1), (5, 1), (5, 8), (7, 14), (8, 15), (11, 1), (11, 11), (12, 25))]
+        days += [
+            dt.date(year, mo, da) for mo, da in ((1, 1), (5, 1), (5, 8), (7, 14), (8, 15), (11, 1), (11, 11), (12, 25))
+        ]
         days += [easter + dt.timedelta(days=n) for n in (1, 39, 50)]
     return sorted(days)
 
@@ -394,7 +462,9 @@ def _feeder(cells: np.ndarray, cells_first_day: dt.date) -> tuple[model.Calendar
 def _backtest(calendar: model.Calendar, series: np.ndarray) -> tuple[dict[str, float], float, int]:
     origins = [
         calendar.index(_midnight(FORECAST_FIRST_DAY + dt.timedelta(days=day)))
-        for day in range(FORECAST_FIRST_ORIGIN_DAY, (FORECAST_END_DAY - FORECAST_FIRST_DAY).days - 2, FORECAST_ORIGIN_EVERY)
+        for day in range(
+            FORECAST_FIRST_ORIGIN_DAY, (FORECAST_END_DAY - FORECAST_FIRST_DAY).days - 2, FORECAST_ORIGIN_EVERY
+        )
     ]
     scores: dict[str, list[float]] = {config.name: [] for config in model.CANDIDATES}
     naive: list[float] = []
@@ -449,18 +519,52 @@ def _house_days(cells: np.ndarray, first_day: dt.date) -> dict[dt.date, np.ndarr
     return result
 
 
-def _simulated_days() -> dict[dt.date, np.ndarray]:
-    """The mean local day x 24 kWh of SIM_HOUSEHOLDS simulated households (no solar), per local day."""
+def _simulated_households() -> list[dict[dt.date, np.ndarray]]:
+    """Local day x 24 kWh of SIM_HOUSEHOLDS simulated households (no solar), each on its own."""
     start, end = _midnight(COMPARE_FIRST_DAY), _midnight(COMPARE_END_DAY)
-    sums: dict[dt.date, np.ndarray] = defaultdict(lambda: np.zeros(24))
+    households = []
     for n in range(SIM_HOUSEHOLDS):
         household = LoadModel(profile_for(f"SIMCMP{n:03d}", seed=SEED, has_solar=False), SEED)
+        days: dict[dt.date, np.ndarray] = defaultdict(lambda: np.zeros(24))
         ts = start + STEP
         while ts <= end:
             local = (ts - STEP).astimezone(ZONE)
-            sums[local.date()][local.hour] += household.sample(ts, INTERVAL_S).consumption_w * INTERVAL_S / 3.6e6
+            days[local.date()][local.hour] += household.sample(ts, INTERVAL_S).consumption_w * INTERVAL_S / 3.6e6
             ts += STEP
-    return {day: values / SIM_HOUSEHOLDS for day, values in sums.items()}
+        households.append(dict(days))
+    return households
+
+
+def _simulator_shape(activity: Any = None) -> dict[str, float]:
+    """The median over simulated households of each shape figure (a household is compared with the
+    house, not the mean of many, whose evening is smoother than anyone's). `activity`: another
+    activity_shape to measure, e.g. the previous one."""
+    saved = load_module.activity_shape
+    if activity is not None:
+        load_module.activity_shape = activity
+    try:
+        shapes = [_shape(days) for days in _simulated_households()]
+    finally:
+        load_module.activity_shape = saved
+    return {name: float(np.median([shape[name] for shape in shapes])) for name in shapes[0]}
+
+
+def _previous_activity_shape(local_hour: float, weekend: bool) -> float:
+    """ingest.simulator.load.activity_shape before the real house was compared (commit e9bfa5d)."""
+    gauss = load_module._gauss
+    if weekend:
+        return (
+            120.0
+            + 450.0 * gauss(local_hour, 9.5, 1.4)
+            + 420.0 * gauss(local_hour, 13.0, 1.8)
+            + 900.0 * gauss(local_hour, 19.5, 1.8)
+        )
+    return (
+        60.0
+        + 550.0 * gauss(local_hour, 7.25, 0.8)
+        + 150.0 * gauss(local_hour, 13.0, 1.2)
+        + 1000.0 * gauss(local_hour, 19.75, 1.5)
+    )
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -470,14 +574,20 @@ def run() -> dict[str, Any]:
     started = time.monotonic()
     house = _meter(SERIAL)
     simulated = _meter(SIM_SERIAL)
-    _reset([house.pk, simulated.pk])
+    before = _meter(BEFORE_SERIAL)
+    _reset([house.pk, simulated.pk, before.pk])
     imported = _import(house)
     truth = _truth(house)
     first, last = min(truth), max(truth)
 
-    # Detection over the whole period, and over one simulated healthy household for a year.
+    # Detection over the whole period (today's detector, and the one before this benchmark on a
+    # copy of the readings), and over one simulated healthy household for a year.
     detect_s = _replay_detection(house.pk, first, last + DAY, "the house's 4 years")
     house_counts = _anomaly_counts(house.pk)
+    _copy_readings(truth, before)
+    with _previous_detector():
+        _replay_detection(before.pk, first, last + DAY, "the house, previous detector")
+    before_counts = _anomaly_counts(before.pk)
     months = (last - first) / DAY / MONTH_DAYS
     sim_first, sim_end = _midnight(dt.date(2009, 1, 1)), _midnight(dt.date(2010, 1, 1))
     _simulated_household(simulated, sim_first, sim_end)
@@ -487,7 +597,9 @@ def run() -> dict[str, Any]:
 
     def alerting(counts: Counter[tuple[str, str]], *, band: bool) -> int:
         return sum(
-            n for (rule, severity), n in counts.items() if severity in ("warning", "critical") and (rule in BAND_RULES) == band
+            n
+            for (rule, severity), n in counts.items()
+            if severity in ("warning", "critical") and (rule in BAND_RULES) == band
         )
 
     def statistical_warnings(counts: Counter[tuple[str, str]]) -> int:
@@ -510,17 +622,21 @@ def run() -> dict[str, Any]:
             "gaps": len(gaps),
             "intervals": len(removed),
             "ours": _score(estimates, removed),
+            "previous": _score(_previous_estimates(gaps, held), removed),
             "linear": _score(linear, removed),
             "lastweek": _score(lastweek, removed),
         }
     billing_gaps = [[ts for ts in gap if ts in energy] for gap in _billing_plan(grid, rng)]
     held, estimates, seconds = _vee_meter("UCI-VEE-billing", truth, billing_gaps)
     vee_s += seconds
-    billing_truth = {ts: value for ts, value in energy.items() if _midnight(VEE_FIRST_DAY) < ts <= _midnight(VEE_END_DAY)}
+    billing_truth = {
+        ts: value for ts, value in energy.items() if _midnight(VEE_FIRST_DAY) < ts <= _midnight(VEE_END_DAY)
+    }
     missing_share = 1 - sum(1 for ts in billing_truth if ts in held) / len(billing_truth)
     linear, lastweek = _baselines(billing_gaps, held)
     monthly = {
         "ours": _monthly_errors(held, estimates, billing_truth),
+        "previous estimator": _monthly_errors(held, _previous_estimates(billing_gaps, held), billing_truth),
         "linear": _monthly_errors(held, linear, billing_truth),
         "lastweek": _monthly_errors(held, lastweek, billing_truth),
     }
@@ -530,15 +646,22 @@ def run() -> dict[str, Any]:
     calendar, feeder = _feeder(cells, cells_first_day)
     t0 = time.monotonic()
     candidates, naive_mape, origins = _backtest(calendar, feeder)
-    house_calendar, house_series = calendar, np.array(
-        [cells[(FORECAST_FIRST_DAY - cells_first_day).days + calendar.row[k], calendar.col[k]] for k in range(calendar.hours)]
+    house_calendar, house_series = (
+        calendar,
+        np.array(
+            [
+                cells[(FORECAST_FIRST_DAY - cells_first_day).days + calendar.row[k], calendar.col[k]]
+                for k in range(calendar.hours)
+            ]
+        ),
     )
     house_ours = float(
         np.mean(
             [
                 s
                 for o in range(FORECAST_FIRST_ORIGIN_DAY * 24, house_calendar.hours - 48, 24 * 7)
-                if (s := model.mape(model.forecast(house_calendar, house_series, o), house_series[o : o + 48])) is not None
+                if (s := model.mape(model.forecast(house_calendar, house_series, o), house_series[o : o + 48]))
+                is not None
             ]
         )
     )
@@ -557,7 +680,8 @@ def run() -> dict[str, Any]:
     # The simulator against the house.
     t0 = time.monotonic()
     real_shape = _shape(_house_days(cells, cells_first_day))
-    sim_shape = _shape(_simulated_days())
+    sim_shape = _simulator_shape()
+    sim_shape_before = _simulator_shape(_previous_activity_shape)
     compare_s = time.monotonic() - t0
     total_s = time.monotonic() - started
 
@@ -569,6 +693,8 @@ def run() -> dict[str, Any]:
         "real_false_alarms_per_meter_month": round(alerting(house_counts, band=False) / months, 3),
         "real_statistical_warnings_per_meter_month": round(statistical_warnings(house_counts) / months, 3),
         "real_band_violations_per_meter_month": round(alerting(house_counts, band=True) / months, 3),
+        "real_false_alarms_per_meter_month_before": round(alerting(before_counts, band=False) / months, 3),
+        "real_statistical_warnings_per_meter_month_before": round(statistical_warnings(before_counts) / months, 3),
         "sim_false_alarms_per_meter_month": round(alerting(sim_counts, band=False) / sim_months, 3),
         "sim_statistical_warnings_per_meter_month": round(statistical_warnings(sim_counts) / sim_months, 3),
         "real_billed_energy_error_pct": round(float(np.mean(np.abs(monthly["ours"]))), 3),
@@ -584,6 +710,7 @@ def run() -> dict[str, Any]:
     for kind, scores in vee.items():
         results[f"real_vee_mae_kwh_{kind}"] = round(scores["ours"]["mae"], 4)
         results[f"real_vee_bias_kwh_{kind}"] = round(scores["ours"]["bias"], 4)
+        results[f"real_vee_previous_mae_kwh_{kind}"] = round(scores["previous"]["mae"], 4)
         results[f"real_vee_linear_mae_kwh_{kind}"] = round(scores["linear"]["mae"], 4)
         results[f"real_vee_lastweek_mae_kwh_{kind}"] = round(scores["lastweek"]["mae"], 4)
         results[f"real_vee_baseline_mae_kwh_{kind}"] = round(min(scores["linear"]["mae"], scores["lastweek"]["mae"]), 4)
@@ -594,6 +721,7 @@ def run() -> dict[str, Any]:
         previous=previous,
         imported=imported,
         house_counts=house_counts,
+        before_counts=before_counts,
         sim_counts=sim_counts,
         months=months,
         sim_months=sim_months,
@@ -604,6 +732,7 @@ def run() -> dict[str, Any]:
         origins=origins,
         real_shape=real_shape,
         sim_shape=sim_shape,
+        sim_shape_before=sim_shape_before,
         mean_interval_kwh=float(np.mean(list(energy.values()))),
         seconds={"detect": detect_s, "vee": vee_s, "forecast": forecast_s, "compare": compare_s, "total": total_s},
     )
@@ -613,16 +742,17 @@ def run() -> dict[str, Any]:
 def _write_section(**facts: Any) -> None:
     results, previous, imported = facts["results"], facts["previous"], facts["imported"]
     months, sim_months = facts["months"], facts["sim_months"]
-    house_counts, sim_counts = facts["house_counts"], facts["sim_counts"]
-    rules_seen = sorted(set(house_counts) | set(sim_counts))
+    house_counts, sim_counts, before_counts = facts["house_counts"], facts["sim_counts"], facts["before_counts"]
+    rules_seen = sorted(set(house_counts) | set(sim_counts) | set(before_counts))
     detect_rows = "\n".join(
-        f"| {rule} | {severity} | {house_counts.get((rule, severity), 0)} | {house_counts.get((rule, severity), 0) / months:.3f} "
+        f"| {rule} | {severity} | {before_counts.get((rule, severity), 0) / months:.3f} "
+        f"| {house_counts.get((rule, severity), 0)} | {house_counts.get((rule, severity), 0) / months:.3f} "
         f"| {sim_counts.get((rule, severity), 0) / sim_months:.3f} |"
         for rule, severity in rules_seen
     )
     vee_rows = "\n".join(
         f"| {kind} | {s['gaps']} | {s['intervals']} | {s['ours']['mae']:.4f} | {s['ours']['bias']:+.4f} "
-        f"| {s['linear']['mae']:.4f} | {s['lastweek']['mae']:.4f} | {s['ours']['coverage']:.0%} "
+        f"| {s['previous']['mae']:.4f} | {s['linear']['mae']:.4f} | {s['lastweek']['mae']:.4f} | {s['ours']['coverage']:.0%} "
         f"| {'yes' if s['ours']['mae'] < min(s['linear']['mae'], s['lastweek']['mae']) else 'no'} |"
         for kind, s in facts["vee"].items()
     )
@@ -636,10 +766,8 @@ def _write_section(**facts: Any) -> None:
         f"| {name}{' (kept)' if name == model.DEFAULT.name else ''} | {score:.2f} | {1 - score / naive_mape:+.0%} |"
         for name, score in candidates.items()
     )
-    real, sim = facts["real_shape"], facts["sim_shape"]
-    shape_rows = "\n".join(
-        f"| {name} | {real[name]:.2f} | {sim[name]:.2f} |" for name in real
-    )
+    real, sim, sim_before = facts["real_shape"], facts["sim_shape"], facts["sim_shape_before"]
+    shape_rows = "\n".join(f"| {name} | {real[name]:.2f} | {sim_before[name]:.2f} | {sim[name]:.2f} |" for name in real)
     seconds = facts["seconds"]
     sim_forecast = previous.get("forecast_mape"), previous.get("forecast_naive_mape")
     save_section(
@@ -656,15 +784,15 @@ The clock is local time with DST: each spring the skipped hour 02:00-02:59 is pr
 ships more real households, so the feeder below is made of time-shifted copies of this one house.
 
 Measured on this shared 2-core machine while other sessions ran their tests and benchmarks: times are indicative.
-Whole section: {seconds['total']:.0f} s (detection replay {seconds['detect']:.0f} s, VEE {seconds['vee']:.0f} s,
-forecast backtest {seconds['forecast']:.0f} s, simulator comparison {seconds['compare']:.0f} s).
+Whole section: {seconds["total"]:.0f} s (detection replay {seconds["detect"]:.0f} s, VEE {seconds["vee"]:.0f} s,
+forecast backtest {seconds["forecast"]:.0f} s, simulator comparison {seconds["compare"]:.0f} s).
 
 ### Import (`import_readings`, `ingest/minute_power.py`)
 
-The whole file through `import_readings --serial {SERIAL} --zone Europe/Paris` in {imported['seconds']:.0f} s:
-{imported['summary'].replace(chr(10), '; ')}.
-The {imported['dst_lines']} rejected lines are the four spring hours that do not exist in Paris time, each named by line
-(first: `{imported['first_rejection'][-90:]}`); the autumn days hold 24 of their 25 hours, since the file has the
+The whole file through `import_readings --serial {SERIAL} --zone Europe/Paris` in {imported["seconds"]:.0f} s:
+{imported["summary"].replace(chr(10), "; ")}.
+The {imported["dst_lines"]} rejected lines are the four spring hours that do not exist in Paris time, each named by line
+(first: `{imported["first_rejection"][-90:]}`); the autumn days hold 24 of their 25 hours, since the file has the
 repeated hour once (a 1-hour gap the VEE fills). Stored at 15 minutes: what the meter registry, rollups, VEE, bills and
 detection floors assume of a household meter (and the European settlement period); one-minute rows would be 15 times
 the readings for nothing a bill uses. An interval missing more than a third of its minutes is not stored (a gap for the
@@ -676,43 +804,43 @@ The real detection (`monitoring.services.anomalies_detect`: EN 50160 rules and t
 all {months:.1f} months of stored readings, a UTC day at a time with the baseline rebuilt before each day as the nightly
 job does, warming up from nothing on the first day. Beside it, one simulated healthy household (no solar) over 2009.
 
-| rule | severity | count (house) | per meter-month (house) | per meter-month (simulated) |
-|---|---|---:|---:|---:|
+| rule | severity | per meter-month (house, detector before) | count (house) | per meter-month (house) | per meter-month (simulated) |
+|---|---|---:|---:|---:|---:|
 {detect_rows}
 
 - `real_false_alarms_per_meter_month` (warnings and criticals that are not voltage band violations) =
-  **{results['real_false_alarms_per_meter_month']}**, of which statistical warnings
-  {results['real_statistical_warnings_per_meter_month']} (goal: at most 1); simulated household
-  {results['sim_false_alarms_per_meter_month']}.
+  **{results["real_false_alarms_per_meter_month"]}**, of which statistical warnings
+  {results["real_statistical_warnings_per_meter_month"]} (goal: at most 1); simulated household
+  {results["sim_false_alarms_per_meter_month"]}.
 - `real_band_violations_per_meter_month` (15-minute mean voltage beyond 230 V +-10 %, EN 50160) =
-  **{results['real_band_violations_per_meter_month']}**. The house's voltage runs high (mean 240.8 V, minutes up to 254 V):
+  **{results["real_band_violations_per_meter_month"]}**. The house's voltage runs high (mean 240.8 V, minutes up to 254 V):
   these are real swells, not false alarms, and the operator pages show them as voltage sags/swells with the band.
 
 ### VEE on real gaps (`billing.vee.estimation`)
 
 Gaps cut from {VEE_FIRST_DAY} to {VEE_END_DAY} (each kind on a meter of its own holding the rest of the real series),
 estimated day by day by `estimate_day` through the store, scored per interval against the removed truth (kWh per
-15 minutes; the house's mean interval is {facts['mean_interval_kwh']:.3f} kWh). Baselines: linear interpolation between
+15 minutes; the house's mean interval is {facts["mean_interval_kwh"]:.3f} kWh). Baselines: linear interpolation between
 the measured neighbours whatever the gap's length, and the same local time a week earlier (further back if missing).
 
-| gap kind | gaps | intervals | MAE ours | bias ours | MAE linear | MAE week earlier | estimated | beats both |
-|---|---:|---:|---:|---:|---:|---:|---:|---|
+| gap kind | gaps | intervals | MAE ours | bias ours | MAE previous estimator | MAE linear | MAE week earlier | estimated | beats both |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---|
 {vee_rows}
 
-Billed monthly energy with {results['real_billed_energy_missing_pct']} % of intervals missing (single intervals, 1-4 h gaps and
+Billed monthly energy with {results["real_billed_energy_missing_pct"]} % of intervals missing (single intervals, 1-4 h gaps and
 whole days mixed, per local month, 24 months): mean absolute error of the month's energy, worst month, and mean signed error, in %.
 
 | filled by | mean abs % | worst month % | mean signed % |
 |---|---:|---:|---:|
 {billing_rows}
 
-`real_billed_energy_error_pct` = **{results['real_billed_energy_error_pct']}** (goal: within 2 %).
+`real_billed_energy_error_pct` = **{results["real_billed_energy_error_pct"]}** (goal: within 2 %).
 
 ### Forecast on real load
 
 A feeder of {len(SHIFT_DAYS)} copies of the house shifted by 0, 1 and 2 years of 52 weeks and by -3..+3 weeks (weekdays kept),
 {FORECAST_FIRST_DAY} to {FORECAST_END_DAY}, French public holidays as Sundays; rolling origin as in `bench/forecast.py`
-(48 hours from local midnight), every {FORECAST_ORIGIN_EVERY} days from day {FORECAST_FIRST_ORIGIN_DAY}: {facts['origins']} origins.
+(48 hours from local midnight), every {FORECAST_ORIGIN_EVERY} days from day {FORECAST_FIRST_ORIGIN_DAY}: {facts["origins"]} origins.
 Copies of one house are more alike than a street of households: the feeder keeps the house's own weather response and
 holidays, so it is harder than a real feeder of the same size (less averaging), easier in that no house differs.
 
@@ -721,18 +849,19 @@ holidays, so it is harder than a real feeder of the same size (less averaging), 
 {forecast_rows}
 | seasonal naive (same local hour a week earlier) | {naive_mape:.2f} | |
 
-`real_forecast_mape` = **{results['real_forecast_mape']}** against `real_forecast_naive_mape` =
-**{results['real_forecast_naive_mape']}** ({results['real_forecast_improvement_vs_naive']:.0%} lower; goal 20 %). On the simulator's
+`real_forecast_mape` = **{results["real_forecast_mape"]}** against `real_forecast_naive_mape` =
+**{results["real_forecast_naive_mape"]}** ({results["real_forecast_improvement_vs_naive"]:.0%} lower; goal 20 %). On the simulator's
 feeders the same model scores {sim_forecast[0]} % against {sim_forecast[1]} %. The single house alone (weekly origins):
-{results['real_forecast_single_house_mape']} % against {results['real_forecast_single_house_naive_mape']} % for naive.
+{results["real_forecast_single_house_mape"]} % against {results["real_forecast_single_house_naive_mape"]} % for naive.
 
 ### The simulator's households against the real one
 
-{SIM_HOUSEHOLDS} simulated households (no solar; mean of them) and the house, local days of 2009. Relative figures are
-divided by the mean hour (or mean day) so that a big house and an average one compare.
+{SIM_HOUSEHOLDS} simulated households (no solar), each measured on its own and the median taken, against the house, local
+days of 2009. Relative figures are divided by the household's mean hour (or mean day), so that a big house and an
+average one compare. "Before" is the simulator's activity shape before this comparison (measured in the same run).
 
-| figure | house | simulator |
-|---|---:|---:|
+| figure | house | simulator before | simulator now |
+|---|---:|---:|---:|
 {shape_rows}
 """,
     )

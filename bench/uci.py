@@ -45,7 +45,7 @@ def packaged_lines(first_day: dt.date, end_day: dt.date) -> list[str]:
 
     The file is one line a minute without a break from FIRST_MINUTE, so a day's lines are found
     by counting (and checked)."""
-    start = int((dt.datetime.combine(first_day, dt.time()) - FIRST_MINUTE).total_seconds() // 60)  # noqa: DTZ001
+    start = int((dt.datetime.combine(first_day, dt.time()) - FIRST_MINUTE).total_seconds() // 60)
     count = (end_day - first_day).days * 1440
     with packaged_file().open(encoding="utf-8") as fh:
         next(fh)  # the header

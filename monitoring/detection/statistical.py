@@ -169,7 +169,9 @@ def check(
             baseline = used.setdefault(rule.severity, {"method": "median_mad_hour_of_day", "k": K_SIGMA, "hour": hour})
             baseline[rule.name] = {"median": median, "sigma": round(sigma, 6), "n": n}
             if slope:
-                baseline[rule.name].update(load_slope_v_per_a=slope, expected=round(median - (judged - float(value)), 3))
+                baseline[rule.name].update(
+                    load_slope_v_per_a=slope, expected=round(median - (judged - float(value)), 3)
+                )
     return [
         Finding(RULE_BY_SEVERITY[severity], tuple(names), severity, used[severity])
         for severity, names in flagged.items()

@@ -139,6 +139,24 @@ def _import(meter: Meter) -> dict[str, Any]:
     }
 
 
+def _minute_voltage() -> dict[str, float]:
+    """What the one-minute voltages say of the EN 50160 band, which judges 10-minute means."""
+    volts = []
+    with uci.packaged_file().open(encoding="utf-8") as fh:
+        next(fh)
+        for line in fh:
+            volts.append(float(line.split(",", 4)[3]))
+    minutes = np.array(volts)
+    ten = minutes[: minutes.size // 10 * 10].reshape(-1, 10).mean(axis=1)
+    return {
+        "minutes_above": float((minutes > 253.0).sum()),
+        "minutes_below": float((minutes < 207.0).sum()),
+        "max_minute": float(minutes.max()),
+        "max_ten_minutes": float(ten.max()),
+        "ten_minutes_above": float((ten > 253.0).sum()),
+    }
+
+
 def _truth(meter: Meter) -> dict[dt.datetime, dict[str, Any]]:
     """The stored readings of the house by interval end (UTC, aware)."""
     result = {}
@@ -577,6 +595,7 @@ def run() -> dict[str, Any]:
     before = _meter(BEFORE_SERIAL)
     _reset([house.pk, simulated.pk, before.pk])
     imported = _import(house)
+    minute_voltage = _minute_voltage()
     truth = _truth(house)
     first, last = min(truth), max(truth)
 
@@ -722,6 +741,7 @@ def run() -> dict[str, Any]:
         imported=imported,
         house_counts=house_counts,
         before_counts=before_counts,
+        minute_voltage=minute_voltage,
         sim_counts=sim_counts,
         months=months,
         sim_months=sim_months,
@@ -741,6 +761,7 @@ def run() -> dict[str, Any]:
 
 def _write_section(**facts: Any) -> None:
     results, previous, imported = facts["results"], facts["previous"], facts["imported"]
+    volts = facts["minute_voltage"]
     months, sim_months = facts["months"], facts["sim_months"]
     house_counts, sim_counts, before_counts = facts["house_counts"], facts["sim_counts"], facts["before_counts"]
     rules_seen = sorted(set(house_counts) | set(sim_counts) | set(before_counts))
@@ -813,8 +834,14 @@ job does, warming up from nothing on the first day. Beside it, one simulated hea
   {results["real_statistical_warnings_per_meter_month"]} (goal: at most 1); simulated household
   {results["sim_false_alarms_per_meter_month"]}.
 - `real_band_violations_per_meter_month` (15-minute mean voltage beyond 230 V +-10 %, EN 50160) =
-  **{results["real_band_violations_per_meter_month"]}**. The house's voltage runs high (mean 240.8 V, minutes up to 254 V):
-  these are real swells, not false alarms, and the operator pages show them as voltage sags/swells with the band.
+  **{results["real_band_violations_per_meter_month"]}**. The house's voltage runs high, and
+  {volts["minutes_above"]:.0f} one-minute values exceed 253 V (the highest {volts["max_minute"]:.2f} V;
+  {volts["minutes_below"]:.0f} are below 207 V), but EN 50160 judges 10-minute means, and the highest of those is
+  {volts["max_ten_minutes"]:.2f} V ({volts["ten_minutes_above"]:.0f} above 253 V); a 15-minute meter
+  sees none. So no band violation here is right, not a miss. Where one happens, the operator pages (anomalies list,
+  meter pages) now say what it is, e.g. "254.2 V above the EN 50160 band (207-253 V): a supply voltage violation",
+  while a statistical flag reads "226.0 V, within the standard band, unusual for this meter at this hour (usual 239.5 V)"
+  (`monitoring.detection.describe`); before, both showed a bare rule name.
 
 ### VEE on real gaps (`billing.vee.estimation`)
 

@@ -121,7 +121,7 @@ def _profile_estimates(
         [gap[0] - step * k for k in range(1, edge + 1)],
         [gap[-1] + step * k for k in range(1, edge + 1)],
     )
-    offsets = []
+    offsets: list[tuple[float, ...]] = []
     for side in sides:
         known = [ts for ts in side if ts in effective]
         offsets.append(
@@ -136,11 +136,11 @@ def _profile_estimates(
     values = []
     for position, ts in enumerate(gap, start=1):
         from_before, from_after = math.exp(-position / fade), math.exp(-(len(gap) + 1 - position) / fade)
-        usual = scaled(ts)
+        shaped = scaled(ts)
         values.append(
             (
-                max(0.0, usual[0] + from_before * offsets[0][0] + from_after * offsets[1][0]),
-                max(0.0, usual[1] + from_before * offsets[0][1] + from_after * offsets[1][1]),
+                max(0.0, shaped[0] + from_before * offsets[0][0] + from_after * offsets[1][0]),
+                max(0.0, shaped[1] + from_before * offsets[0][1] + from_after * offsets[1][1]),
             )
         )
     return values

@@ -167,11 +167,11 @@ def check(
         if deviation > K_SIGMA * sigma and deviation > rule.min_deviation(meter):
             flagged.setdefault(rule.severity, []).append(rule.name)
             baseline = used.setdefault(rule.severity, {"method": "median_mad_hour_of_day", "k": K_SIGMA, "hour": hour})
-            baseline[rule.name] = {"median": median, "sigma": round(sigma, 6), "n": n}
+            entry: dict[str, object] = {"median": median, "sigma": round(sigma, 6), "n": n}
             if slope:
-                baseline[rule.name].update(
-                    load_slope_v_per_a=slope, expected=round(median - (judged - float(value)), 3)
-                )
+                # The voltage this hour's usual means at the load the meter drew.
+                entry.update(load_slope_v_per_a=slope, expected=round(median - (judged - float(value)), 3))
+            baseline[rule.name] = entry
     return [
         Finding(RULE_BY_SEVERITY[severity], tuple(names), severity, used[severity])
         for severity, names in flagged.items()

@@ -23,6 +23,10 @@ LONGITUDE_DEG = 4.85
 # module is what leaves that band.
 VOLTAGE_BAND = 0.02
 FREQUENCY_BAND_HZ = 0.05
+# Days differ as a whole (guests, a day out, laundry day): each day's activity is scaled by a factor
+# drawn around 1 with this spread. The real house in Sceaux (bench/realdata.py) varies by 33 % from
+# day to day (coefficient of variation of daily energy), the simulator's did by 17 % without it.
+DAY_FACTOR_SIGMA = 0.25
 
 
 @dataclass(frozen=True)
@@ -137,9 +141,7 @@ class LoadModel:
         # Winter skies are cloudier; a day is clear, mixed or overcast as a whole.
         winter = 0.5 + 0.5 * math.cos(2.0 * math.pi * (day.timetuple().tm_yday - 15) / 365.0)
         self._cloudiness = self._rng.betavariate(1.2 + 1.5 * winter, 2.5 - 1.0 * winter)
-        # Days differ as a whole (guests, a day out, laundry day): the real house's daily energy
-        # varies by 33 % (coefficient of variation), the simulator's did by 17 %.
-        self._day_factor = min(1.8, max(0.4, self._rng.gauss(1.0, 0.25)))
+        self._day_factor = min(1.8, max(0.4, self._rng.gauss(1.0, DAY_FACTOR_SIGMA)))
 
     def sample(self, end: dt.datetime, interval_s: int) -> Sample:
         """The interval ending at `end` (UTC, aware). Call in time order for appliance carry-over."""

@@ -3,7 +3,7 @@
 Short gaps (up to 2 hours) are interpolated linearly between the measured intervals on either side.
 Longer gaps, and gaps without a measured neighbour, follow the meter's own profile: its mean for
 the local hour of that kind of day (working day, Saturday, Sunday) over the 4 weeks before, scaled
-to the level the meter actually drew over the 7 days before the gap, and bent to meet the measured
+to the level the meter actually drew over the 3 days either side of the gap, and bent to meet the measured
 intervals at the gap's edges (the edge's difference from the profile fades within about an hour).
 Gaps up to 4 hours take the mean of that and the straight line.
 
@@ -34,10 +34,12 @@ SHORT_GAP = dt.timedelta(hours=2)
 MEDIUM_GAP = dt.timedelta(hours=4)
 # The weeks of history the day-type/hour profile is taken from.
 PROFILE_DAYS = 28
-# The profile is scaled to what the meter drew over this long before the gap (within LEVEL_CLIP of 1:
-# a week away from home must not make every later estimate zero).
-LEVEL_DAYS = 7
-LEVEL_CLIP = 0.3
+# The profile is scaled to what the meter drew over this long on each side of the gap (within
+# LEVEL_CLIP of 1: a week away from home must not make every later estimate zero). Both sides, since
+# the VEE runs after the fact: a gap inside a holiday has low days around it, the first days back
+# home high ones, and the profile of the 4 weeks before knows neither.
+LEVEL_DAYS = 3
+LEVEL_CLIP = 0.6
 # The edges the profile is bent to: the mean difference over this long on each side, fading with
 # this time constant into the gap.
 EDGE = dt.timedelta(hours=1)
@@ -103,7 +105,8 @@ def _profile_estimates(
         return profile.get((_day_type(begin.isoweekday()), begin.hour), fallback)
 
     level = [1.0, 1.0]
-    window = [gap[0] - step * k for k in range(1, int(dt.timedelta(days=LEVEL_DAYS) / step) + 1)]
+    reach = int(dt.timedelta(days=LEVEL_DAYS) / step)
+    window = [gap[0] - step * k for k in range(1, reach + 1)] + [gap[-1] + step * k for k in range(1, reach + 1)]
     measured = [ts for ts in window if ts in effective]
     if len(measured) * step >= dt.timedelta(days=1):
         for n, name in enumerate(("import_kwh", "export_kwh")):
@@ -150,10 +153,12 @@ def estimate_day(meter: Meter, day: dt.date, *, now: dt.datetime) -> int:
     """Estimate the missing intervals of one meter's local day; returns how many are estimated now."""
     step = dt.timedelta(seconds=meter.interval_s)
     start, end = local_midnight(day), local_midnight(day + dt.timedelta(days=1))
-    # The week before (the profile's level) and an hour after (the gap's far edge) come along.
+    # The days around (the profile's level, the gaps' edges) come along.
     effective = {
         row["ts"]: row
-        for row in store.effective_intervals(meter.pk, start - dt.timedelta(days=LEVEL_DAYS), end + EDGE)
+        for row in store.effective_intervals(
+            meter.pk, start - dt.timedelta(days=LEVEL_DAYS), end + dt.timedelta(days=LEVEL_DAYS)
+        )
         if row["source"] != store.SOURCE_ESTIMATE
     }
     expected = expected_times(start, end, meter.interval_s, now)

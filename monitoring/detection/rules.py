@@ -15,7 +15,7 @@ OTHER_VOLTAGE_TOLERANCE = 0.10
 FREQUENCY_TOLERANCE = 0.01
 # Utilities commonly penalise below 0.8 (lagging); at a household's standing load PF means little.
 # The UCI house (bench/realdata.py) sits at PF 0.7-0.8 whenever only its fridge and electronics
-# run (200-600 W: 41 warnings per meter-month at a 200 W floor), and never below 0.8 above 1 kW,
+# run (200-600 W: 43 warnings per meter-month at a 200 W floor), and never below 0.8 above 1 kW,
 # where a low PF would say something about the installation.
 POWER_FACTOR_MIN = 0.8
 POWER_FACTOR_MIN_LOAD_W = 1000.0

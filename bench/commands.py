@@ -134,7 +134,7 @@ def run() -> dict[str, Any]:
     save_results(results)
     at = dt.datetime.now(tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     save_section(
-        "70-commands",
+        "80-commands",
         f"""
 ## Commands to meters (`python -m bench commands`, {at})
 

@@ -256,7 +256,7 @@ pooled ("day-type"), of every working day; "shrunk" lets the data choose between
 simulator every working day behaves alike, so it pools). The level ratio scales the profile to what the last day or week
 actually drew. Without a level, every profile loses to naive: in autumn the simulator's heating load grows a few percent a
 week, and a profile of the last four weeks lags two weeks behind. Seasonal naive lags one week and copies last week's
-noise; the kept model lags less than a day in level and averages ten working days of noise away.
+noise; the kept model lags less than a day in level and averages weeks of working days' noise away.
 
 Honest limits: the simulator's weather is a smooth seasonal curve with no cold snaps, so a week's level carries over
 better than it would in a real November; real weather would raise both models' errors (naive's too). Its households

@@ -10,6 +10,7 @@ re-run or two runs at once change nothing.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -18,7 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 
-from mdms.core import stored_batches
+from mdms.core.followers import follower_run
 from mdms.core.models import Customer, Meter
 from mdms.core.timeseries import anomalies as store
 from monitoring import webhook
@@ -166,10 +167,22 @@ def outages_apply_readings(*, newest: dict[int, dt.datetime], touched: dict[int,
         meters_restore(at=newest, by="reading", touched=touched)
 
 
+def silence_now(*, wall: dt.datetime | None = None) -> dt.datetime | None:
+    """The time silence is measured against: the stream's own (what the outage follower has applied,
+    going on with the wall clock when nothing more comes), not the wall clock. None before anything."""
+    return store.stream_now(wall=wall or dt.datetime.now(tz=dt.UTC))
+
+
 def outages_check_silent(*, now: dt.datetime | None = None) -> dict[int, str]:
     """Silent meters join their feeder's open incident after one missed interval; elsewhere, meters
-    silent for MONITORING_SILENT_INTERVALS intervals open an incident when enough fall silent together."""
-    now = now or dt.datetime.now(tz=dt.UTC)
+    silent for MONITORING_SILENT_INTERVALS intervals open an incident when enough fall silent together.
+
+    `now` defaults to the stream's time (silence_now): while history is replayed, a meter whose
+    replayed readings keep coming is not silent however old they are.
+    """
+    now = now or silence_now()
+    if now is None:
+        return {}
     intervals = settings.MONITORING_SILENT_INTERVALS
     candidates = store.last_seen_before(now - SILENCE_GRACE - dt.timedelta(seconds=intervals * 60))
     touched: dict[int, str] = {}
@@ -208,17 +221,39 @@ def outages_check_silent(*, now: dt.datetime | None = None) -> dict[int, str]:
     return touched
 
 
-def outages_process_pending(*, consumer: str, group: str = OUTAGES_GROUP, count: int = 1000) -> dict[str, int]:
-    """The beat job: apply up to `count` entries the ingest stored since the last run, then acknowledge them."""
-    entries = stored_batches.take(group, consumer, count=count)
-    if not entries:
-        return {"entries": 0}
-    touched: dict[int, str] = {}
-    event_ranges = [(b.meter_pks, b.min_ts, b.max_ts) for _id, b in entries if b.kind == "events"]
-    reading_ranges = [(b.meter_pks, b.min_ts, b.max_ts) for _id, b in entries if b.kind == "readings"]
-    events = store.power_events_in(event_ranges)
-    outages_apply_events(events=events, touched=touched)
-    outages_apply_readings(newest=store.newest_readings_in(reading_ranges), touched=touched)
-    stored_batches.done(group, [entry_id for entry_id, _b in entries])
-    webhook.incidents_notify(touched)
-    return {"entries": len(entries), "events": len(events), "incidents_touched": len(touched)}
+def outages_process_pending(
+    *, consumer: str, group: str = OUTAGES_GROUP, count: int = 1000, budget_s: float = 0.0
+) -> dict[str, int]:
+    """The beat job: apply rounds of up to `count` entries the ingest stored since the last run,
+    acknowledging each, until the stream is empty or `budget_s` has passed (one round when 0).
+
+    One run at a time (mdms.core.followers: a Redis lock renewed by a heartbeat, which also keeps
+    the entries it took from being claimed by another run while it works).
+    """
+    started = time.monotonic()
+    totals = {"entries": 0, "events": 0, "incidents_touched": 0}
+    with follower_run(group, consumer) as run:
+        if run is None:
+            return {**totals, "skipped": 1}
+        while True:
+            entries = run.take(count=count)
+            if not entries:
+                break
+            touched: dict[int, str] = {}
+            event_ranges = [(b.meter_pks, b.min_ts, b.max_ts) for _id, b in entries if b.kind == "events"]
+            reading_ranges = [(b.meter_pks, b.min_ts, b.max_ts) for _id, b in entries if b.kind == "readings"]
+            events = store.power_events_in(event_ranges)
+            outages_apply_events(events=events, touched=touched)
+            newest = store.newest_readings_in(reading_ranges)
+            outages_apply_readings(newest=newest, touched=touched)
+            heard = [*newest.values(), *(event["ts"] for event in events)]
+            if heard:
+                store.stream_clock_advance(max(heard), at=dt.datetime.now(tz=dt.UTC))
+            run.done(entry_id for entry_id, _b in entries)
+            webhook.incidents_notify(touched)
+            totals["entries"] += len(entries)
+            totals["events"] += len(events)
+            totals["incidents_touched"] += len(touched)
+            if time.monotonic() - started >= budget_s:
+                break
+    return totals

@@ -36,8 +36,11 @@ def incidents(*, status: str | None = None, feeder_pk: int | None = None) -> Que
 
 
 def silent_meters(*, now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Active meters whose newest reading is MONITORING_SILENT_INTERVALS intervals old or more."""
-    now = now or dt.datetime.now(tz=dt.UTC)
+    """Active meters whose newest reading is MONITORING_SILENT_INTERVALS intervals old or more, by the
+    stream's time (what the outage follower has applied), as the silent-meter check judges them."""
+    now = now or store.stream_now(wall=dt.datetime.now(tz=dt.UTC))
+    if now is None:
+        return []
     intervals = settings.MONITORING_SILENT_INTERVALS
     seen = store.last_seen_before(now - dt.timedelta(seconds=intervals * 60))
     rows = Meter.objects.filter(pk__in=list(seen), status=Meter.Status.ACTIVE).select_related("premise__feeder")

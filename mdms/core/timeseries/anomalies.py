@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pymongo import UpdateOne
+from pymongo.errors import DuplicateKeyError
 
 from mdms.core.timeseries import ANOMALIES, ANOMALY_BASELINES, EVENTS, METER_LAST_SEEN, READINGS, collection
 
@@ -200,3 +201,34 @@ def last_seen_before(threshold: dt.datetime) -> dict[int, dt.datetime]:
 
 def last_seen(meter_pks: Iterable[int]) -> dict[int, dt.datetime]:
     return {doc["_id"]: doc["ts"] for doc in collection(METER_LAST_SEEN).find({"_id": {"$in": list(meter_pks)}})}
+
+
+# The outage follower's clock, a document of meter_last_seen with _id "clock" (no "ts", so the
+# silence queries never see it): the newest reading or event time the follower has applied
+# ("newest"), and the wall time when it did ("at"). Silence is measured against it, so a backlog
+# being replayed (months old, minutes behind) is not mistaken for meters gone quiet.
+CLOCK_ID = "clock"
+
+
+def stream_clock_advance(newest: dt.datetime, *, at: dt.datetime) -> None:
+    """Move the clock to `newest` (never past the wall time `at`, never backwards)."""
+    newest = min(newest, at)
+    try:
+        collection(METER_LAST_SEEN).update_one(
+            {"_id": CLOCK_ID, "newest": {"$lt": newest}}, {"$set": {"newest": newest, "at": at}}, upsert=True
+        )
+    except DuplicateKeyError:
+        pass  # the clock is already at or past `newest`
+
+
+def stream_now(*, wall: dt.datetime) -> dt.datetime | None:
+    """The stream's own "now": the newest time applied, plus the wall time since, never past `wall`.
+
+    While a backlog is replayed this is the replay's time; when every meter falls silent, it goes on
+    with the wall clock from the last thing heard. None before anything was applied.
+    """
+    doc = collection(METER_LAST_SEEN).find_one({"_id": CLOCK_ID})
+    if doc is None:
+        return None
+    newest, at = doc["newest"].replace(tzinfo=dt.UTC), doc["at"].replace(tzinfo=dt.UTC)
+    return min(wall, newest + max(dt.timedelta(0), wall - at))

@@ -107,7 +107,9 @@ def _store_backlog(people: dict[str, int]) -> int:
         if pk not in out or not any(off < reading["ts"] <= on for off, on in windows)
     ]
     helpers.store(readings)
-    events = [(pk, ts, kind) for off, on in windows for pk in out for ts, kind in ((off, "power_off"), (on, "power_on"))]
+    events = [
+        (pk, ts, kind) for off, on in windows for pk in out for ts, kind in ((off, "power_off"), (on, "power_on"))
+    ]
     helpers.store_events(events)
     entries = 0
     hour = D0

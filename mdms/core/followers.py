@@ -74,8 +74,9 @@ class FollowerRun:
         if not client.eval(_RENEW, 1, self.lock_key, self.token, self.lock_ttl_ms):
             # Another run may hold the lock now: this one finishes its round (entries are idempotent).
             self.lost.set()
+        held: list[int | bytes | str | memoryview[int]] = []  # the ids' type as redis-py's stubs spell it
         with self._held_lock:
-            held = sorted(self._held)
+            held.extend(sorted(self._held))
         if held:
             client.xclaim(
                 stored_batches.STREAM, self.group, self.consumer, min_idle_time=0, message_ids=held, justid=True

@@ -9,6 +9,7 @@ of detection never duplicates an anomaly.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -213,12 +214,11 @@ CLOCK_ID = "clock"
 def stream_clock_advance(newest: dt.datetime, *, at: dt.datetime) -> None:
     """Move the clock to `newest` (never past the wall time `at`, never backwards)."""
     newest = min(newest, at)
-    try:
+    # A duplicate key means the clock exists and is already at or past `newest`: nothing to do.
+    with contextlib.suppress(DuplicateKeyError):
         collection(METER_LAST_SEEN).update_one(
             {"_id": CLOCK_ID, "newest": {"$lt": newest}}, {"$set": {"newest": newest, "at": at}}, upsert=True
         )
-    except DuplicateKeyError:
-        pass  # the clock is already at or past `newest`
 
 
 def stream_now(*, wall: dt.datetime) -> dt.datetime | None:

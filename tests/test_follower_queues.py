@@ -3,10 +3,12 @@ and its beat ticks are never all discarded while a run of its kind works."""
 
 from __future__ import annotations
 
+import datetime as dt
 import shlex
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from django.conf import settings
 
@@ -63,3 +65,44 @@ def test_a_follower_tick_waits_longer_than_a_run_before_it_is_dropped() -> None:
             expires = entry.get("options", {}).get("expires")
             # A tick waits only behind one run of its own kind (its own worker); it must outlive it.
             assert expires is None or expires > 4 * budgets.get(entry["task"], 10.0), entry
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_through_the_broker_the_rollup_worker_runs_its_follower_and_never_takes_another_kinds_run(
+    alice: Any, mongo: Any
+) -> None:
+    """A rollups-only worker (as in the Procfile): the rollup follower's run is done by it while the
+    outage follower's runs stay in their own queue for their own worker, however many there are."""
+    from celery.contrib.testing.worker import start_worker
+
+    from billing import rollups
+    from billing.tasks import follow_stored_batches
+    from ingest.testing import wait_for
+    from mdms.celery import app
+    from mdms.core import stored_batches
+    from monitoring import outages
+    from monitoring.tasks import track_outages
+    from monitoring.tests import helpers
+
+    client = stored_batches.connection()
+    client.delete(stored_batches.STREAM, "outages", "rollups")
+    end = dt.datetime(2026, 9, 17, tzinfo=dt.UTC)
+    readings = list(helpers.household(alice.meter.pk, end - dt.timedelta(days=1), end))
+    helpers.store(readings)
+    stored_batches.publish(
+        kind="readings", meter_pks=[alice.meter.pk], min_ts=readings[0]["ts"], max_ts=end, count=len(readings)
+    )
+    assert stored_batches.backlog(rollups.GROUP) == stored_batches.backlog(outages.OUTAGES_GROUP) == 1
+    try:
+        with start_worker(
+            app, pool="solo", queues=["rollups"], perform_ping_check=False, loglevel="WARNING", shutdown_timeout=15
+        ):
+            for _tick in range(3):
+                track_outages.delay()
+            follow_stored_batches.delay()
+            wait_for(lambda: stored_batches.backlog(rollups.GROUP) == 0, 60, "the rollup follower's run")
+        assert client.llen("outages") == 3
+        assert stored_batches.backlog(outages.OUTAGES_GROUP) == 1
+    finally:
+        client.delete(stored_batches.STREAM, "outages", "rollups")

@@ -22,10 +22,10 @@ from django.db.models import Max, Q
 from mdms.core.followers import follower_run
 from mdms.core.models import Customer, Meter
 from mdms.core.timeseries import anomalies as store
-from monitoring import webhook
+from monitoring import selectors, webhook
 from monitoring.models import IncidentMeter, OutageIncident
 
-OUTAGES_GROUP = "outages"
+OUTAGES_GROUP = selectors.OUTAGES_GROUP
 # A meter that goes out within this long of an open incident's start on its feeder joins it.
 CORRELATION_WINDOW = dt.timedelta(minutes=30)
 # Silent meters alone open an incident only when this many on one feeder fall silent together:
@@ -167,22 +167,14 @@ def outages_apply_readings(*, newest: dict[int, dt.datetime], touched: dict[int,
         meters_restore(at=newest, by="reading", touched=touched)
 
 
-def silence_now(*, wall: dt.datetime | None = None) -> dt.datetime | None:
-    """The time silence is measured against: the stream's own (what the outage follower has applied,
-    going on with the wall clock when nothing more comes), not the wall clock. None before anything."""
-    return store.stream_now(wall=wall or dt.datetime.now(tz=dt.UTC))
-
-
 def outages_check_silent(*, now: dt.datetime | None = None) -> dict[int, str]:
     """Silent meters join their feeder's open incident after one missed interval; elsewhere, meters
     silent for MONITORING_SILENT_INTERVALS intervals open an incident when enough fall silent together.
 
-    `now` defaults to the stream's time (silence_now): while history is replayed, a meter whose
-    replayed readings keep coming is not silent however old they are.
+    `now` defaults to the stream's time (selectors.silence_now): while history is replayed, a meter
+    whose replayed readings keep coming is not silent however old they are.
     """
-    now = now or silence_now()
-    if now is None:
-        return {}
+    now = now or selectors.silence_now()
     intervals = settings.MONITORING_SILENT_INTERVALS
     candidates = store.last_seen_before(now - SILENCE_GRACE - dt.timedelta(seconds=intervals * 60))
     touched: dict[int, str] = {}

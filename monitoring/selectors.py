@@ -8,10 +8,14 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 
+from mdms.core import stored_batches
 from mdms.core.models import Feeder, Meter, Region
 from mdms.core.timeseries import anomalies as store
 from monitoring.detection import ALERTING, SEVERITIES
 from monitoring.models import MOMENTARY_LIMIT, IncidentMeter, OutageIncident
+
+# The outage follower's consumer group of the stored-batches stream (monitoring.outages uses it).
+OUTAGES_GROUP = "outages"
 
 # "Active" anomalies are those of the last day.
 ACTIVE_WINDOW = dt.timedelta(hours=24)
@@ -35,12 +39,29 @@ def incidents(*, status: str | None = None, feeder_pk: int | None = None) -> Que
     return queryset.order_by("-started_at")
 
 
+def silence_now(*, wall: dt.datetime | None = None) -> dt.datetime:
+    """The time silence is measured against: the stream's own, not the wall clock.
+
+    While the outage follower has entries left to apply (a backlog being replayed, months old or
+    seconds), it is the newest reading or event time it has applied: a meter whose readings are
+    still in the backlog is not silent. Once it has applied everything, the clock goes on with the
+    wall time since (when nothing at all is heard, silence still grows). Before the follower applied
+    anything, the wall clock.
+    """
+    wall = wall or dt.datetime.now(tz=dt.UTC)
+    clock = store.stream_clock()
+    if clock is None:
+        return wall
+    newest, applied_at = clock
+    if stored_batches.backlog(OUTAGES_GROUP):
+        return min(wall, newest)
+    return min(wall, newest + max(dt.timedelta(0), wall - applied_at))
+
+
 def silent_meters(*, now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """Active meters whose newest reading is MONITORING_SILENT_INTERVALS intervals old or more, by the
     stream's time (what the outage follower has applied), as the silent-meter check judges them."""
-    now = now or store.stream_now(wall=dt.datetime.now(tz=dt.UTC))
-    if now is None:
-        return []
+    now = now or silence_now()
     intervals = settings.MONITORING_SILENT_INTERVALS
     seen = store.last_seen_before(now - dt.timedelta(seconds=intervals * 60))
     rows = Meter.objects.filter(pk__in=list(seen), status=Meter.Status.ACTIVE).select_related("premise__feeder")

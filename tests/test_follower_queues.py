@@ -70,7 +70,7 @@ def test_a_follower_tick_waits_longer_than_a_run_before_it_is_dropped() -> None:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_through_the_broker_the_rollup_worker_runs_its_follower_and_never_takes_another_kinds_run(
-    alice: Any, mongo: Any
+    role_groups: None, alice: Any, mongo: Any
 ) -> None:
     """A rollups-only worker (as in the Procfile): the rollup follower's run is done by it while the
     outage follower's runs stay in their own queue for their own worker, however many there are."""

@@ -200,8 +200,7 @@ def test_a_backlog_with_an_outage_season_and_a_busy_outage_follower_still_advanc
 
 def _assert_no_reporting_meter_is_out(people: dict[str, int]) -> None:
     """Whoever is out now must be silent by the stream's clock (or have sent a last gasp)."""
-    now = outages.silence_now()
-    assert now is not None
+    now = selectors.silence_now()
     limit = dt.timedelta(seconds=settings.MONITORING_SILENT_INTERVALS * 900) + outages.SILENCE_GRACE
     seen = anomaly_store.last_seen(people.values())
     for row in IncidentMeter.objects.filter(restored_at__isnull=True):
@@ -226,11 +225,13 @@ def test_replayed_history_opens_no_incident_for_meters_that_report_though_the_wa
     assert not OutageIncident.objects.exists()
     # By the wall clock every one of them would have looked silent for months; by the stream's, the
     # replay's last reading is a moment ago (plus the wall time this test took since it was applied).
-    now = outages.silence_now()
-    assert now is not None and D0 + dt.timedelta(days=1) <= now < D0 + dt.timedelta(days=1, minutes=1)
+    now = selectors.silence_now()
+    assert D0 + dt.timedelta(days=1) <= now < D0 + dt.timedelta(days=1, minutes=1)
 
 
-def test_a_live_outage_becomes_an_incident_within_two_intervals_by_the_streams_clock(people: dict[str, int]) -> None:
+def test_a_live_outage_becomes_an_incident_within_two_intervals_by_the_streams_clock(
+    people: dict[str, int], clean_stream: None
+) -> None:
     wall = dt.datetime.now(tz=dt.UTC).replace(second=0, microsecond=0)
     quiet_since = wall - dt.timedelta(minutes=32)  # two 15-minute intervals and the grace have gone by
     outages.outages_apply_readings(
@@ -246,19 +247,22 @@ def test_a_live_outage_becomes_an_incident_within_two_intervals_by_the_streams_c
     assert incident.started_at == quiet_since
 
 
-def test_when_every_meter_falls_silent_the_streams_clock_goes_on_with_the_wall_clock(people: dict[str, int]) -> None:
+def test_when_every_meter_falls_silent_the_streams_clock_goes_on_with_the_wall_clock(
+    people: dict[str, int], clean_stream: None
+) -> None:
     wall = dt.datetime.now(tz=dt.UTC)
     last = wall - dt.timedelta(minutes=40)
     north = [people["alice"], people["bob"], people["carol"]]
     outages.outages_apply_readings(newest=dict.fromkeys(north, last), touched={})
-    # Nothing has been heard since `last`, applied at once: the stream's time is now the wall's.
+    # Nothing has been heard since `last`, applied at once, and nothing waits in the stream: the
+    # stream's time goes on with the wall's.
     anomaly_store.stream_clock_advance(last, at=last)
 
     outages.outages_check_silent()
 
     incident = OutageIncident.objects.get()
     assert incident.affected_meters == 3
-    assert outages.silence_now(wall=wall) == wall
+    assert selectors.silence_now(wall=wall) == wall
 
 
 def test_finding_a_feeders_open_incident_reads_an_index_range_whatever_the_history(people: dict[str, int]) -> None:
@@ -279,3 +283,16 @@ def test_finding_a_feeders_open_incident_reads_an_index_range_whatever_the_histo
 
     assert "incident_status_feeder_start" in plan
     assert "Seq Scan" not in plan
+
+
+def test_while_the_outage_follower_has_a_backlog_its_clock_waits_for_it(
+    people: dict[str, int], clean_stream: None
+) -> None:
+    wall = dt.datetime.now(tz=dt.UTC).replace(microsecond=0)  # MongoDB keeps milliseconds
+    applied = wall - dt.timedelta(hours=2)
+    anomaly_store.stream_clock_advance(applied, at=applied)
+    assert selectors.silence_now(wall=wall) == wall  # caught up: nothing heard for two hours
+
+    # Readings stored but not yet applied by the outage follower: silence is judged at its position.
+    stored_batches.publish(kind="readings", meter_pks=[people["alice"]], min_ts=wall, max_ts=wall, count=1)
+    assert selectors.silence_now(wall=wall) == applied

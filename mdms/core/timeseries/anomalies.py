@@ -221,14 +221,9 @@ def stream_clock_advance(newest: dt.datetime, *, at: dt.datetime) -> None:
         )
 
 
-def stream_now(*, wall: dt.datetime) -> dt.datetime | None:
-    """The stream's own "now": the newest time applied, plus the wall time since, never past `wall`.
-
-    While a backlog is replayed this is the replay's time; when every meter falls silent, it goes on
-    with the wall clock from the last thing heard. None before anything was applied.
-    """
+def stream_clock() -> tuple[dt.datetime, dt.datetime] | None:
+    """(newest time applied, wall time it was applied), or None before the outage follower applied anything."""
     doc = collection(METER_LAST_SEEN).find_one({"_id": CLOCK_ID})
     if doc is None:
         return None
-    newest, at = doc["newest"].replace(tzinfo=dt.UTC), doc["at"].replace(tzinfo=dt.UTC)
-    return min(wall, newest + max(dt.timedelta(0), wall - at))
+    return doc["newest"].astimezone(dt.UTC), doc["at"].astimezone(dt.UTC)

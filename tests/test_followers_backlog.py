@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from billing import rollups
 from mdms.core import followers, stored_batches
@@ -296,3 +297,23 @@ def test_while_the_outage_follower_has_a_backlog_its_clock_waits_for_it(
     # Readings stored but not yet applied by the outage follower: silence is judged at its position.
     stored_batches.publish(kind="readings", meter_pks=[people["alice"]], min_ts=wall, max_ts=wall, count=1)
     assert selectors.silence_now(wall=wall) == applied
+
+
+def test_the_outage_followers_work_per_day_of_backlog_does_not_grow_with_the_incidents_in_history(
+    people: dict[str, int], clean_stream: None
+) -> None:
+    total = _store_backlog(people)
+    per_day = total // DAYS  # 24 readings entries and 8 events entries, the same shape every day
+
+    def one_day() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert outages.outages_process_pending(consumer="test", count=per_day)["entries"] == per_day
+        return len(queries.captured_queries)
+
+    one_day()
+    before = one_day()
+    _past_season([people["alice"], people["bob"], people["carol"]])
+    after = one_day()
+
+    assert after == before
+    assert OutageIncident.objects.filter(started_at__gte=D0).count() == DAYS * len(OUTAGE_HOURS)

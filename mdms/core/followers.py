@@ -57,6 +57,8 @@ class FollowerRun:
     def take(
         self, *, count: int, min_idle_ms: int = stored_batches.CLAIM_IDLE_MS
     ) -> list[tuple[str, stored_batches.StoredBatch]]:
+        if self.lost.is_set():
+            return []  # the lock lapsed (another run may have it): take no new work, finish this round
         entries = stored_batches.take(self.group, self.consumer, count=count, min_idle_ms=min_idle_ms)
         with self._held_lock:
             self._held.update(entry_id for entry_id, _batch in entries)
@@ -72,7 +74,8 @@ class FollowerRun:
         """Renew the lock and the idle time of every entry taken and not done."""
         client = stored_batches.connection()
         if not client.eval(_RENEW, 1, self.lock_key, self.token, self.lock_ttl_ms):
-            # Another run may hold the lock now: this one finishes its round (entries are idempotent).
+            # Another run may hold the lock now: this one finishes its round (entries are idempotent)
+            # and takes no more.
             self.lost.set()
         held: list[int | bytes | str | memoryview[int]] = []  # the ids' type as redis-py's stubs spell it
         with self._held_lock:

@@ -117,3 +117,14 @@ def test_entries_done_are_no_longer_renewed_or_claimed(group: str) -> None:
     time.sleep(IDLE_MS / 1000 + 0.2)
     assert stored_batches.take(group, "heir", count=10, min_idle_ms=IDLE_MS) == []
     assert stored_batches.backlog(group) == 0
+
+
+def test_a_run_that_lost_its_lock_takes_no_new_work(group: str) -> None:
+    _publish(2)
+    with followers.follower_run(group, "first", heartbeat_s=BEAT_S) as run:
+        assert run is not None
+        # The lock vanished under it (lapsed while the process was stalled, or Redis lost it).
+        stored_batches.connection().delete(followers.LOCK_PREFIX + group)
+        assert _eventually(run.lost.is_set)
+        assert run.take(count=10) == []
+    assert stored_batches.backlog(group) == 2

@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 
 from mdms.core.followers import follower_run
+from mdms.core.localtime import local_day
 from mdms.core.models import Customer, Meter
 from mdms.core.timeseries import anomalies as store
 from monitoring import selectors, webhook
@@ -44,10 +45,16 @@ def _feeders(meter_pks: Iterable[int]) -> dict[int, tuple[int | None, int | None
 
 def _refresh_counts(incident: OutageIncident) -> None:
     meter_pks = list(incident.meters.values_list("meter_id", flat=True))
-    today = dt.datetime.now(tz=dt.UTC).date()
+    # The customers living there when it began: an incident of the past (a replayed backlog) counts
+    # the people of its own day, not today's.
+    day = local_day(incident.started_at)
+    # One filter(): the same account must hold the meter and be lived in that day.
     customers = (
-        Customer.objects.filter(accounts__premise__meters__in=meter_pks)
-        .filter(Q(accounts__move_out_date__isnull=True) | Q(accounts__move_out_date__gt=today))
+        Customer.objects.filter(
+            Q(accounts__move_out_date__isnull=True) | Q(accounts__move_out_date__gt=day),
+            accounts__premise__meters__in=meter_pks,
+            accounts__move_in_date__lte=day,
+        )
         .distinct()
         .count()
     )

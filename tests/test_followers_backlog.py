@@ -190,8 +190,8 @@ def test_a_backlog_with_an_outage_season_and_a_busy_outage_follower_still_advanc
 
     # The past's incidents, from the past's last gasps and power_on events, with their own times.
     replayed = OutageIncident.objects.filter(started_at__gte=D0).order_by("started_at")
-    assert [(i.started_at, i.ended_at, i.status, i.affected_meters) for i in replayed] == [
-        (off, on, OutageIncident.Status.CLOSED, 2) for off, on in _outages()
+    assert [(i.started_at, i.ended_at, i.status, i.affected_meters, i.affected_customers) for i in replayed] == [
+        (off, on, OutageIncident.Status.CLOSED, 2, 2) for off, on in _outages()
     ]
     assert not OutageIncident.objects.filter(status=OutageIncident.Status.OPEN).exists()
     assert not IncidentMeter.objects.filter(source=IncidentMeter.Source.SILENT).exists()
@@ -317,3 +317,18 @@ def test_the_outage_followers_work_per_day_of_backlog_does_not_grow_with_the_inc
 
     assert after == before
     assert OutageIncident.objects.filter(started_at__gte=D0).count() == DAYS * len(OUTAGE_HOURS)
+
+
+def test_an_incident_of_the_past_counts_the_customers_who_lived_there_on_its_day(db: None, mongo: Any) -> None:
+    north = make_grid("north")
+    alice = make_consumer("alice", feeder=north).meter.pk
+    # erin moved in after the outage of 16 September: she was not affected by it.
+    erin = make_consumer("erin", feeder=north, move_in=dt.date(2026, 10, 1)).meter.pk
+    off = D0 + dt.timedelta(hours=2)
+
+    outages.outages_apply_events(
+        events=[{"meter": pk, "ts": off, "type": "power_off"} for pk in (alice, erin)], touched={}
+    )
+
+    incident = OutageIncident.objects.get()
+    assert (incident.affected_meters, incident.affected_customers) == (2, 1)

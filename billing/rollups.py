@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from lake.restore import lake_raw_ensure
 from mdms.core import stored_batches
+from mdms.core.followers import follower_run
 from mdms.core.localtime import local_day, local_midnight
 from mdms.core.models import Meter
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
@@ -80,16 +81,18 @@ def rollups_follow(
     consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
     started = time.monotonic()
     batches = meter_days = 0
-    while True:
-        entries = stored_batches.take(GROUP, consumer, count=count)
-        if not entries:
-            break
-        meter_days += _recompute_touched([batch for _entry_id, batch in entries if batch.kind == "readings"])
-        # Acknowledged only once stored: a crash before this means the entries are redone, harmlessly.
-        stored_batches.done(GROUP, [entry_id for entry_id, _batch in entries])
-        batches += len(entries)
-        if time.monotonic() - started >= budget_s:
-            break
+    # One run at a time (a second one returns at once); its heartbeat keeps the entries it took.
+    with follower_run(GROUP, consumer) as run:
+        while run is not None:
+            entries = run.take(count=count)
+            if not entries:
+                break
+            meter_days += _recompute_touched([batch for _entry_id, batch in entries if batch.kind == "readings"])
+            # Acknowledged only once stored: a crash before this means the entries are redone, harmlessly.
+            run.done(entry_id for entry_id, _batch in entries)
+            batches += len(entries)
+            if time.monotonic() - started >= budget_s:
+                break
     return FollowResult(batches, meter_days)
 
 

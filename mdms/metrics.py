@@ -36,8 +36,9 @@ logger = logging.getLogger(__name__)
 
 # The followers of the stored-batches stream (mdms.core.stored_batches), by the name operators see.
 FOLLOWERS = {"rollups": ROLLUPS_GROUP, "detection": DETECT_GROUP, "outages": OUTAGES_GROUP}
-# Celery's queues: the default one (web-triggered and periodic jobs) and the ingest workers'.
-CELERY_QUEUES = ("celery", "ingest")
+# Celery's queues: the default one (web-triggered and periodic jobs), the ingest workers', and one
+# per follower of the stored-batches stream (settings.CELERY_TASK_ROUTES).
+CELERY_QUEUES = ("celery", "ingest", "rollups", "detect", "outages")
 # Celery's Redis transport keeps a queue's prioritised messages in sibling lists named
 # "{queue}\x06\x16{priority}" (its default priority steps); the length of a queue is their sum.
 CELERY_PRIORITY_SUFFIXES = ("", *(f"\x06\x16{priority}" for priority in (3, 6, 9)))

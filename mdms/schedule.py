@@ -22,11 +22,25 @@ def _datahub_pull_hour() -> int:
         raise ImproperlyConfigured(str(exc)) from exc
 
 
+# The stream followers' ticks. Each follower has its own queue and worker (settings.CELERY_TASK_ROUTES),
+# so a tick waits only behind a run of its own kind, which stops taking work after its budget (10 to
+# 30 s); a tick is dropped only after waiting this long, which no run should take, so a slow run can
+# never have every tick discarded (a run that finds another of its kind at work returns at once).
+FOLLOWER_EXPIRES_S = 120
+
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Every 5 seconds: judge the readings stored since the last run (anomalies visible within seconds).
-    "monitoring-detect-anomalies": {"task": "monitoring.detect_anomalies", "schedule": 5.0, "options": {"expires": 5}},
+    "monitoring-detect-anomalies": {
+        "task": "monitoring.detect_anomalies",
+        "schedule": 5.0,
+        "options": {"expires": FOLLOWER_EXPIRES_S},
+    },
     # Every 5 seconds: apply last gasps, power_on events and fresh readings to outage incidents.
-    "monitoring-track-outages": {"task": "monitoring.track_outages", "schedule": 5.0, "options": {"expires": 5}},
+    "monitoring-track-outages": {
+        "task": "monitoring.track_outages",
+        "schedule": 5.0,
+        "options": {"expires": FOLLOWER_EXPIRES_S},
+    },
     # Every night at 02:15 local time (after midnight UTC, summer and winter): rebuild every active
     # meter's hour-of-day baseline from its last 4 weeks, so detection never has to in the day.
     "monitoring-refresh-baselines": {"task": "monitoring.refresh_baselines", "schedule": crontab(hour=2, minute=15)},
@@ -41,7 +55,7 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "billing-follow-stored-batches": {
         "task": "billing.follow_stored_batches",
         "schedule": 5.0,
-        "options": {"expires": 5},
+        "options": {"expires": FOLLOWER_EXPIRES_S},
     },
     # Every hour at 7 minutes past (local time): forecast every region and feeder 48 hours ahead,
     # once the rollup follower has the hour that just ended, and open/close capacity warnings.

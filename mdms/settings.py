@@ -208,6 +208,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = str(_env["time_zone"])
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_EXPIRES = 3600
+# Each follower of the stored-batches stream has a queue, and a worker, of its own (Procfile,
+# docker-compose.yml): however long one runs, the others' runs never wait behind it. The silent-meter
+# check goes with the outage follower, whose records it reads.
+CELERY_TASK_ROUTES = {
+    "billing.follow_stored_batches": {"queue": "rollups"},
+    "monitoring.detect_anomalies": {"queue": "detect"},
+    "monitoring.track_outages": {"queue": "outages"},
+    "monitoring.check_silent_meters": {"queue": "outages"},
+}
 
 from mdms.schedule import BEAT_SCHEDULE  # noqa: E402
 

@@ -38,7 +38,11 @@ class OutageIncident(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
-        indexes = [models.Index(fields=["status", "feeder"], name="incident_status_feeder_idx")]
+        indexes = [
+            # A meter going out looks for an open incident on its feeder started near its own time:
+            # an index range on started_at, however many incidents (open or closed) history holds.
+            models.Index(fields=["status", "feeder", "started_at"], name="incident_status_feeder_start"),
+        ]
 
     def __str__(self) -> str:
         return f"incident {self.pk} on {self.feeder or 'unknown feeder'} since {self.started_at:%Y-%m-%d %H:%M}"

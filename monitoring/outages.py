@@ -10,6 +10,7 @@ re-run or two runs at once change nothing.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -18,13 +19,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 
-from mdms.core import stored_batches
+from mdms.core.followers import follower_run
+from mdms.core.localtime import local_day
 from mdms.core.models import Customer, Meter
 from mdms.core.timeseries import anomalies as store
-from monitoring import webhook
+from monitoring import selectors, webhook
 from monitoring.models import IncidentMeter, OutageIncident
 
-OUTAGES_GROUP = "outages"
+OUTAGES_GROUP = selectors.OUTAGES_GROUP
 # A meter that goes out within this long of an open incident's start on its feeder joins it.
 CORRELATION_WINDOW = dt.timedelta(minutes=30)
 # Silent meters alone open an incident only when this many on one feeder fall silent together:
@@ -43,10 +45,16 @@ def _feeders(meter_pks: Iterable[int]) -> dict[int, tuple[int | None, int | None
 
 def _refresh_counts(incident: OutageIncident) -> None:
     meter_pks = list(incident.meters.values_list("meter_id", flat=True))
-    today = dt.datetime.now(tz=dt.UTC).date()
+    # The customers living there when it began: an incident of the past (a replayed backlog) counts
+    # the people of its own day, not today's.
+    day = local_day(incident.started_at)
+    # One filter(): the same account must hold the meter and be lived in that day.
     customers = (
-        Customer.objects.filter(accounts__premise__meters__in=meter_pks)
-        .filter(Q(accounts__move_out_date__isnull=True) | Q(accounts__move_out_date__gt=today))
+        Customer.objects.filter(
+            Q(accounts__move_out_date__isnull=True) | Q(accounts__move_out_date__gt=day),
+            accounts__premise__meters__in=meter_pks,
+            accounts__move_in_date__lte=day,
+        )
         .distinct()
         .count()
     )
@@ -168,8 +176,12 @@ def outages_apply_readings(*, newest: dict[int, dt.datetime], touched: dict[int,
 
 def outages_check_silent(*, now: dt.datetime | None = None) -> dict[int, str]:
     """Silent meters join their feeder's open incident after one missed interval; elsewhere, meters
-    silent for MONITORING_SILENT_INTERVALS intervals open an incident when enough fall silent together."""
-    now = now or dt.datetime.now(tz=dt.UTC)
+    silent for MONITORING_SILENT_INTERVALS intervals open an incident when enough fall silent together.
+
+    `now` defaults to the stream's time (selectors.silence_now): while history is replayed, a meter
+    whose replayed readings keep coming is not silent however old they are.
+    """
+    now = now or selectors.silence_now()
     intervals = settings.MONITORING_SILENT_INTERVALS
     candidates = store.last_seen_before(now - SILENCE_GRACE - dt.timedelta(seconds=intervals * 60))
     touched: dict[int, str] = {}
@@ -208,17 +220,39 @@ def outages_check_silent(*, now: dt.datetime | None = None) -> dict[int, str]:
     return touched
 
 
-def outages_process_pending(*, consumer: str, group: str = OUTAGES_GROUP, count: int = 1000) -> dict[str, int]:
-    """The beat job: apply up to `count` entries the ingest stored since the last run, then acknowledge them."""
-    entries = stored_batches.take(group, consumer, count=count)
-    if not entries:
-        return {"entries": 0}
-    touched: dict[int, str] = {}
-    event_ranges = [(b.meter_pks, b.min_ts, b.max_ts) for _id, b in entries if b.kind == "events"]
-    reading_ranges = [(b.meter_pks, b.min_ts, b.max_ts) for _id, b in entries if b.kind == "readings"]
-    events = store.power_events_in(event_ranges)
-    outages_apply_events(events=events, touched=touched)
-    outages_apply_readings(newest=store.newest_readings_in(reading_ranges), touched=touched)
-    stored_batches.done(group, [entry_id for entry_id, _b in entries])
-    webhook.incidents_notify(touched)
-    return {"entries": len(entries), "events": len(events), "incidents_touched": len(touched)}
+def outages_process_pending(
+    *, consumer: str, group: str = OUTAGES_GROUP, count: int = 1000, budget_s: float = 0.0
+) -> dict[str, int]:
+    """The beat job: apply rounds of up to `count` entries the ingest stored since the last run,
+    acknowledging each, until the stream is empty or `budget_s` has passed (one round when 0).
+
+    One run at a time (mdms.core.followers: a Redis lock renewed by a heartbeat, which also keeps
+    the entries it took from being claimed by another run while it works).
+    """
+    started = time.monotonic()
+    totals = {"entries": 0, "events": 0, "incidents_touched": 0}
+    with follower_run(group, consumer) as run:
+        if run is None:
+            return {**totals, "skipped": 1}
+        while True:
+            entries = run.take(count=count)
+            if not entries:
+                break
+            touched: dict[int, str] = {}
+            event_ranges = [(b.meter_pks, b.min_ts, b.max_ts) for _id, b in entries if b.kind == "events"]
+            reading_ranges = [(b.meter_pks, b.min_ts, b.max_ts) for _id, b in entries if b.kind == "readings"]
+            events = store.power_events_in(event_ranges)
+            outages_apply_events(events=events, touched=touched)
+            newest = store.newest_readings_in(reading_ranges)
+            outages_apply_readings(newest=newest, touched=touched)
+            heard = [*newest.values(), *(event["ts"] for event in events)]
+            if heard:
+                store.stream_clock_advance(max(heard), at=dt.datetime.now(tz=dt.UTC))
+            run.done(entry_id for entry_id, _b in entries)
+            webhook.incidents_notify(touched)
+            totals["entries"] += len(entries)
+            totals["events"] += len(events)
+            totals["incidents_touched"] += len(touched)
+            if time.monotonic() - started >= budget_s:
+                break
+    return totals

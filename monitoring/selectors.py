@@ -5,13 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db.models import QuerySet
 
+from mdms.core import stored_batches
 from mdms.core.models import Feeder, Meter, Region
 from mdms.core.timeseries import anomalies as store
 from monitoring.detection import ALERTING, SEVERITIES
 from monitoring.models import MOMENTARY_LIMIT, IncidentMeter, OutageIncident
+
+# The outage follower's consumer group of the stored-batches stream (monitoring.outages uses it).
+OUTAGES_GROUP = "outages"
 
 # "Active" anomalies are those of the last day.
 ACTIVE_WINDOW = dt.timedelta(hours=24)
@@ -35,9 +40,51 @@ def incidents(*, status: str | None = None, feeder_pk: int | None = None) -> Que
     return queryset.order_by("-started_at")
 
 
+def silence_now(*, wall: dt.datetime | None = None) -> dt.datetime:
+    """The time silence is measured against: the stream's own, not the wall clock.
+
+    While the outage follower has entries left to apply (a backlog being replayed, months old or
+    seconds), it is the newest reading or event time it has applied: a meter whose readings are
+    still in the backlog is not silent. Once it has applied everything, the clock goes on with the
+    wall time since (when nothing at all is heard, silence still grows). Before the follower applied
+    anything, the wall clock.
+    """
+    wall = wall or dt.datetime.now(tz=dt.UTC)
+    clock = store.stream_clock()
+    if clock is None:
+        return wall
+    newest, applied_at = clock
+    if _outages_behind():
+        return min(wall, newest)
+    return min(wall, newest + max(dt.timedelta(0), wall - applied_at))
+
+
+def _entry_id(entry_id: str) -> tuple[int, int]:
+    millis, _dash, seq = entry_id.partition("-")
+    return int(millis), int(seq or 0)
+
+
+def _outages_behind() -> bool:
+    """Whether the outage follower has stream entries not yet applied (taken and pending, or not yet
+    taken). Compared by entry ids: XINFO's `lag` is not always known (Redis answers null at times)."""
+    client = stored_batches.connection()
+    try:
+        stream: Any = client.xinfo_stream(stored_batches.STREAM)
+        groups: Any = client.xinfo_groups(stored_batches.STREAM)
+    except redis.ResponseError:  # no stream yet: nothing stored, nothing behind
+        return False
+    for group in groups:
+        if group["name"] == OUTAGES_GROUP:
+            if int(group.get("pending") or 0):
+                return True
+            return _entry_id(str(group["last-delivered-id"])) < _entry_id(str(stream["last-generated-id"]))
+    return int(stream.get("length") or 0) > 0  # the follower has not started: all of it is ahead
+
+
 def silent_meters(*, now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Active meters whose newest reading is MONITORING_SILENT_INTERVALS intervals old or more."""
-    now = now or dt.datetime.now(tz=dt.UTC)
+    """Active meters whose newest reading is MONITORING_SILENT_INTERVALS intervals old or more, by the
+    stream's time (what the outage follower has applied), as the silent-meter check judges them."""
+    now = now or silence_now()
     intervals = settings.MONITORING_SILENT_INTERVALS
     seen = store.last_seen_before(now - dt.timedelta(seconds=intervals * 60))
     rows = Meter.objects.filter(pk__in=list(seen), status=Meter.Status.ACTIVE).select_related("premise__feeder")

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.core.cache import cache
 
-from mdms.core import stored_batches
+from mdms.core.followers import follower_run
 from mdms.core.localtime import local_zone
 from mdms.core.models import Meter
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S, READING_FIELD_NAMES
@@ -37,7 +37,6 @@ _baseline_cache: dict[tuple[int, dt.datetime], tuple[float, dict[str, Any]]] = {
 # tick finds the lock free.
 TAKE = 500
 MAX_RUN_S = 30.0
-LOCK_KEY = "monitoring:detect:lock"
 STATUS_KEY = "monitoring:detect:status"
 
 
@@ -222,29 +221,31 @@ def anomalies_detect_pending(
 ) -> dict[str, Any]:
     """The beat job: judge what the ingest stored since the last run, then acknowledge it.
 
-    One run at a time (a lock in Redis); a crash before `done` leaves the entries pending, and
-    they are claimed again and re-judged, which stores nothing twice.
+    One run at a time (mdms.core.followers: a Redis lock renewed by a heartbeat); a crash before
+    `done` leaves the entries pending, and once the heartbeat has stopped they are claimed again and
+    re-judged, which stores nothing twice.
     """
-    if not cache.add(LOCK_KEY, consumer, timeout=int(MAX_RUN_S * 4)):
-        return {"skipped": "another run holds the lock"}
     started = time.monotonic()
     scanned = stored = 0
     lag_s: float | None = None
-    try:
-        while time.monotonic() - started < min(budget_s, MAX_RUN_S):
-            entries = stored_batches.take(group, consumer, count=TAKE)
+    with follower_run(group, consumer) as run:
+        if run is None:
+            return {"skipped": "another run holds the lock"}
+        # At least one round, then more until the budget is spent.
+        while True:
+            entries = run.take(count=TAKE)
             if not entries:
                 break
             ranges = [(b.meter_pks, b.min_ts, b.max_ts) for _id, b in entries if b.kind == "readings"]
             result = anomalies_detect(ranges=ranges)
-            stored_batches.done(group, [entry_id for entry_id, _b in entries])
+            run.done(entry_id for entry_id, _b in entries)
             scanned += result.scanned
             stored += result.stored
             if result.newest_received_at is not None:
                 # Stored-to-visible: how long the newest reading waited for judgement.
                 lag_s = (dt.datetime.now(tz=dt.UTC) - result.newest_received_at).total_seconds()
-    finally:
-        cache.delete(LOCK_KEY)
+            if time.monotonic() - started >= min(budget_s, MAX_RUN_S):
+                break
     status = {
         "ran_at": dt.datetime.now(tz=dt.UTC).isoformat(),
         "scanned": scanned,

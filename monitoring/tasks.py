@@ -13,11 +13,12 @@ from monitoring import outages, services, webhook
 WEBHOOK_MAX_RETRIES = 150
 WEBHOOK_BACKOFF_S = 10
 WEBHOOK_BACKOFF_MAX_S = 600
-# The followers run every 5 seconds on the same 2 worker processes as everything else: during a
-# backfill the stream holds minutes of work, so a run does a bounded share, acknowledges it and
-# leaves the rest to the next run (both are idempotent: redoing an entry changes nothing).
+# The followers run every 5 seconds, each on its own queue and worker (settings.CELERY_TASK_ROUTES):
+# during a backfill the stream holds minutes of work, so a run does a bounded share, acknowledges it
+# and leaves the rest to the next run (both are idempotent: redoing an entry changes nothing).
 DETECT_BUDGET_S = 10.0
 OUTAGES_TAKE = 200
+OUTAGES_BUDGET_S = 10.0
 
 
 def _consumer() -> str:
@@ -36,7 +37,7 @@ def refresh_baselines() -> int:
 
 @shared_task(name="monitoring.track_outages", ignore_result=True)
 def track_outages() -> dict[str, int]:
-    return outages.outages_process_pending(consumer=_consumer(), count=OUTAGES_TAKE)
+    return outages.outages_process_pending(consumer=_consumer(), count=OUTAGES_TAKE, budget_s=OUTAGES_BUDGET_S)
 
 
 @shared_task(name="monitoring.check_silent_meters", ignore_result=True)

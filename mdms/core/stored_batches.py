@@ -24,7 +24,8 @@ STREAM = "mdms:stored-batches"
 # About a day of entries at 10 batches a second; a follower further behind than that has missed
 # data and must backfill (its watermark says from when).
 MAXLEN = 1_000_000
-# An entry taken by a follower that died is given to another after this long.
+# An entry taken by a follower that died is given to another after this long without a heartbeat
+# (a live follower resets its entries' idle time while it works: mdms.core.followers).
 CLAIM_IDLE_MS = 60_000
 
 
@@ -90,14 +91,17 @@ def _ensure_group(group: str) -> None:
             raise
 
 
-def take(group: str, consumer: str, *, count: int = 500) -> list[tuple[str, StoredBatch]]:
+def take(
+    group: str, consumer: str, *, count: int = 500, min_idle_ms: int = CLAIM_IDLE_MS
+) -> list[tuple[str, StoredBatch]]:
     """Up to `count` entries for this follower: first ones a dead consumer left, then new ones.
 
-    Nothing blocks: a periodic job takes what is there and returns.
+    Nothing blocks: a periodic job takes what is there and returns. An entry is left to its taker
+    while the taker's heartbeat keeps it younger than `min_idle_ms`.
     """
     _ensure_group(group)
     client = connection()
-    claimed: Any = client.xautoclaim(STREAM, group, consumer, min_idle_time=CLAIM_IDLE_MS, start_id="0-0", count=count)
+    claimed: Any = client.xautoclaim(STREAM, group, consumer, min_idle_time=min_idle_ms, start_id="0-0", count=count)
     entries: list[Any] = list(claimed[1])
     if len(entries) < count:
         fresh: Any = client.xreadgroup(group, consumer, {STREAM: ">"}, count=count - len(entries))

@@ -9,11 +9,13 @@ of detection never duplicates an anomaly.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pymongo import UpdateOne
+from pymongo.errors import DuplicateKeyError
 
 from mdms.core.timeseries import ANOMALIES, ANOMALY_BASELINES, EVENTS, METER_LAST_SEEN, READINGS, collection
 
@@ -200,3 +202,28 @@ def last_seen_before(threshold: dt.datetime) -> dict[int, dt.datetime]:
 
 def last_seen(meter_pks: Iterable[int]) -> dict[int, dt.datetime]:
     return {doc["_id"]: doc["ts"] for doc in collection(METER_LAST_SEEN).find({"_id": {"$in": list(meter_pks)}})}
+
+
+# The outage follower's clock, a document of meter_last_seen with _id "clock" (no "ts", so the
+# silence queries never see it): the newest reading or event time the follower has applied
+# ("newest"), and the wall time when it did ("at"). Silence is measured against it, so a backlog
+# being replayed (months old, minutes behind) is not mistaken for meters gone quiet.
+CLOCK_ID = "clock"
+
+
+def stream_clock_advance(newest: dt.datetime, *, at: dt.datetime) -> None:
+    """Move the clock to `newest` (never past the wall time `at`, never backwards)."""
+    newest = min(newest, at)
+    # A duplicate key means the clock exists and is already at or past `newest`: nothing to do.
+    with contextlib.suppress(DuplicateKeyError):
+        collection(METER_LAST_SEEN).update_one(
+            {"_id": CLOCK_ID, "newest": {"$lt": newest}}, {"$set": {"newest": newest, "at": at}}, upsert=True
+        )
+
+
+def stream_clock() -> tuple[dt.datetime, dt.datetime] | None:
+    """(newest time applied, wall time it was applied), or None before the outage follower applied anything."""
+    doc = collection(METER_LAST_SEEN).find_one({"_id": CLOCK_ID})
+    if doc is None:
+        return None
+    return doc["newest"].astimezone(dt.UTC), doc["at"].astimezone(dt.UTC)

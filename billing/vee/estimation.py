@@ -3,7 +3,8 @@
 Short gaps (up to 2 hours) are interpolated linearly between the measured intervals on either side.
 Longer gaps, and gaps without a measured neighbour, follow the meter's own profile: its mean for
 the local hour of that kind of day (working day, Saturday, Sunday) over the 4 weeks before, scaled
-to the level the meter actually drew over the 3 days either side of the gap, and bent to meet the measured
+to the level the meter actually drew over the 3 days before the gap (and what followed it by the time the
+nightly VEE runs, 02:30), and bent to meet the measured
 intervals at the gap's edges (the edge's difference from the profile fades within about an hour).
 Gaps up to 4 hours take the mean of that and the straight line. When the readings on both sides of
 a gap carry registers, the register rise says exactly how much energy the gap hid: the shape
@@ -44,6 +45,8 @@ PROFILE_DAYS = 28
 # home high ones, and the profile of the 4 weeks before knows neither.
 LEVEL_DAYS = 3
 LEVEL_CLIP = 0.6
+# How far past the day's end the estimates may look: the nightly VEE runs at 02:30 (mdms.schedule).
+VEE_LOOKAHEAD = dt.timedelta(hours=2, minutes=30)
 # The edges the profile is bent to: the mean difference over this long on each side, fading with
 # this time constant into the gap.
 EDGE = dt.timedelta(hours=1)
@@ -207,12 +210,12 @@ def estimate_day(meter: Meter, day: dt.date, *, now: dt.datetime) -> int:
     """Estimate the missing intervals of one meter's local day; returns how many are estimated now."""
     step = dt.timedelta(seconds=meter.interval_s)
     start, end = local_midnight(day), local_midnight(day + dt.timedelta(days=1))
-    # The days around (the profile's level, the gaps' edges) come along.
+    # The days before (the profile's level, the gaps' edges) come along, and after the day only what
+    # the nightly VEE has when it runs (VEE_LOOKAHEAD): estimating later, with more data at hand (an
+    # import, a re-run), must give the same estimates as live.
     effective = {
         row["ts"]: row
-        for row in store.effective_intervals(
-            meter.pk, start - dt.timedelta(days=LEVEL_DAYS), end + dt.timedelta(days=LEVEL_DAYS)
-        )
+        for row in store.effective_intervals(meter.pk, start - dt.timedelta(days=LEVEL_DAYS), end + VEE_LOOKAHEAD)
         if row["source"] != store.SOURCE_ESTIMATE
     }
     expected = expected_times(start, end, meter.interval_s, now)

@@ -19,7 +19,7 @@ from django.db.models import Q
 from billing import determinants as det
 from billing.selectors import billing_totals, daily_usage, usage_for_billing
 from mdms.core.localtime import local_day, local_midnight, local_zone
-from mdms.core.models import Account, Holiday, MeterInstallation
+from mdms.core.models import Account, Holiday, MeterInstallation, MeterMultiplier
 
 
 @dataclass(frozen=True)
@@ -31,24 +31,62 @@ class _Served:
     end_day: dt.date | None  # removed within the window: until that day (exclusive)
 
 
+def multiplier_stretches(
+    history: Sequence[tuple[dt.date, Decimal]], default: Decimal, first: dt.date, end: dt.date
+) -> list[tuple[dt.date, dt.date, Decimal]]:
+    """[first, end) cut where the multiplier changes: (from, until, multiplier in force), in order.
+
+    history is (effective_from, multiplier) sorted by day; a day before its first row takes default.
+    """
+    current = default
+    for day, multiplier in history:
+        if day <= first:
+            current = multiplier
+    stretches = []
+    lower = first
+    for day, multiplier in history:
+        if first < day < end:
+            if multiplier != current:
+                stretches.append((lower, day, current))
+                lower = day
+            current = multiplier
+    stretches.append((lower, end, current))
+    return stretches
+
+
 def _meters_serving(premise_pks: Sequence[int], start: dt.date, end: dt.date) -> dict[int, list[_Served]]:
-    """Per premise, the meters installed there during [start, end), with the part they served."""
-    rows = (
+    """Per premise, the meters installed there during [start, end), with the part they served.
+
+    A meter whose multiplier changed inside the window serves once per multiplier, each part from its
+    change day, so that every day is scaled by the multiplier in force on it. On an exchange day two
+    meters serve the premise; the ingest keeps each to its own side of the exchange moment.
+    """
+    rows = list(
         MeterInstallation.objects.filter(premise_id__in=premise_pks, installed_on__lt=end)
         .filter(Q(removed_on__isnull=True) | Q(removed_on__gt=start))
         .values_list("premise_id", "meter_id", "meter__multiplier", "meter__interval_s", "installed_on", "removed_on")
     )
+    history: dict[int, list[tuple[dt.date, Decimal]]] = defaultdict(list)
+    for meter_pk, effective_from, multiplier in (
+        MeterMultiplier.objects.filter(meter_id__in={row[1] for row in rows}, effective_from__lt=end)
+        .order_by("effective_from")
+        .values_list("meter_id", "effective_from", "multiplier")
+    ):
+        history[meter_pk].append((effective_from, multiplier))
     served: dict[int, list[_Served]] = defaultdict(list)
     for premise_pk, meter_pk, multiplier, interval_s, installed_on, removed_on in rows:
-        served[premise_pk].append(
-            _Served(
-                meter_pk,
-                multiplier,
-                interval_s,
-                installed_on if installed_on > start else None,
-                removed_on if removed_on and removed_on < end else None,
+        first = max(installed_on, start)
+        until = min(removed_on, end) if removed_on else end
+        for lower, upper, in_force in multiplier_stretches(history.get(meter_pk, []), multiplier, first, until):
+            served[premise_pk].append(
+                _Served(
+                    meter_pk,
+                    in_force,
+                    interval_s,
+                    lower if lower > start else None,
+                    upper if upper < end else None,
+                )
             )
-        )
     return served
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.core.cache import cache
 
-from mdms.core import stored_batches
+from mdms.core import registers, stored_batches
 from mdms.core.localtime import local_zone
 from mdms.core.models import Meter
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S, READING_FIELD_NAMES
@@ -54,7 +54,7 @@ class DetectionResult:
 def meter_specs(meter_pks: Iterable[int]) -> dict[int, MeterSpec]:
     rows = Meter.objects.filter(pk__in=list(meter_pks)).values(
         "pk", "nominal_voltage_v", "nominal_frequency_hz", "rated_current_a", "interval_s",
-        "premise__feeder_id", "premise__feeder__region_id",
+        "premise__feeder_id", "premise__feeder__region_id", "register_digits", "register_decimals",
     )  # fmt: skip
     return {
         row["pk"]: MeterSpec(
@@ -65,6 +65,9 @@ def meter_specs(meter_pks: Iterable[int]) -> dict[int, MeterSpec]:
             interval_s=int(row["interval_s"]),
             feeder_pk=row["premise__feeder_id"],
             region_pk=row["premise__feeder__region_id"],
+            register_capacity_kwh=registers.capacity_kwh(
+                digits=row["register_digits"], decimals=row["register_decimals"]
+            ),
         )
         for row in rows
     }

@@ -15,6 +15,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+from mdms.core import registers
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 
 
@@ -263,7 +264,7 @@ class Meter(models.Model):
     @property
     def register_capacity_kwh(self) -> float:
         """The register's first unshowable value: it reads 0 there (99999.9 + 0.1 for 6 and 1)."""
-        return float(10 ** (self.register_digits - self.register_decimals))
+        return registers.capacity_kwh(digits=self.register_digits, decimals=self.register_decimals)
 
 
 class MeterCertificate(models.Model):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +18,7 @@ from django.db.models import Q
 
 from billing import determinants as det
 from billing.selectors import billing_totals, daily_usage, usage_for_billing
-from mdms.core.localtime import local_day, local_midnight, local_zone
+from mdms.core.localtime import each_day, hours_in_day, local_day, local_midnight, local_zone
 from mdms.core.models import Account, Holiday, MeterInstallation, MeterMultiplier
 
 
@@ -156,10 +156,33 @@ def determinants_for(
                     if isinstance(found, Exception):
                         raise found
                     meters.append(det.MeterUsage(s.multiplier, found[s.meter_pk]))
-            results[account.pk] = det.compute(terms=terms(account), window=window, meters=meters, zone=local_zone())
+            result = det.compute(terms=terms(account), window=window, meters=meters, zone=local_zone())
+            results[account.pk] = _without_shared_days(result, served.get(account.premise_id, []), window)
         except Exception as exc:  # noqa: BLE001 - recorded on the run; the run goes on
             results[account.pk] = exc
     return results
+
+
+def _without_shared_days(result: det.Determinants, served: list[_Served], window: det.Window) -> det.Determinants:
+    """An exchange day is served by two meters, each for its side of the moment: its intervals are
+    expected once, not once per meter (the missing ones are what neither meter sent)."""
+    first = window.billed_start
+    end = min(window.billed_end, local_day(window.usage_end)) if window.usage_end else window.billed_end
+    seen: set[dt.date] = set()
+    shared = 0
+    for s in sorted(served, key=lambda s: s.start_day or first):
+        lower, upper = max(first, s.start_day or first), min(end, s.end_day or end)
+        for day in each_day(lower, upper):
+            if day in seen:
+                shared += hours_in_day(day) * 3600 // s.interval_s
+            seen.add(day)
+    if not shared:
+        return result
+    return replace(
+        result,
+        intervals_expected=result.intervals_expected - shared,
+        intervals_missing=max(0, result.intervals_missing - shared),
+    )
 
 
 def _usage_to_read(

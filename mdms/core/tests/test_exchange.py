@@ -94,7 +94,7 @@ def test_an_exchange_in_the_future_or_without_a_zone_is_refused(alice: Any) -> N
     with pytest.raises(ValidationError, match="future"):
         exchange(alice, at=dt.datetime.now(tz=dt.UTC) + dt.timedelta(hours=1))
     with pytest.raises(ValidationError, match="time zone"):
-        exchange(alice, at=dt.datetime(2026, 9, 15, 14))  # noqa: DTZ001 - the mistake under test
+        exchange(alice, at=dt.datetime(2026, 9, 15, 14))
     assert Meter.objects.get(pk=alice.meter.pk).status != Meter.Status.REMOVED
 
 

@@ -273,7 +273,12 @@ class MeterExchangeAdmin(admin.ModelAdmin[MeterExchange]):
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
             raise
-        obj.pk = record.pk
+        obj.pk, obj.premise, obj.new_meter, obj.created_at = (
+            record.pk,
+            record.premise,
+            record.new_meter,
+            record.created_at,
+        )
         audit_record(actor=request.user, action=AuditLog.Action.METER_EXCHANGE, target=f"meter:{old.serial}",
                      detail={"new_serial": record.new_meter.serial, "at": record.exchanged_at.isoformat()})  # fmt: skip
         messages.warning(

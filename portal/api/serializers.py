@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -78,11 +80,24 @@ class MeterRegisterSerializer(serializers.Serializer[Any]):
         return value
 
 
+class AwareDateTimeField(UtcDateTimeField):
+    """An instant that must carry its UTC offset: a field record without one is ambiguous."""
+
+    def to_internal_value(self, value: Any) -> dt.datetime:
+        try:
+            parsed = parse_datetime(value) if isinstance(value, str) else None
+        except ValueError:  # well-formed but impossible (month 13): the parent names it
+            parsed = None
+        if parsed is not None and parsed.tzinfo is None:
+            raise serializers.ValidationError("Give the time with its UTC offset (Z or +01:00).", code="invalid")
+        return super().to_internal_value(value)
+
+
 class MeterExchangeSerializer(serializers.Serializer[Any]):
     """A meter exchange from a field work order: the new meter, the moment and both registers."""
 
     new_serial = serializers.RegexField(r"^[A-Za-z0-9_-]+$", max_length=32)
-    at = serializers.DateTimeField(help_text="When the meter was exchanged, with a UTC offset; not in the future.")
+    at = AwareDateTimeField(help_text="When the meter was exchanged, with a UTC offset; not in the future.")
     old_final_register_kwh = serializers.DecimalField(max_digits=14, decimal_places=3, min_value=Decimal("0"))
     new_initial_register_kwh = serializers.DecimalField(max_digits=14, decimal_places=3, min_value=Decimal("0"))
     work_order = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)

@@ -48,6 +48,7 @@ def test_the_command_names_what_is_wrong(alice: Any) -> None:
 
 
 def test_the_admin_add_form_exchanges_the_meter_and_shows_the_password(admin_client: Client, alice: Any) -> None:
+    assert "new_serial" in admin_client.get("/admin/core/meterexchange/add/").content.decode()
     response = admin_client.post(
         "/admin/core/meterexchange/add/",
         {
@@ -62,6 +63,10 @@ def test_the_admin_add_form_exchanges_the_meter_and_shows_the_password(admin_cli
     record = MeterExchange.objects.get()
     assert (record.old_meter, record.new_meter.serial) == (alice.meter, "NEW-ALICE")
     assert Meter.objects.get(pk=alice.meter.pk).status == Meter.Status.REMOVED
+    # The record is read only afterwards: the page opens, and a change is not accepted.
+    assert admin_client.get(f"/admin/core/meterexchange/{record.pk}/change/").status_code == 200
+    assert admin_client.post(f"/admin/core/meterexchange/{record.pk}/change/", {"work_order": "X"}).status_code == 403
+    assert MeterExchange.objects.get().work_order == "WO-9"
 
 
 def test_the_admin_refuses_to_exchange_a_removed_meter(admin_client: Client, alice: Any) -> None:

@@ -25,6 +25,7 @@ from mdms.core.models import Account, Holiday, MeterInstallation, MeterMultiplie
 @dataclass(frozen=True)
 class _Served:
     meter_pk: int
+    serial: str
     multiplier: Decimal
     interval_s: int
     start_day: dt.date | None  # installed within the window: from that day
@@ -64,7 +65,15 @@ def _meters_serving(premise_pks: Sequence[int], start: dt.date, end: dt.date) ->
     rows = list(
         MeterInstallation.objects.filter(premise_id__in=premise_pks, installed_on__lt=end)
         .filter(Q(removed_on__isnull=True) | Q(removed_on__gt=start))
-        .values_list("premise_id", "meter_id", "meter__multiplier", "meter__interval_s", "installed_on", "removed_on")
+        .values_list(
+            "premise_id",
+            "meter_id",
+            "meter__serial",
+            "meter__multiplier",
+            "meter__interval_s",
+            "installed_on",
+            "removed_on",
+        )
     )
     history: dict[int, list[tuple[dt.date, Decimal]]] = defaultdict(list)
     for meter_pk, effective_from, multiplier in (
@@ -74,13 +83,14 @@ def _meters_serving(premise_pks: Sequence[int], start: dt.date, end: dt.date) ->
     ):
         history[meter_pk].append((effective_from, multiplier))
     served: dict[int, list[_Served]] = defaultdict(list)
-    for premise_pk, meter_pk, multiplier, interval_s, installed_on, removed_on in rows:
+    for premise_pk, meter_pk, serial, multiplier, interval_s, installed_on, removed_on in rows:
         first = max(installed_on, start)
         until = min(removed_on, end) if removed_on else end
         for lower, upper, in_force in multiplier_stretches(history.get(meter_pk, []), multiplier, first, until):
             served[premise_pk].append(
                 _Served(
                     meter_pk,
+                    serial,
                     in_force,
                     interval_s,
                     lower if lower > start else None,
@@ -155,7 +165,8 @@ def determinants_for(
                     found = totals[(account.tariff_id, lower, upper)]
                     if isinstance(found, Exception):
                         raise found
-                    meters.append(det.MeterUsage(s.multiplier, found[s.meter_pk]))
+                    part = {"meter": s.serial, "from": lower.isoformat(), "until": upper.isoformat()}
+                    meters.append(det.MeterUsage(s.multiplier, found[s.meter_pk], part))
             result = det.compute(terms=terms(account), window=window, meters=meters, zone=local_zone())
             results[account.pk] = _without_shared_days(result, served.get(account.premise_id, []), window)
         except Exception as exc:  # noqa: BLE001 - recorded on the run; the run goes on
@@ -207,7 +218,8 @@ def _usage_to_read(
         totals = det.totals_from_hours(
             hours, start=lower, end=upper, bucket_of=namer, interval_s=s.interval_s, peaks=peaks
         )
-        meters.append(det.MeterUsage(s.multiplier, totals))
+        part = {"meter": s.serial, "from": lower.isoformat(), "until": upper.isoformat()}
+        meters.append(det.MeterUsage(s.multiplier, totals, part))
     return meters
 
 

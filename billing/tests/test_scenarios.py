@@ -141,7 +141,10 @@ def test_scenario(path: Path, alice: Any, mongo: Any) -> None:
     rollups_rebuild(first_day=period_start, end_day=period_end, meter_pks=[s.meter.pk for s in sims.values()])
     bill_run_execute(run=bill_run_create(run_date=run_date))
     bill = Bill.objects.get(account=alice.account, is_current=True, period_end=period_end)
-    got = {key: bill.determinants[key] for key in expected["bill"] if key != "run_date"}
+    names = {sim.meter.serial: name for name, sim in sims.items()}
+    parts = [{**part, "meter": names[part["meter"]]} for part in bill.determinants.get("meters", [])]
+    got = {key: parts if key == "meters" else bill.determinants[key] for key in expected["bill"] if key != "run_date"}
+    assert bool(parts) == ("meters" in expected["bill"]), f"meter parts: {parts}"
     assert got == {key: value for key, value in expected["bill"].items() if key != "run_date"}
 
     assert dict(dead) == expected["dead_letters"]

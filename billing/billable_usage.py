@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -18,37 +18,85 @@ from django.db.models import Q
 
 from billing import determinants as det
 from billing.selectors import billing_totals, daily_usage, usage_for_billing
-from mdms.core.localtime import local_day, local_midnight, local_zone
-from mdms.core.models import Account, Holiday, MeterInstallation
+from mdms.core.localtime import each_day, hours_in_day, local_day, local_midnight, local_zone
+from mdms.core.models import Account, Holiday, MeterInstallation, MeterMultiplier
 
 
 @dataclass(frozen=True)
 class _Served:
     meter_pk: int
+    serial: str
     multiplier: Decimal
     interval_s: int
     start_day: dt.date | None  # installed within the window: from that day
     end_day: dt.date | None  # removed within the window: until that day (exclusive)
 
 
+def multiplier_stretches(
+    history: Sequence[tuple[dt.date, Decimal]], default: Decimal, first: dt.date, end: dt.date
+) -> list[tuple[dt.date, dt.date, Decimal]]:
+    """[first, end) cut where the multiplier changes: (from, until, multiplier in force), in order.
+
+    history is (effective_from, multiplier) sorted by day; a day before its first row takes default.
+    """
+    current = default
+    for day, multiplier in history:
+        if day <= first:
+            current = multiplier
+    stretches = []
+    lower = first
+    for day, multiplier in history:
+        if first < day < end:
+            if multiplier != current:
+                stretches.append((lower, day, current))
+                lower = day
+            current = multiplier
+    stretches.append((lower, end, current))
+    return stretches
+
+
 def _meters_serving(premise_pks: Sequence[int], start: dt.date, end: dt.date) -> dict[int, list[_Served]]:
-    """Per premise, the meters installed there during [start, end), with the part they served."""
-    rows = (
+    """Per premise, the meters installed there during [start, end), with the part they served.
+
+    A meter whose multiplier changed inside the window serves once per multiplier, each part from its
+    change day, so that every day is scaled by the multiplier in force on it. On an exchange day two
+    meters serve the premise; the ingest keeps each to its own side of the exchange moment.
+    """
+    rows = list(
         MeterInstallation.objects.filter(premise_id__in=premise_pks, installed_on__lt=end)
         .filter(Q(removed_on__isnull=True) | Q(removed_on__gt=start))
-        .values_list("premise_id", "meter_id", "meter__multiplier", "meter__interval_s", "installed_on", "removed_on")
-    )
-    served: dict[int, list[_Served]] = defaultdict(list)
-    for premise_pk, meter_pk, multiplier, interval_s, installed_on, removed_on in rows:
-        served[premise_pk].append(
-            _Served(
-                meter_pk,
-                multiplier,
-                interval_s,
-                installed_on if installed_on > start else None,
-                removed_on if removed_on and removed_on < end else None,
-            )
+        .values_list(
+            "premise_id",
+            "meter_id",
+            "meter__serial",
+            "meter__multiplier",
+            "meter__interval_s",
+            "installed_on",
+            "removed_on",
         )
+    )
+    history: dict[int, list[tuple[dt.date, Decimal]]] = defaultdict(list)
+    for meter_pk, effective_from, multiplier in (
+        MeterMultiplier.objects.filter(meter_id__in={row[1] for row in rows}, effective_from__lt=end)
+        .order_by("effective_from")
+        .values_list("meter_id", "effective_from", "multiplier")
+    ):
+        history[meter_pk].append((effective_from, multiplier))
+    served: dict[int, list[_Served]] = defaultdict(list)
+    for premise_pk, meter_pk, serial, multiplier, interval_s, installed_on, removed_on in rows:
+        first = max(installed_on, start)
+        until = min(removed_on, end) if removed_on else end
+        for lower, upper, in_force in multiplier_stretches(history.get(meter_pk, []), multiplier, first, until):
+            served[premise_pk].append(
+                _Served(
+                    meter_pk,
+                    serial,
+                    in_force,
+                    interval_s,
+                    lower if lower > start else None,
+                    upper if upper < end else None,
+                )
+            )
     return served
 
 
@@ -138,11 +186,35 @@ def determinants_for(
                     found = totals[(account.tariff_id, lower, upper)]
                     if isinstance(found, Exception):
                         raise found
-                    meters.append(det.MeterUsage(s.multiplier, found[s.meter_pk]))
-            results[account.pk] = det.compute(terms=terms(account), window=window, meters=meters, zone=local_zone())
+                    part = {"meter": s.serial, "from": lower.isoformat(), "until": upper.isoformat()}
+                    meters.append(det.MeterUsage(s.multiplier, found[s.meter_pk], part))
+            result = det.compute(terms=terms(account), window=window, meters=meters, zone=local_zone())
+            results[account.pk] = _without_shared_days(result, served.get(account.premise_id, []), window)
         except Exception as exc:  # noqa: BLE001 - recorded on the run; the run goes on
             results[account.pk] = exc
     return results
+
+
+def _without_shared_days(result: det.Determinants, served: list[_Served], window: det.Window) -> det.Determinants:
+    """An exchange day is served by two meters, each for its side of the moment: its intervals are
+    expected once, not once per meter (the missing ones are what neither meter sent)."""
+    first = window.billed_start
+    end = min(window.billed_end, local_day(window.usage_end)) if window.usage_end else window.billed_end
+    seen: set[dt.date] = set()
+    shared = 0
+    for s in sorted(served, key=lambda s: s.start_day or first):
+        lower, upper = max(first, s.start_day or first), min(end, s.end_day or end)
+        for day in each_day(lower, upper):
+            if day in seen:
+                shared += hours_in_day(day) * 3600 // s.interval_s
+            seen.add(day)
+    if not shared:
+        return result
+    return replace(
+        result,
+        intervals_expected=result.intervals_expected - shared,
+        intervals_missing=max(0, result.intervals_missing - shared),
+    )
 
 
 def _usage_to_read(
@@ -167,7 +239,8 @@ def _usage_to_read(
         totals = det.totals_from_hours(
             hours, start=lower, end=upper, bucket_of=namer, interval_s=s.interval_s, peaks=peaks
         )
-        meters.append(det.MeterUsage(s.multiplier, totals))
+        part = {"meter": s.serial, "from": lower.isoformat(), "until": upper.isoformat()}
+        meters.append(det.MeterUsage(s.multiplier, totals, part))
     return meters
 
 

@@ -144,10 +144,14 @@ def tariff_terms(tariff: Any) -> TariffTerms:
 
 @dataclass(frozen=True)
 class MeterUsage:
-    """One meter's part of an account's window: its totals and its multiplier."""
+    """One meter's part of an account's window: its totals and its multiplier.
+
+    part names it for the determinants (meter, from, until) when more than one part served the window.
+    """
 
     multiplier: Decimal
     totals: TotalsLike
+    part: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -226,6 +230,9 @@ class Determinants:
     estimated_export_kwh: Decimal = Decimal(0)
     # The estimated part of each energy_by_period key (only keys with an estimate): flags each line.
     estimated_by_period: dict[str, Decimal] = field(default_factory=dict)
+    # Each meter part when more than one served the window (an exchange, a multiplier change):
+    # {"meter", "from", "until", "multiplier", "import_kwh"}, so a clerk sees what made the total.
+    meters: list[dict[str, str]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready, decimals as strings (exact), times in ISO 8601 with offset."""
@@ -250,6 +257,7 @@ class Determinants:
             "max_demand_at": None if self.max_demand_at is None else self.max_demand_at.isoformat(),
             "energy_by_period": {k: str(v) for k, v in sorted(self.energy_by_period.items())},
             "estimated_by_period": {k: str(v) for k, v in sorted(self.estimated_by_period.items())},
+            **({"meters": [dict(part) for part in self.meters]} if self.meters else {}),
         }
 
 
@@ -335,9 +343,17 @@ def compute(*, terms: TariffTerms, window: Window, meters: Iterable[MeterUsage],
     multipliers: set[Decimal] = set()
     expected = missing = 0
     peak: tuple[Decimal, dt.datetime] | None = None
+    parts: list[dict[str, str]] = []
     for meter in meters:
         totals = meter.totals
         multipliers.add(meter.multiplier)
+        parts.append(
+            {
+                **meter.part,
+                "multiplier": str(meter.multiplier),
+                "import_kwh": str(_kwh(totals.import_kwh, meter.multiplier)),
+            }
+        )
         total_import += _kwh(totals.import_kwh, meter.multiplier)
         total_export += _kwh(totals.export_kwh, meter.multiplier)
         total_estimated += _kwh(totals.estimated_import_kwh, meter.multiplier)
@@ -382,6 +398,7 @@ def compute(*, terms: TariffTerms, window: Window, meters: Iterable[MeterUsage],
         estimated_import_kwh=total_estimated,
         estimated_export_kwh=total_estimated_export,
         estimated_by_period={name: kwh for name, kwh in estimated_by_period.items() if kwh},
+        meters=sorted(parts, key=lambda part: (part.get("from", ""), part.get("meter", ""))) if len(parts) > 1 else [],
     )
 
 

@@ -18,6 +18,7 @@ from billing.models import OnDemandRead
 from commands.kinds import Kind
 from commands.models import MeterCommand
 from commands.services import command_request, replies_apply
+from mdms.core import registers
 from mdms.core.audit import audit_record
 from mdms.core.localtime import local_day
 from mdms.core.models import Account, ApiToken, AuditLog, Meter, MeterInstallation
@@ -180,6 +181,9 @@ def on_demand_read_timeout(*, read: OnDemandRead, now: dt.datetime | None = None
 def _estimate_registers(meter_pk: int, now: dt.datetime) -> tuple[dt.datetime, Decimal | None, Decimal | None]:
     """The newest register reading carried forward with the interval energy measured after it."""
     rows = stored.readings_for_meter(meter_pk, now - dt.timedelta(days=ESTIMATE_LOOKBACK_DAYS), now)
+    digits, decimals = Meter.objects.filter(pk=meter_pk).values_list("register_digits", "register_decimals").get()
+    # The estimate wraps past the register's capacity as the meter itself would.
+    capacity = registers.capacity_kwh(digits=digits, decimals=decimals)
     base_import = base_export = None
     added_import = added_export = 0.0
     at = now
@@ -194,8 +198,12 @@ def _estimate_registers(meter_pk: int, now: dt.datetime) -> tuple[dt.datetime, D
         at = row["ts"]
     if base_import is None:
         return now, None, None
-    export = None if base_export is None else Decimal(str(round(float(base_export) + added_export, 3)))
-    return at, Decimal(str(round(base_import + added_import, 3))), export
+    export = (
+        None
+        if base_export is None
+        else Decimal(str(round(registers.advance(float(base_export), added_export, capacity=capacity), 3)))
+    )
+    return at, Decimal(str(round(registers.advance(base_import, added_import, capacity=capacity), 3))), export
 
 
 def _after_read(read: OnDemandRead) -> None:

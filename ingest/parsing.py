@@ -76,6 +76,8 @@ class Reason(StrEnum):
     UNKNOWN_TOPIC = "unknown_topic"
     UNKNOWN_METER = "unknown_meter"
     DISABLED_METER = "disabled_meter"
+    AFTER_REMOVAL = "after_removal"  # an interval ending after the meter's removal (an exchange)
+    BEFORE_INSTALLATION = "before_installation"  # an interval ending at or before an exchange put it in
 
 
 class Rejection(Exception):

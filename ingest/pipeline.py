@@ -31,6 +31,23 @@ log = logging.getLogger(__name__)
 class MeterRef:
     pk: int
     accepting: bool  # registered or active; disabled and removed meters' data is refused
+    # A meter removed at a known moment still has its late data from before it accepted; one put
+    # in by an exchange has nothing from before it (the old meter's time). None: no such bound.
+    removed_at: dt.datetime | None = None
+    installed_at: dt.datetime | None = None
+
+    def admits(self, ts: dt.datetime) -> Rejection | None:
+        """Why a reading or event with this (interval end) time cannot be this meter's, or None."""
+        if self.removed_at is not None and ts > self.removed_at:
+            return Rejection(
+                Reason.AFTER_REMOVAL, f"{ts.isoformat()} is after the meter's removal at {self.removed_at.isoformat()}"
+            )
+        if self.installed_at is not None and ts <= self.installed_at:
+            return Rejection(
+                Reason.BEFORE_INSTALLATION,
+                f"{ts.isoformat()} is not after the meter's installation at {self.installed_at.isoformat()}",
+            )
+        return None
 
 
 class MeterCache:
@@ -52,8 +69,17 @@ class MeterCache:
         # refresh. Inside a transaction (a caller's, or a test's) the connection is in use: keep it.
         if not connection.in_atomic_block:
             close_old_connections()
-        rows = Meter.objects.values_list("serial", "pk", "status")
-        self._meters = {serial: MeterRef(pk, status in Meter.ACCEPTING_STATUSES) for serial, pk, status in rows}
+        rows = Meter.objects.values_list("serial", "pk", "status", "removed_at", "installed_at")
+        self._meters = {
+            serial: MeterRef(
+                pk,
+                status in Meter.ACCEPTING_STATUSES,
+                # A removed meter with a removal moment is heard for its data from before it.
+                removed_at if status == Meter.Status.REMOVED else None,
+                installed_at,
+            )
+            for serial, pk, status, removed_at, installed_at in rows
+        }
         self._loaded_at = time.monotonic()
 
     def lookup(self, serial: str) -> MeterRef | None:
@@ -116,12 +142,15 @@ def process_message(message: Message, batch: Batch, meters: MeterCache, *, now: 
         meter = meters.lookup(serial)
         if meter is None:
             raise Rejection(Reason.UNKNOWN_METER, f"no meter {serial!r} in the registry")
-        if not meter.accepting:
+        if not meter.accepting and meter.removed_at is None:
             raise Rejection(Reason.DISABLED_METER, f"meter {serial!r} is disabled or removed")
         if kind is topics.Kind.READINGS:
-            _add_readings(message, batch, meter.pk, serial, now)
+            _add_readings(message, batch, meter, serial, now)
         elif kind is topics.Kind.EVENTS:
             event = parsing.parse_event(message.payload, now=now)
+            refused = meter.admits(event.ts)
+            if refused is not None:
+                raise refused
             batch.events.append(
                 {
                     "meter": meter.pk,
@@ -132,6 +161,8 @@ def process_message(message: Message, batch: Batch, meters: MeterCache, *, now: 
                 }
             )
         else:
+            if not meter.accepting:
+                raise Rejection(Reason.DISABLED_METER, f"meter {serial!r} is removed: it answers no commands")
             reply = parsing.parse_reply(message.payload, now=now)
             batch.replies.append(
                 {
@@ -152,11 +183,25 @@ def process_message(message: Message, batch: Batch, meters: MeterCache, *, now: 
         batch.dead_letter(message, Rejection(Reason.BAD_SHAPE, f"unexpected {type(exc).__name__}"), serial=serial)
 
 
-def _add_readings(message: Message, batch: Batch, meter_pk: int, serial: str, now: dt.datetime) -> None:
+def _add_readings(message: Message, batch: Batch, meter: MeterRef, serial: str, now: dt.datetime) -> None:
     parsed = parsing.parse_readings(message.payload, serial=serial, now=now)
-    add_parsed(parsed, batch, meter_pk=meter_pk, received_at=message.received_at)
+    if meter.removed_at is not None or meter.installed_at is not None:
+        parsed = admitted(parsed, meter)
+    add_parsed(parsed, batch, meter_pk=meter.pk, received_at=message.received_at)
     for rejection, element in parsed.rejections:
         batch.dead_letter(message, rejection, serial=serial, element=element)
+
+
+def admitted(parsed: parsing.Parsed, meter: MeterRef) -> parsing.Parsed:
+    """The readings inside the meter's installation; the others become rejections, one each."""
+    kept = parsing.Parsed(rejections=list(parsed.rejections))
+    for reading in parsed.readings:
+        refused = meter.admits(reading.ts)
+        if refused is None:
+            kept.readings.append(reading)
+        else:
+            kept.rejections.append((refused, {"ts": reading.ts.isoformat(), **reading.values}))
+    return kept
 
 
 def add_parsed(parsed: parsing.Parsed, batch: Batch, *, meter_pk: int, received_at: dt.datetime) -> None:

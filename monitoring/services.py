@@ -16,6 +16,7 @@ from typing import Any
 
 from django.core.cache import cache
 
+from mdms.core import registers
 from mdms.core.followers import follower_run
 from mdms.core.localtime import local_zone
 from mdms.core.models import Meter
@@ -50,7 +51,7 @@ class DetectionResult:
 def meter_specs(meter_pks: Iterable[int]) -> dict[int, MeterSpec]:
     rows = Meter.objects.filter(pk__in=list(meter_pks)).values(
         "pk", "nominal_voltage_v", "nominal_frequency_hz", "rated_current_a", "interval_s",
-        "premise__feeder_id", "premise__feeder__region_id",
+        "premise__feeder_id", "premise__feeder__region_id", "register_digits", "register_decimals",
     )  # fmt: skip
     return {
         row["pk"]: MeterSpec(
@@ -61,6 +62,9 @@ def meter_specs(meter_pks: Iterable[int]) -> dict[int, MeterSpec]:
             interval_s=int(row["interval_s"]),
             feeder_pk=row["premise__feeder_id"],
             region_pk=row["premise__feeder__region_id"],
+            register_capacity_kwh=registers.capacity_kwh(
+                digits=row["register_digits"], decimals=row["register_decimals"]
+            ),
         )
         for row in rows
     }

@@ -26,7 +26,7 @@ from billing.bills import bill_run_create, bill_run_execute
 from billing.models import Bill, VeeException
 from billing.rollups import rollups_follow
 from billing.tests.bills_helpers import interval_ends, local
-from billing.tests.test_scenarios import Publisher
+from billing.tests.test_day_one_scenarios import Publisher
 from billing.vee.services import vee_run
 from ingest.testing import RunningWorker, drop_session, wait_for
 from mdms.core.mqtt import broker

@@ -15,6 +15,7 @@ from typing import Any
 from django.db import transaction
 
 from billing.models import VeeException
+from mdms.core import registers
 from mdms.core.localtime import local_midnight
 from mdms.core.models import Meter
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
@@ -90,26 +91,45 @@ def check_spikes(by_ts: dict[dt.datetime, list[dict[str, Any]]], history_mean: f
     return Finding(Kind.SPIKE, times, {"limit_kwh": round(limit, 6), "history_mean_kwh": round(history_mean, 6)})
 
 
-def check_register_delta(by_ts: dict[dt.datetime, list[dict[str, Any]]]) -> Finding | None:
-    """The register's rise from the day's first to its last reading against the intervals in between."""
+def check_register_delta(
+    by_ts: dict[dt.datetime, list[dict[str, Any]]], *, capacity_kwh: float | None = None
+) -> Finding | None:
+    """The register's rise from the day's first to its last reading against the intervals in between.
+
+    A register that wrapped past its capacity (mdms.core.registers) by the interval energy is a
+    rollover, not a mismatch; any other drop is flagged, with how far it went back.
+    """
     with_register = [(ts, copies[0]) for ts, copies in sorted(by_ts.items()) if "register_import_kwh" in copies[0]]
     if len(with_register) < 2:
         return None
     (first_ts, first), (last_ts, last) = with_register[0], with_register[-1]
-    delta = last["register_import_kwh"] - first["register_import_kwh"]
     summed = sum(copies[0].get("energy_import_kwh") or 0.0 for ts, copies in by_ts.items() if first_ts < ts <= last_ts)
-    if abs(delta - summed) <= max(REGISTER_TOLERANCE_KWH, REGISTER_TOLERANCE_SHARE * abs(delta)):
+    step = registers.register_delta(
+        first["register_import_kwh"], last["register_import_kwh"], capacity=capacity_kwh, expected=summed
+    )
+    delta = step.kwh if step.kwh is not None else last["register_import_kwh"] - first["register_import_kwh"]
+    if not step.backwards and abs(delta - summed) <= max(REGISTER_TOLERANCE_KWH, REGISTER_TOLERANCE_SHARE * abs(delta)):
         return None
     detail = {"register_delta_kwh": round(delta, 6), "interval_sum_kwh": round(summed, 6)}
+    if step.backwards:
+        detail["backwards"] = True
     return Finding(Kind.REGISTER_MISMATCH, [first_ts, last_ts], detail)
 
 
 def check_installation(
-    by_ts: dict[dt.datetime, Any], install_date: dt.date | None, removal_date: dt.date | None
+    by_ts: dict[dt.datetime, Any],
+    install_date: dt.date | None,
+    removal_date: dt.date | None,
+    *,
+    installed_at: dt.datetime | None = None,
+    removed_at: dt.datetime | None = None,
 ) -> Finding | None:
-    """Readings of intervals starting before the install date or on/after the removal date."""
-    installed = local_midnight(install_date) if install_date else None
-    removed = local_midnight(removal_date) if removal_date else None
+    """Readings of intervals starting before the installation or at/after the removal.
+
+    The exact moments of an exchange, when known, win over the days (an exchange day is shared).
+    """
+    installed = installed_at or (local_midnight(install_date) if install_date else None)
+    removed = removed_at or (local_midnight(removal_date) if removal_date else None)
     times = [
         ts
         for ts, copies in by_ts.items()
@@ -132,8 +152,10 @@ def validate_day(meter: Meter, day: dt.date, *, now: dt.datetime) -> list[Findin
         check_negative(by_ts),
         check_conflicting_duplicates(by_ts),
         check_spikes(by_ts, history_mean, history_n),
-        check_register_delta(by_ts),
-        check_installation(by_ts, meter.install_date, meter.removal_date),
+        check_register_delta(by_ts, capacity_kwh=meter.register_capacity_kwh),
+        check_installation(
+            by_ts, meter.install_date, meter.removal_date, installed_at=meter.installed_at, removed_at=meter.removed_at
+        ),
     ]
     return [finding for finding in findings if finding is not None]
 
@@ -142,9 +164,15 @@ def _expected_while_installed(
     meter: Meter, start: dt.datetime, end: dt.datetime, now: dt.datetime
 ) -> list[dt.datetime]:
     # A meter is not missing intervals before it was installed or after it was removed.
-    if meter.install_date:
+    # An exchange between two interval ends: the intervals wholly on the meter's side of it.
+    step = meter.interval_s
+    if meter.installed_at:
+        start = max(start, dt.datetime.fromtimestamp(-(-meter.installed_at.timestamp() // step) * step, dt.UTC))
+    elif meter.install_date:
         start = max(start, local_midnight(meter.install_date))
-    if meter.removal_date:
+    if meter.removed_at:
+        end = min(end, dt.datetime.fromtimestamp(meter.removed_at.timestamp() // step * step, dt.UTC))
+    elif meter.removal_date:
         end = min(end, local_midnight(meter.removal_date))
     return expected_times(start, end, meter.interval_s, now) if start < end else []
 

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+import datetime as dt
 import io
 import zipfile
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 from mdms.core import services
+from mdms.core.audit import audit_record
 from mdms.core.models import (
     Account,
     Customer,
@@ -16,12 +21,15 @@ from mdms.core.models import (
     Holiday,
     Meter,
     MeterCertificate,
+    MeterExchange,
     MeterInstallation,
+    MeterMultiplier,
     Premise,
     Region,
     Tariff,
     TouPeriod,
 )
+from mdms.core.models_api import AuditLog
 from mdms.core.mqtt import certificates
 
 
@@ -101,6 +109,19 @@ class MeterInstallationInline(admin.TabularInline[MeterInstallation, Meter]):
     can_delete = False
 
 
+class MeterMultiplierInline(admin.TabularInline[MeterMultiplier, Meter]):
+    """The multiplier's history; a change is added on the Meter multipliers page (it keeps the old value)."""
+
+    model = MeterMultiplier
+    extra = 0
+    fields = ("effective_from", "multiplier", "created_at")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Meter | None = None) -> bool:
+        return False
+
+
 class MeterCertificateInline(admin.TabularInline[MeterCertificate, Meter]):
     """Issued certificates (never their keys): what was issued when, and what is revoked."""
 
@@ -123,8 +144,8 @@ class MeterAdmin(admin.ModelAdmin[Meter]):
     search_fields = ["serial", "premise__address"]
     raw_id_fields = ["premise"]
     list_select_related = ["premise"]
-    readonly_fields = ["mqtt_credentials_issued_at", "created_at"]
-    inlines = [MeterInstallationInline, MeterCertificateInline]
+    readonly_fields = ["mqtt_credentials_issued_at", "created_at", "installed_at", "removed_at"]
+    inlines = [MeterInstallationInline, MeterMultiplierInline, MeterCertificateInline]
     actions = ["disable_meters", "enable_meters", "issue_new_credentials", "issue_certificates"]
 
     def save_model(self, request: HttpRequest, obj: Meter, form: object, change: bool) -> None:
@@ -195,6 +216,103 @@ class MeterAdmin(admin.ModelAdmin[Meter]):
         response["Content-Disposition"] = 'attachment; filename="meter-certificates.zip"'
         response["Cache-Control"] = "no-store"
         return response
+
+
+class MeterExchangeForm(forms.ModelForm):  # type: ignore[type-arg]
+    new_serial = forms.RegexField(r"^[A-Za-z0-9_-]+$", max_length=32, help_text="The new meter's serial.")
+
+    class Meta:
+        model = MeterExchange
+        fields = ["old_meter", "new_serial", "exchanged_at", "old_final_register_kwh", "new_initial_register_kwh",
+                  "work_order"]  # fmt: skip
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        old = data.get("old_meter")
+        if isinstance(old, Meter) and (old.status == Meter.Status.REMOVED or old.premise_id is None):
+            raise ValidationError({"old_meter": f"Meter {old} is not installed on a premise."})
+        if Meter.objects.filter(serial=data.get("new_serial")).exists():
+            raise ValidationError({"new_serial": "A meter with this serial is registered already."})
+        at = data.get("exchanged_at")
+        if isinstance(at, dt.datetime) and at > timezone.now():
+            raise ValidationError({"exchanged_at": "An exchange is recorded after it happened."})
+        return data
+
+
+@admin.register(MeterExchange)
+class MeterExchangeAdmin(admin.ModelAdmin[MeterExchange]):
+    """Exchanges are added here (the new meter's password is shown once) and never edited afterwards."""
+
+    form = MeterExchangeForm
+    list_display = ["exchanged_at", "premise", "old_meter", "new_meter", "old_final_register_kwh",
+                    "new_initial_register_kwh", "work_order"]  # fmt: skip
+    search_fields = ["old_meter__serial", "new_meter__serial", "premise__address", "work_order"]
+    raw_id_fields = ["old_meter"]
+    list_select_related = ["premise", "old_meter", "new_meter"]
+    date_hierarchy = "exchanged_at"
+
+    def has_change_permission(self, request: HttpRequest, obj: MeterExchange | None = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: MeterExchange | None = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: MeterExchange, form: MeterExchangeForm, change: bool) -> None:
+        old = obj.old_meter
+        assert old.premise is not None  # checked by the form
+        try:
+            record, credentials = services.meter_exchange(
+                premise=old.premise,
+                old_meter=old,
+                new_meter_serial=form.cleaned_data["new_serial"],
+                at=obj.exchanged_at,
+                old_final_register_kwh=obj.old_final_register_kwh,
+                new_initial_register_kwh=obj.new_initial_register_kwh,
+                work_order=obj.work_order,
+            )
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+            raise
+        obj.pk, obj.premise, obj.new_meter, obj.created_at = (
+            record.pk,
+            record.premise,
+            record.new_meter,
+            record.created_at,
+        )
+        audit_record(actor=request.user, action=AuditLog.Action.METER_EXCHANGE, target=f"meter:{old.serial}",
+                     detail={"new_serial": record.new_meter.serial, "at": record.exchanged_at.isoformat()})  # fmt: skip
+        messages.warning(
+            request,
+            f"MQTT credentials for {credentials.serial}: username {credentials.mqtt_username}, "
+            f"password {credentials.mqtt_password}. This password is shown only once.",
+        )
+
+
+class MeterMultiplierForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = MeterMultiplier
+        fields = ["meter", "effective_from", "multiplier"]
+
+
+@admin.register(MeterMultiplier)
+class MeterMultiplierAdmin(admin.ModelAdmin[MeterMultiplier]):
+    """A CT/PT change from a day; billing scales each day by the multiplier in force on it."""
+
+    form = MeterMultiplierForm
+    list_display = ["meter", "effective_from", "multiplier", "created_at"]
+    search_fields = ["meter__serial"]
+    raw_id_fields = ["meter"]
+
+    def has_change_permission(self, request: HttpRequest, obj: MeterMultiplier | None = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: MeterMultiplier, form: MeterMultiplierForm, change: bool) -> None:
+        row = services.meter_set_multiplier(
+            meter=obj.meter, multiplier=obj.multiplier, effective_from=obj.effective_from
+        )
+        obj.pk = row.pk
+        audit_record(actor=request.user, action=AuditLog.Action.METER_MULTIPLIER, target=f"meter:{obj.meter.serial}",
+                     detail={"multiplier": str(obj.multiplier), "effective_from": obj.effective_from.isoformat()})  # fmt: skip
 
 
 # API tokens and the audit log register themselves with the admin site.

@@ -15,6 +15,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+from mdms.core import registers
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 
 
@@ -225,6 +226,18 @@ class Meter(models.Model):
     interval_s = models.PositiveIntegerField(default=DEFAULT_INTERVAL_S)
     install_date = models.DateField(null=True, blank=True)
     removal_date = models.DateField(null=True, blank=True)
+    # The exact moments of an exchange (mdms.core.services.meter_exchange); empty for meters
+    # installed or removed by the day. The ingest refuses readings of intervals ending at or before
+    # installed_at and after removed_at, so that two meters exchanged mid-day never both count a
+    # stretch of time, and billing can take each meter's whole exchange day.
+    installed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    removed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The register's capacity: register_digits digits of which register_decimals after the point
+    # (6 and 1: 99999.9 kWh, then 0.0). mdms.core.registers reads a wrap from it.
+    register_digits = models.PositiveSmallIntegerField(
+        default=6, validators=[MinValueValidator(1), MaxValueValidator(12)]
+    )
+    register_decimals = models.PositiveSmallIntegerField(default=1, validators=[MaxValueValidator(6)])
     relay_state = models.CharField(max_length=12, choices=Relay.choices, default=Relay.CONNECTED, editable=False)
     has_solar = models.BooleanField(default=False)
     solar_capacity_kw = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
@@ -247,6 +260,11 @@ class Meter(models.Model):
     @property
     def can_connect(self) -> bool:
         return self.status in self.ACCEPTING_STATUSES
+
+    @property
+    def register_capacity_kwh(self) -> float:
+        """The register's first unshowable value: it reads 0 there (99999.9 + 0.1 for 6 and 1)."""
+        return registers.capacity_kwh(digits=self.register_digits, decimals=self.register_decimals)
 
 
 class MeterCertificate(models.Model):
@@ -311,6 +329,53 @@ class MeterInstallation(models.Model):
         return f"{self.meter} at {self.premise} from {self.installed_on}"
 
 
+class MeterMultiplier(models.Model):
+    """The history of a meter's CT/PT multiplier: each row is in force from its day (local) on.
+
+    Billing scales every day by the row in force on it (a day before the first row takes
+    Meter.multiplier). Written by mdms.core.services.meter_set_multiplier, which also keeps
+    Meter.multiplier at the value in force today.
+    """
+
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="multipliers")
+    effective_from = models.DateField()
+    multiplier = models.DecimalField(max_digits=8, decimal_places=3, validators=[MinValueValidator(Decimal("0.001"))])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["meter", "effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["meter", "effective_from"], name="one_multiplier_per_meter_and_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.meter_id} x{self.multiplier} from {self.effective_from}"
+
+
+class MeterExchange(models.Model):
+    """One meter replaced by another on a premise at a moment, with both registers read there.
+
+    The old meter's final register and the new meter's initial one are the bridge a register-based
+    consumption needs: nothing is derived across two meters from their raw register values.
+    """
+
+    premise = models.ForeignKey(Premise, on_delete=models.PROTECT, related_name="exchanges")
+    old_meter = models.OneToOneField(Meter, on_delete=models.PROTECT, related_name="exchanged_out")
+    new_meter = models.OneToOneField(Meter, on_delete=models.PROTECT, related_name="exchanged_in")
+    exchanged_at = models.DateTimeField()
+    old_final_register_kwh = models.DecimalField(max_digits=14, decimal_places=3)
+    new_initial_register_kwh = models.DecimalField(max_digits=14, decimal_places=3)
+    work_order = models.CharField(max_length=64, blank=True, help_text="The CIS field work order, if any.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-exchanged_at"]
+        indexes = [models.Index(fields=["premise", "exchanged_at"], name="exchange_premise_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.old_meter} -> {self.new_meter} at {self.exchanged_at:%Y-%m-%d %H:%M}"
+
+
 # API tokens and the audit log live in their own module; importing them here registers them as core models.
 from mdms.core.models_api import ApiToken, AuditLog  # noqa: E402
 
@@ -322,7 +387,9 @@ __all__ = [
     "Feeder",
     "Holiday",
     "Meter",
+    "MeterExchange",
     "MeterInstallation",
+    "MeterMultiplier",
     "Premise",
     "Region",
     "Tariff",

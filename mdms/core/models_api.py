@@ -53,6 +53,8 @@ class AuditLog(models.Model):
         METER_DISABLE = "meter_disable", "Meter disabled"
         METER_ENABLE = "meter_enable", "Meter enabled"
         METER_CERTIFICATE = "meter_certificate", "Meter certificate issued"
+        METER_EXCHANGE = "meter_exchange", "Meter exchanged"
+        METER_MULTIPLIER = "meter_multiplier", "Meter multiplier changed"
         READING_EDIT = "reading_edit", "Interval reading edited"
         REBILL = "rebill", "Bill re-issued"
         BILL_CANCEL = "bill_cancel", "Bill cancelled"

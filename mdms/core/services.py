@@ -16,8 +16,18 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from mdms.core.localtime import local_today
-from mdms.core.models import Account, Customer, Meter, MeterCertificate, MeterInstallation, Premise, Tariff
+from mdms.core.localtime import local_day, local_midnight, local_today
+from mdms.core.models import (
+    Account,
+    Customer,
+    Meter,
+    MeterCertificate,
+    MeterExchange,
+    MeterInstallation,
+    MeterMultiplier,
+    Premise,
+    Tariff,
+)
 
 # The certificate authority's crypto (no broker connection, no I/O but the CA's own files).
 from mdms.core.mqtt import certificates
@@ -226,11 +236,13 @@ def meter_install(*, meter: Meter, premise: Premise, on: dt.date) -> MeterInstal
 
 @transaction.atomic
 def meter_remove(*, meter: Meter, on: dt.date) -> None:
+    """Remove a meter at the start of a local day: readings of intervals ending later are refused."""
     MeterInstallation.objects.filter(meter=meter, removed_on__isnull=True).update(removed_on=on)
     meter.premise = None
     meter.status = Meter.Status.REMOVED
     meter.removal_date = on
-    meter.save(update_fields=["premise", "status", "removal_date"])
+    meter.removed_at = local_midnight(on)
+    meter.save(update_fields=["premise", "status", "removal_date", "removed_at"])
     _revoke_certificates(meter=meter, reason=MeterCertificate.RevocationReason.METER_REMOVED)
     _notify_access_changed(meter)
 
@@ -255,6 +267,125 @@ def meter_set_status(*, meter: Meter, status: Meter.Status) -> bool:
             _revoke_certificates(meter=meter, reason=reason)
         _notify_access_changed(meter)
     return bool(changed)
+
+
+@transaction.atomic
+def meter_exchange(
+    *,
+    premise: Premise,
+    old_meter: Meter,
+    new_meter_serial: str,
+    at: dt.datetime,
+    old_final_register_kwh: Decimal,
+    new_initial_register_kwh: Decimal,
+    work_order: str = "",
+    multiplier: Decimal | None = None,
+    interval_s: int | None = None,
+    register_digits: int | None = None,
+    register_decimals: int | None = None,
+    password: str | None = None,
+    certificate: bool = False,
+    now: dt.datetime | None = None,
+) -> tuple[MeterExchange, MeterCredentials]:
+    """Replace old_meter on premise by a new meter at the moment `at`, in one transaction.
+
+    Both registers are recorded; the new meter is registered and installed from `at`, with MQTT
+    credentials returned once (a password, or a certificate with certificate=True); the old one is
+    removed at `at` and its broker access ends after the commit. The new meter takes the old one's
+    multiplier, interval and register size unless told otherwise.
+
+    Installations are kept by the day (billing sums daily rollups): on the exchange day both meters
+    are installed, the old one up to the next midnight and the new one from the day's start, and the
+    exact moment is what makes that right: the ingest refuses the old meter's intervals ending after
+    `at` (Meter.removed_at) and the new meter's ending at or before it (Meter.installed_at), so each
+    meter's day holds only its own part. An exchange at midnight leaves no shared day.
+    """
+    now = now or timezone.now()
+    if at.tzinfo is None:
+        raise ValidationError({"at": "The exchange time needs a time zone."})
+    if at > now:
+        raise ValidationError({"at": "An exchange is recorded after it happened; this time is in the future."})
+    if old_final_register_kwh < 0 or new_initial_register_kwh < 0:
+        raise ValidationError({"register": "Register readings cannot be negative."})
+    # Serialises two exchanges of one meter (a redelivered work order); the status check does the rest.
+    locked = Meter.objects.select_for_update().get(pk=old_meter.pk)
+    if locked.status == Meter.Status.REMOVED:
+        raise ValidationError({"old_meter": f"Meter {locked.serial} is already removed."})
+    if locked.premise_id != premise.pk:
+        raise ValidationError({"old_meter": f"Meter {locked.serial} is not installed at this premise."})
+    installation = MeterInstallation.objects.filter(meter=locked, removed_on__isnull=True).first()
+    day = local_day(at)
+    at_midnight = at == local_midnight(day)
+    served_from = locked.installed_at or (local_midnight(installation.installed_on) if installation else None)
+    if served_from is not None and at <= served_from:
+        raise ValidationError({"at": f"Meter {locked.serial} was installed at {served_from:%Y-%m-%d %H:%M} UTC."})
+    if installation is not None:
+        installation.removed_on = day if at_midnight else day + dt.timedelta(days=1)
+        installation.save(update_fields=["removed_on"])
+    locked.premise = None
+    locked.removal_date = day
+    locked.removed_at = at
+    locked.save(update_fields=["premise", "removal_date", "removed_at"])
+    # The status change revokes a certificate and tells the broker, after the commit.
+    meter_set_status(meter=locked, status=Meter.Status.REMOVED)
+    old_meter.refresh_from_db()
+
+    new_meter, credentials = meter_register(
+        serial=new_meter_serial,
+        multiplier=locked.multiplier if multiplier is None else multiplier,
+        nominal_voltage_v=locked.nominal_voltage_v,
+        nominal_frequency_hz=locked.nominal_frequency_hz,
+        rated_current_a=locked.rated_current_a,
+        interval_s=locked.interval_s if interval_s is None else interval_s,
+        has_solar=locked.has_solar,
+        solar_capacity_kw=locked.solar_capacity_kw,
+        install_date=day,
+        password=password,
+        certificate=certificate,
+    )
+    new_meter.register_digits = locked.register_digits if register_digits is None else register_digits
+    new_meter.register_decimals = locked.register_decimals if register_decimals is None else register_decimals
+    new_meter.installed_at = at
+    new_meter.full_clean(exclude=["premise", "serial"])
+    new_meter.save(update_fields=["register_digits", "register_decimals", "installed_at"])
+    meter_install(meter=new_meter, premise=premise, on=day)
+    exchange = MeterExchange.objects.create(
+        premise=premise,
+        old_meter=locked,
+        new_meter=new_meter,
+        exchanged_at=at,
+        old_final_register_kwh=old_final_register_kwh,
+        new_initial_register_kwh=new_initial_register_kwh,
+        work_order=work_order,
+    )
+    return exchange, credentials
+
+
+@transaction.atomic
+def meter_set_multiplier(
+    *, meter: Meter, multiplier: Decimal, effective_from: dt.date, today: dt.date | None = None
+) -> MeterMultiplier:
+    """The meter's CT/PT multiplier changes from a local day on (billing scales each day by its own).
+
+    The first change also records the multiplier the meter had until then, from its install day,
+    so that the history alone answers for every day. Meter.multiplier follows the value in force today.
+    """
+    if multiplier <= 0:
+        raise ValidationError({"multiplier": "A multiplier is positive."})
+    Meter.objects.select_for_update().filter(pk=meter.pk).first()
+    if not MeterMultiplier.objects.filter(meter=meter).exists():
+        base_day = min(meter.install_date or dt.date(1970, 1, 1), effective_from)
+        if base_day < effective_from:
+            MeterMultiplier.objects.create(meter=meter, effective_from=base_day, multiplier=meter.multiplier)
+    row, _ = MeterMultiplier.objects.update_or_create(
+        meter=meter, effective_from=effective_from, defaults={"multiplier": multiplier}
+    )
+    today = today or local_today()
+    current = MeterMultiplier.objects.filter(meter=meter, effective_from__lte=today).order_by("-effective_from").first()
+    if current is not None and current.multiplier != meter.multiplier:
+        meter.multiplier = current.multiplier
+        meter.save(update_fields=["multiplier"])
+    return row
 
 
 def meter_disable(*, meter: Meter) -> bool:

@@ -24,6 +24,8 @@ class MeterSpec:
     interval_s: int = DEFAULT_INTERVAL_S
     feeder_pk: int | None = None
     region_pk: int | None = None
+    # Where the register wraps (mdms.core.registers); None: a register that never wraps.
+    register_capacity_kwh: float | None = None
 
 
 @dataclass(frozen=True)

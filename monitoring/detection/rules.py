@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mdms.core import registers
 from monitoring.detection import Finding, MeterSpec
 
 # Voltage tolerance by nominal service voltage: EN 50160 allows 230 V +-10%; ANSI C84.1 range A
@@ -86,16 +87,23 @@ def check(meter: MeterSpec, reading: Mapping[str, Any], previous: Mapping[str, A
     if negative:
         found.append(Finding("negative_energy", tuple(negative), "critical", {"min_kwh": 0}))
     if previous is not None:
-        found.extend(_register_rules(reading, previous))
+        found.extend(_register_rules(reading, previous, meter.register_capacity_kwh))
     return found
 
 
-def _register_rules(reading: Mapping[str, Any], previous: Mapping[str, Any]) -> list[Finding]:
+def _register_rules(
+    reading: Mapping[str, Any], previous: Mapping[str, Any], capacity_kwh: float | None = None
+) -> list[Finding]:
     found: list[Finding] = []
     backwards = []
-    for name in ("register_import_kwh", "register_export_kwh"):
+    for name, energy in (("register_import_kwh", "energy_import_kwh"), ("register_export_kwh", "energy_export_kwh")):
         now, before = _num(reading, name), _num(previous, name)
-        if now is not None and before is not None and now < before - REGISTER_EPSILON_KWH:
+        # A wrap past the register's capacity by the interval's energy is a rollover, not a fault.
+        if (
+            now is not None
+            and before is not None
+            and registers.register_delta(before, now, capacity=capacity_kwh, expected=_num(reading, energy)).backwards
+        ):
             backwards.append(name)
     if backwards:
         baseline = {f"previous_{name}": previous.get(name) for name in backwards}

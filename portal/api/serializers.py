@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -75,6 +77,55 @@ class MeterRegisterSerializer(serializers.Serializer[Any]):
         if Meter.objects.filter(serial=value).exists():
             raise serializers.ValidationError("A meter with this serial is registered already.", code="unique")
         return value
+
+
+class AwareDateTimeField(UtcDateTimeField):
+    """An instant that must carry its UTC offset: a field record without one is ambiguous."""
+
+    def to_internal_value(self, value: Any) -> dt.datetime:
+        try:
+            parsed = parse_datetime(value) if isinstance(value, str) else None
+        except ValueError:  # well-formed but impossible (month 13): the parent names it
+            parsed = None
+        if parsed is not None and parsed.tzinfo is None:
+            raise serializers.ValidationError("Give the time with its UTC offset (Z or +01:00).", code="invalid")
+        return super().to_internal_value(value)
+
+
+class MeterExchangeSerializer(serializers.Serializer[Any]):
+    """A meter exchange from a field work order: the new meter, the moment and both registers."""
+
+    new_serial = serializers.RegexField(r"^[A-Za-z0-9_-]+$", max_length=32)
+    at = AwareDateTimeField(help_text="When the meter was exchanged, with a UTC offset; not in the future.")
+    old_final_register_kwh = serializers.DecimalField(max_digits=14, decimal_places=3, min_value=Decimal("0"))
+    new_initial_register_kwh = serializers.DecimalField(max_digits=14, decimal_places=3, min_value=Decimal("0"))
+    work_order = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)
+    multiplier = serializers.DecimalField(
+        max_digits=8, decimal_places=3, min_value=Decimal("0.001"), required=False, allow_null=True,
+        help_text="The new meter's CT/PT multiplier; the old meter's when left out.",
+    )  # fmt: skip
+    register_digits = serializers.IntegerField(min_value=1, max_value=12, required=False, allow_null=True)
+    register_decimals = serializers.IntegerField(min_value=0, max_value=6, required=False, allow_null=True)
+    credentials = serializers.ChoiceField(choices=["password", "certificate"], default="password")
+
+    def validate_new_serial(self, value: str) -> str:
+        if Meter.objects.filter(serial=value).exists():
+            raise serializers.ValidationError("A meter with this serial is registered already.", code="unique")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        digits, decimals = attrs.get("register_digits"), attrs.get("register_decimals")
+        if digits is not None and decimals is not None and decimals >= digits:
+            raise serializers.ValidationError({"register_decimals": "Fewer decimals than digits."}, code="invalid")
+        return attrs
+
+
+class MeterExchangedSerializer(serializers.Serializer[Any]):
+    exchange = serializers.DictField()
+    old_meter = MeterSerializer()
+    meter = MeterSerializer()
+    mqtt = serializers.DictField()
+    certificate = serializers.DictField(allow_null=True)
 
 
 class MqttCredentialsSerializer(serializers.Serializer[Any]):

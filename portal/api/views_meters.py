@@ -34,6 +34,8 @@ from portal.api.serializers import (
     AnomalySerializer,
     EventSerializer,
     MeterCertificateIssuedSerializer,
+    MeterExchangedSerializer,
+    MeterExchangeSerializer,
     MeterRegisteredSerializer,
     MeterRegisterSerializer,
     MeterSerializer,
@@ -134,6 +136,7 @@ class MeterViewSet(ApiView, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewS
         "disable": Scope.METER_ADMIN,
         "enable": Scope.METER_ADMIN,
         "certificate": Scope.METER_ADMIN,
+        "exchange": Scope.METER_ADMIN,
     }
 
     def get_queryset(self) -> QuerySet[Meter]:
@@ -189,6 +192,67 @@ class MeterViewSet(ApiView, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewS
             detail={"serial_number": issued.serial_hex},
         )
         return Response(_certificate_body(meter, issued), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=MeterExchangeSerializer, responses={201: MeterExchangedSerializer})
+    @action(detail=True, methods=["post"])
+    def exchange(self, request: Request, pk: str | None = None) -> Response:
+        """Exchange this meter on its premise at a moment (a field work order): both registers are
+        recorded, the new meter is registered and installed, this one removed and refused at the broker.
+
+        The response holds the new meter's MQTT password (or certificate key): the only time it is shown.
+        """
+        old = self.get_object()
+        form = MeterExchangeSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        if old.premise is None:
+            raise ValidationError({"meter": f"Meter {old.serial} is not installed on a premise."}, code="invalid")
+        try:
+            record, credentials = services.meter_exchange(
+                premise=old.premise,
+                old_meter=old,
+                new_meter_serial=data["new_serial"],
+                at=data["at"],
+                old_final_register_kwh=data["old_final_register_kwh"],
+                new_initial_register_kwh=data["new_initial_register_kwh"],
+                work_order=data["work_order"],
+                multiplier=data.get("multiplier"),
+                register_digits=data.get("register_digits"),
+                register_decimals=data.get("register_decimals"),
+                certificate=data["credentials"] == "certificate",
+            )
+        except certificates.CertificateError as exc:
+            raise NoCertificateAuthority(str(exc)) from exc
+        summary = {
+            "id": record.pk,
+            "premise": record.premise_id,
+            "at": record.exchanged_at.isoformat(),
+            "old_serial": old.serial,
+            "new_serial": record.new_meter.serial,
+            "old_final_register_kwh": str(record.old_final_register_kwh),
+            "new_initial_register_kwh": str(record.new_initial_register_kwh),
+            "work_order": record.work_order,
+        }
+        audit_record(
+            actor=_actor(request), action=AuditLog.Action.METER_EXCHANGE, target=f"meter:{old.serial}", detail=summary
+        )
+        old.refresh_from_db()
+        body = {
+            "exchange": summary,
+            "old_meter": MeterSerializer(old).data,
+            "meter": MeterSerializer(record.new_meter).data,
+            "mqtt": {
+                "username": credentials.mqtt_username,
+                "password": credentials.mqtt_password,
+                "host": settings.MQTT_HOST,
+                "port": settings.MQTT_PORT,
+                "tls": settings.MQTT_TLS,
+            },
+            "certificate": (
+                _certificate_body(record.new_meter, credentials.certificate) if credentials.certificate else None
+            ),
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
 
     def _set_status(self, request: Request, enable: bool) -> Response:
         meter = self.get_object()

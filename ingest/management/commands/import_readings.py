@@ -197,8 +197,14 @@ class Command(BaseCommand):
         if not parsed.readings:
             return
         meter = self.meters.lookup(serial)
-        if meter is None or not meter.accepting:
+        if meter is None or (not meter.accepting and meter.removed_at is None):
             self.reject(path, where, f"no active meter {serial!r} in the registry")
+            return
+        # An exchanged meter's file keeps only its own part of time; the rest is named line by line.
+        parsed = pipeline.admitted(parsing.Parsed(readings=parsed.readings), meter)
+        for rejection, _ in parsed.rejections:
+            self.reject(path, where, rejection.message)
+        if not parsed.readings:
             return
         self.totals["read"] += len(parsed.readings)
         pipeline.add_parsed(parsed, self.batch, meter_pk=meter.pk, received_at=dt.datetime.now(tz=dt.UTC))

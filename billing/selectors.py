@@ -61,6 +61,7 @@ class IntervalUsage:
     export_kwh: float | None
     estimated: bool
     edited: bool
+    estimate_method: str | None = None  # where estimated: "linear" (interpolated), "profile", ...
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,7 @@ def interval_usage(*, meter_pk: int, start: dt.datetime, end: dt.datetime) -> li
             export_kwh=row.get("export_kwh"),
             estimated=row["source"] == store.SOURCE_ESTIMATE,
             edited=row["source"] == store.SOURCE_EDIT,
+            estimate_method=row.get("method") if row["source"] == store.SOURCE_ESTIMATE else None,
         )
         for row in store.effective_intervals(meter_pk, start + interval - dt.timedelta(microseconds=1), end + interval)
         if start <= row["ts"] - interval < end

@@ -4,7 +4,8 @@ The feed holds, each in an Atom entry: the UsagePoint (the meter), the LocalTime
 utility's zone, and per direction (import, and export for solar homes) a MeterReading, its
 ReadingType (Wh deltas of `interval_s` seconds) and one IntervalBlock per local day. Values are
 integers in Wh as metered (before the meter multiplier, like the usage API). An estimated interval
-carries ReadingQuality 8 (machine-estimated), an edited one 7 (replaced by a human).
+carries ReadingQuality 9 when linearly interpolated, 8 when estimated from the meter's history (the
+profile method), and an edited one 7 (replaced by a human).
 Validated in portal/tests/test_greenbutton.py against the Alliance's usage.xsd and atom.xsd.
 """
 
@@ -21,7 +22,9 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from billing.selectors import IntervalUsage
+from mdms.core.localtime import interval_start_local
 from mdms.core.models import Meter
+from mdms.core.timeseries.rollups import ESTIMATE_LINEAR
 
 ATOM = "http://www.w3.org/2005/Atom"
 ESPI = "http://naesb.org/espi"
@@ -29,7 +32,8 @@ ESPI = "http://naesb.org/espi"
 ID_NAMESPACE = uuid.UUID("6f1c2a4e-5b0d-4c1e-9a57-2f0b3c6d8e91")
 
 QUALITY_EDITED = 7
-QUALITY_ESTIMATED = 8
+QUALITY_ESTIMATED = 8  # "replaced by a machine computed value based on ... historical data" (profile)
+QUALITY_INTERPOLATED = 9  # "computed using linear interpolation based on the readings before and after it"
 # ESPI codes (usage.xsd enumerations): deltaData, electricity secondary metered, net/forward/reverse, energy, Wh.
 ACCUMULATION_DELTA = 4
 COMMODITY_ELECTRICITY = 1
@@ -52,7 +56,7 @@ def local_time_parameters(zone_name: str, year: int) -> tuple[int, int, str, str
     """(tzOffset s, dstOffset s, dstStartRule, dstEndRule) of a zone, from its transitions in `year`.
 
     ESPI's DstRuleType packs a rule in 32 bits: month (bits 28-31), operator (25-27: 2 = first,
-    3 = second ... 5 = fourth, 6 = last occurrence of the weekday in the month), day of month
+    3 = second ... 5 = fourth, 6 = fifth, 7 = last occurrence of the weekday in the month), day of month
     (20-24, unused with those operators), weekday (17-19, Monday = 1), hour (12-16) and seconds
     (0-11) of the local wall-clock time at which the change happens. A zone without DST gets zero rules.
     """
@@ -75,7 +79,9 @@ def local_time_parameters(zone_name: str, year: int) -> tuple[int, int, str, str
         wall = (change - dt.timedelta(seconds=1)).astimezone(zone) + dt.timedelta(seconds=1)  # time before the change
         occurrence = (wall.day - 1) // 7 + 1
         last_week = calendar.monthrange(wall.year, wall.month)[1] - wall.day < 7
-        operator = 6 if last_week else occurrence + 1
+        # "Last" (7), not "fifth" (6): October 2026 has no fifth Sunday, and a client that follows
+        # usage.xsd would then find no end of summer time.
+        operator = 7 if last_week else occurrence + 1
         seconds = wall.minute * 60 + wall.second
         value = wall.month << 28 | operator << 25 | wall.isoweekday() << 17 | wall.hour << 12 | seconds
         return f"{value:08X}"
@@ -84,6 +90,12 @@ def local_time_parameters(zone_name: str, year: int) -> tuple[int, int, str, str
     start, finish = sorted(transitions[:2], key=lambda t: t.astimezone(zone).utcoffset() == standard)
     dst = (start.astimezone(zone).utcoffset() or dt.timedelta()) - standard
     return int(standard.total_seconds()), int(dst.total_seconds()), rule(start), rule(finish)
+
+
+def _quality(row: IntervalUsage) -> int:
+    if row.edited:
+        return QUALITY_EDITED
+    return QUALITY_INTERPOLATED if row.estimate_method == ESTIMATE_LINEAR else QUALITY_ESTIMATED
 
 
 class _Feed:
@@ -159,8 +171,6 @@ def feed(
     doc.espi(parameters, "dstStartRule", dst_start)
     doc.espi(parameters, "tzOffset", tz_offset)
 
-    zone = ZoneInfo(zone_name)
-    length = dt.timedelta(seconds=meter.interval_s)
     for number, (direction, flow, title) in enumerate(directions, start=1):
         reading_href = f"{doc.base}/MeterReading/{number}"
         type_href = f"/espi/1_1/resource/ReadingType/{meter.pk}-{number}"
@@ -191,7 +201,7 @@ def feed(
         ]:
             doc.espi(reading_type, tag, value)
 
-        for day, day_intervals in groupby(intervals, key=lambda i: (i.ts - length).astimezone(zone).date()):
+        for day, day_intervals in groupby(intervals, key=lambda i: interval_start_local(i.ts, meter.interval_s).date()):
             rows = [i for i in day_intervals if (i.import_kwh if direction == "import" else i.export_kwh) is not None]
             if not rows:
                 continue
@@ -204,18 +214,20 @@ def feed(
                 ),
                 "IntervalBlock",
             )
-            first_start = rows[0].ts - length
+            # Starts are UTC instants: a local datetime minus a timedelta is wall-clock arithmetic,
+            # wrong in the hour a DST change skips or repeats.
+            first_start = _epoch(rows[0].ts) - meter.interval_s
             interval = doc.espi(block, "interval")
-            doc.espi(interval, "duration", _epoch(rows[-1].ts) - _epoch(first_start))
-            doc.espi(interval, "start", _epoch(first_start))
+            doc.espi(interval, "duration", _epoch(rows[-1].ts) - first_start)
+            doc.espi(interval, "start", first_start)
             for row in rows:
                 kwh = row.import_kwh if direction == "import" else row.export_kwh
                 element = doc.espi(block, "IntervalReading")
                 if row.edited or row.estimated:
                     quality = doc.espi(element, "ReadingQuality")
-                    doc.espi(quality, "quality", QUALITY_EDITED if row.edited else QUALITY_ESTIMATED)
+                    doc.espi(quality, "quality", _quality(row))
                 period = doc.espi(element, "timePeriod")
                 doc.espi(period, "duration", meter.interval_s)
-                doc.espi(period, "start", _epoch(row.ts - length))
+                doc.espi(period, "start", _epoch(row.ts) - meter.interval_s)
                 doc.espi(element, "value", round((kwh or 0.0) * 1000))
     return bytes(etree.tostring(doc.root, xml_declaration=True, encoding="UTF-8", pretty_print=True))

@@ -45,6 +45,9 @@ SOURCE_EDIT = 0
 SOURCE_MEASURED = 1
 SOURCE_ESTIMATE = 2
 SOURCE_NAMES = {SOURCE_EDIT: "edited", SOURCE_MEASURED: "measured", SOURCE_ESTIMATE: "estimated"}
+# The `method` of an estimate that interpolated linearly between its neighbours (billing.vee.estimation);
+# Green Button gives these ReadingQuality 9 rather than 8 (estimated from history).
+ESTIMATE_LINEAR = "linear"
 
 # Maximum demand is the highest average power over a clock-aligned 15 minutes.
 DEMAND_WINDOW_MIN = 15
@@ -57,7 +60,15 @@ def _union_sources(match: dict[str, Any], key: Any = None) -> list[dict[str, Any
 
     Each result is {_id: key (default {meter, ts}), doc: {s: source, r: received_at, o: _id, i, e, iv}}.
     """
-    keep = {"meter": 1, "ts": 1, "received_at": 1, "energy_import_kwh": 1, "energy_export_kwh": 1, "interval_s": 1}
+    keep = {
+        "meter": 1,
+        "ts": 1,
+        "received_at": 1,
+        "energy_import_kwh": 1,
+        "energy_export_kwh": 1,
+        "interval_s": 1,
+        "method": 1,
+    }
     return [
         {"$match": match},
         {"$project": {**keep, "source": {"$literal": SOURCE_MEASURED}}},
@@ -87,6 +98,7 @@ def _union_sources(match: dict[str, Any], key: Any = None) -> list[dict[str, Any
                         "i": "$energy_import_kwh",
                         "e": "$energy_export_kwh",
                         "iv": "$interval_s",
+                        "m": "$method",  # an estimate's method; absent elsewhere
                     }
                 },
             }
@@ -101,7 +113,10 @@ def _interval_match(meter_pks: Sequence[int], start: dt.datetime, end: dt.dateti
 
 
 def effective_intervals(meter_pk: int, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
-    """One meter's effective intervals with start < ts <= end, by ts: {ts, import_kwh, export_kwh, source}."""
+    """One meter's effective intervals with start < ts <= end, by ts: {ts, import_kwh, export_kwh, source, method?}.
+
+    `method` is the estimate's method (ESTIMATE_LINEAR, "profile", ...) where source is SOURCE_ESTIMATE.
+    """
     pipeline = [
         *_union_sources(_interval_match([meter_pk], start, end)),
         {"$sort": {"_id.ts": 1}},
@@ -112,6 +127,7 @@ def effective_intervals(meter_pk: int, start: dt.datetime, end: dt.datetime) -> 
                 "import_kwh": "$doc.i",
                 "export_kwh": "$doc.e",
                 "source": "$doc.s",
+                "method": "$doc.m",
             }
         },
     ]

@@ -82,7 +82,10 @@ def test_green_button_download_has_one_reading_per_real_quarter_hour_across_a_ds
     blocks = list(feed.iter(f"{ESPI}IntervalBlock"))
     readings = [reading for block in blocks for reading in block.iter(f"{ESPI}IntervalReading")]
     starts = [int(r.findtext(f"{ESPI}timePeriod/{ESPI}start") or 0) for r in readings]
-    ends = [start + int(r.findtext(f"{ESPI}timePeriod/{ESPI}duration") or 0) for start, r in zip(starts, readings)]
+    ends = [
+        start + int(r.findtext(f"{ESPI}timePeriod/{ESPI}duration") or 0)
+        for start, r in zip(starts, readings, strict=True)
+    ]
     first, last = local_midnight(first_day), local_midnight(end_day)
     _assert_contiguous_quarter_hours(starts, ends, int(first.timestamp()), int(last.timestamp()))
     # One block per local day, whose interval covers that day's real length (23, 24 or 25 hours).

@@ -33,7 +33,6 @@ from bench.common import progress, save_results, save_section
 from mdms.core import timeseries
 from mdms.core.api_tokens import api_token_issue
 from mdms.core.localtime import local_midnight
-from mdms.core.models import Meter
 from mdms.core.mqtt import broker, topics
 from mdms.core.timeseries import readings as stored
 

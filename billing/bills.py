@@ -17,17 +17,29 @@ from django.db.models import Max
 from django.utils import timezone
 
 from billing import determinants as det
-from billing import pricing
+from billing import pricing, selectors
 from billing.billable_usage import accounts_due, determinants_for, terms_cache
 from billing.models import Bill, BillingRun, BillLineItem, OnDemandRead
 from mdms.core.audit import audit_record
-from mdms.core.localtime import local_day
+from mdms.core.localtime import local_day, local_midnight
 from mdms.core.models import Account, AuditLog
 
 log = logging.getLogger(__name__)
 
 # Accounts billed per step: one bulk read of usage and one bulk insert of bills per chunk.
 CHUNK = 500
+
+
+def _set_final_registers(bill: Bill, read: OnDemandRead) -> None:
+    """A final bill shows the register at the start of its billed days and at the move-out read."""
+    start = selectors.register_reading_at(meter_pk=read.meter_id, at=local_midnight(bill.period_start))
+    if start is not None:
+        bill.start_register_at = start.at
+        bill.start_register_import_kwh = start.import_kwh
+        bill.start_register_export_kwh = start.export_kwh
+    bill.end_register_at = read.read_at
+    bill.end_register_import_kwh = read.register_import_kwh
+    bill.end_register_export_kwh = read.register_export_kwh
 
 
 def _bill_rows(
@@ -67,6 +79,8 @@ def _bill_rows(
         final_read=final_read,
         created_by=created_by,
     )
+    if final_read is not None:
+        _set_final_registers(bill, final_read)
     lines = [
         BillLineItem(
             position=n,

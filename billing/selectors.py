@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -28,6 +29,7 @@ from django.utils import timezone
 from billing.models import VeeException
 from mdms.core.localtime import hours_in_day, local_day, local_midnight, local_zone
 from mdms.core.models import Meter
+from mdms.core.timeseries import readings as readings_store
 from mdms.core.timeseries import rollups as store
 
 
@@ -97,6 +99,30 @@ class BillingTotals:
     estimated_intervals: int
     expected_intervals: int  # in the period, up to now
     missing_intervals: int  # expected minus intervals: no value at all
+
+
+@dataclass(frozen=True)
+class RegisterReading:
+    at: dt.datetime  # UTC
+    import_kwh: Decimal
+    export_kwh: Decimal | None
+
+
+# How far from the wanted moment a register reading may be (a day of 15-minute readings).
+REGISTER_SEARCH = dt.timedelta(days=1)
+
+
+def register_reading_at(*, meter_pk: int, at: dt.datetime) -> RegisterReading | None:
+    """The meter's register reading nearest before `at` (else just after), within REGISTER_SEARCH."""
+    row = readings_store.register_reading_near(meter_pk, at, REGISTER_SEARCH)
+    if row is None:
+        return None
+    export = row.get("register_export_kwh")
+    return RegisterReading(
+        at=row["ts"].astimezone(dt.UTC),
+        import_kwh=Decimal(str(row["register_import_kwh"])).quantize(Decimal("0.001")),
+        export_kwh=None if export is None else Decimal(str(export)).quantize(Decimal("0.001")),
+    )
 
 
 def _interval_s(meter_pk: int) -> int:

@@ -192,9 +192,35 @@ class BillVersionSerializer(serializers.ModelSerializer[Bill]):
         read_only_fields = fields
 
 
+class RegisterReadingSerializer(serializers.Serializer[dict[str, Any]]):
+    """A register reading of the meter (kWh as metered, before the multiplier)."""
+
+    at = serializers.DateTimeField()
+    import_kwh = serializers.DecimalField(max_digits=14, decimal_places=3)
+    export_kwh = serializers.DecimalField(max_digits=14, decimal_places=3, allow_null=True)
+
+
+def _register(at: Any, import_kwh: Decimal | None, export_kwh: Decimal | None) -> dict[str, Any] | None:
+    if at is None or import_kwh is None:
+        return None
+    return RegisterReadingSerializer({"at": at, "import_kwh": import_kwh, "export_kwh": export_kwh}).data
+
+
 class BillSerializer(serializers.ModelSerializer[Bill]):
     account = serializers.CharField(source="account.number", read_only=True)
     line_items = BillLineItemSerializer(many=True, read_only=True)
+    start_register = serializers.SerializerMethodField()
+    end_register = serializers.SerializerMethodField()
+
+    @extend_schema_field(RegisterReadingSerializer(allow_null=True))
+    def get_start_register(self, bill: Bill) -> dict[str, Any] | None:
+        """A final bill's register at the start of its billed days; null on cycle bills."""
+        return _register(bill.start_register_at, bill.start_register_import_kwh, bill.start_register_export_kwh)
+
+    @extend_schema_field(RegisterReadingSerializer(allow_null=True))
+    def get_end_register(self, bill: Bill) -> dict[str, Any] | None:
+        """A final bill's register at the move-out read; null on cycle bills."""
+        return _register(bill.end_register_at, bill.end_register_import_kwh, bill.end_register_export_kwh)
 
     class Meta:
         model = Bill
@@ -218,6 +244,8 @@ class BillSerializer(serializers.ModelSerializer[Bill]):
             "multiplier",
             "total",
             "determinants",
+            "start_register",
+            "end_register",
             "created_at",
             "line_items",
         ]

@@ -142,7 +142,10 @@ def bill_projection(*, account: Account, meter: Meter, now: dt.datetime | None =
     actual = usage_for_billing(meter_pks=[meter.pk], start=start, end=cutoff)[meter.pk] if cutoff > start else []
     # History from the account's own tenancy only: the household before moved out with its habits.
     tenancy = local_midnight(account.move_in_date)
-    profile = store.hourly_profile(meter.pk, max(cutoff - dt.timedelta(days=PROFILE_DAYS), tenancy), cutoff)
+    # From the daily rollups, not the raw readings: this runs on every dashboard view.
+    profile = store.hourly_profile_from_rollups(
+        meter.pk, max(cutoff - dt.timedelta(days=PROFILE_DAYS), tenancy), cutoff
+    )
     basis = "profile"
     if profile:
         mean = (

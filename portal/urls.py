@@ -4,7 +4,7 @@ from django.urls import path
 from portal import views
 from portal.views import billing_staff as billing
 from portal.views import consumer_alerts as alerts
-from portal.views import operator, operator_forecast, operator_notifications
+from portal.views import operator, operator_forecast, operator_lists, operator_notifications
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -37,7 +37,9 @@ urlpatterns = [
     path("operator/", operator.operator_dashboard, name="operator_dashboard"),
     path("operator/anomalies/", operator.operator_anomalies, name="operator_anomalies"),
     path("operator/meters/<int:meter_pk>/", operator.operator_meter, name="operator_meter"),
-    path("operator/outages/", operator.operator_incidents, name="operator_incidents"),
+    path("operator/meters/", operator_lists.operator_meters, name="operator_meters"),
+    path("operator/outages/", operator_lists.operator_incidents, name="operator_incidents"),
+    path("operator/outages/<int:incident_pk>/", operator_lists.operator_incident, name="operator_incident"),
     path("operator/ingest/", operator.operator_ingest, name="operator_ingest"),
     path("operator/forecast/", operator_forecast.operator_forecast, name="operator_forecast"),
     path(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 
 from django import forms
-from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -32,7 +31,7 @@ from portal.views.operator_access import operator_required
 # The drill-down shows this much of a meter's raw readings (192 readings at 15 minutes).
 DRILLDOWN_WINDOW = dt.timedelta(hours=48)
 ANOMALY_PAGE = 200
-INCIDENTS_SHOWN = 50
+INCIDENTS_SHOWN = 50  # open incidents on the dashboard; the outages page pages through all
 INGEST_REFRESH_S = 5
 
 
@@ -140,20 +139,6 @@ def operator_meter(request: HttpRequest, meter_pk: int) -> HttpResponse:
         "figure": charts.meter_drilldown_figure(readings, found),
     }
     return render(request, "portal/operator/meter.html", context)
-
-
-@operator_required
-@require_GET
-def operator_incidents(request: HttpRequest) -> HttpResponse:
-    """Outage incidents, newest first, with who is (or was) out in each."""
-    status = request.GET.get("status") or None
-    if status not in (None, *OutageIncident.Status.values):
-        status = None
-    incidents = monitoring.incidents(status=status).prefetch_related(
-        Prefetch("meters", queryset=IncidentMeter.objects.select_related("meter__premise").order_by("out_since"))
-    )[:INCIDENTS_SHOWN]
-    context = {"incidents": incidents, "status": status, "statuses": OutageIncident.Status.choices}
-    return render(request, "portal/operator/incidents.html", context)
 
 
 @operator_required

@@ -21,7 +21,14 @@ from typing import Any
 import pymongo.errors
 from bson import Binary, ObjectId
 
-from mdms.core.timeseries import DEAD_LETTERS, EVENTS, METER_REPLIES, READINGS, collection
+from mdms.core.timeseries import (
+    DEAD_LETTERS,
+    EVENTS,
+    METER_REPLIES,
+    READINGS,
+    READINGS_METER_TS_INDEX,
+    collection,
+)
 
 # The fields of a stored reading besides meter, ts and received_at; units are in the names.
 READING_FIELDS = (
@@ -211,7 +218,8 @@ def readings_for_meter(meter_pk: int, start: dt.datetime | None, end: dt.datetim
         {"$sort": {"ts": 1}},
         {"$project": {"_id": 0}},
     ]
-    return list(collection(READINGS).aggregate(pipeline, allowDiskUse=True))
+    # The (meter, ts) index, never a time scan of every meter's buckets (see rollups.effective_intervals).
+    return list(collection(READINGS).aggregate(pipeline, allowDiskUse=True, hint=READINGS_METER_TS_INDEX))
 
 
 def register_reading_near(meter_pk: int, at: dt.datetime, within: dt.timedelta) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from billing import determinants as det
-from billing import pricing, selectors
+from billing import pricing, selectors, tariff_versions
 from billing.billable_usage import accounts_due, determinants_for, terms_cache
 from billing.models import Bill, BillingRun, BillLineItem, OnDemandRead
 from mdms.core.audit import audit_record
@@ -54,7 +54,12 @@ def _bill_rows(
     final_read: OnDemandRead | None = None,
     created_by: User | None = None,
 ) -> tuple[Bill, list[BillLineItem]]:
-    items = pricing.line_items(determinants, terms)
+    items = tariff_versions.bill_line_items(
+        account=account,
+        determinants=determinants,
+        terms=terms,
+        usage_end=final_read.read_at if final_read is not None else None,
+    )
     d = determinants
     bill = Bill(
         account=account,

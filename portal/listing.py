@@ -48,24 +48,28 @@ class Listing:
     page: Page  # type: ignore[type-arg]
     filters: str  # the query string of the filters, without the page: for the pager's and the CSV's links
     total: int
+    param: str = "page"  # the query parameter of the page number (two lists on one page need two)
+    csv: bool = True  # whether the pager offers the CSV of this list
 
     @property
     def rows(self) -> list[Any]:
         return list(self.page.object_list)
 
 
-def _filters(request: HttpRequest) -> str:
+def _filters(request: HttpRequest, param: str) -> str:
     query = request.GET.copy()
-    for name in ("page", "format"):
+    for name in (param, "format"):
         query.pop(name, None)
     return query.urlencode()
 
 
-def paged(request: HttpRequest, rows: Sequence[T] | Any, per_page: int = PAGE_SIZE) -> Listing:
-    """The page of `rows` (a queryset or a list) that ?page= asks for; a page out of range gives the last."""
+def paged(
+    request: HttpRequest, rows: Sequence[T] | Any, per_page: int = PAGE_SIZE, *, param: str = "page", csv: bool = True
+) -> Listing:
+    """The page of `rows` (a queryset or a list) that ?<param>= asks for; a page out of range gives the last."""
     paginator = Paginator(rows, per_page)
-    page = paginator.get_page(request.GET.get("page"))
-    return Listing(page=page, filters=_filters(request), total=paginator.count)
+    page = paginator.get_page(request.GET.get(param))
+    return Listing(page=page, filters=_filters(request, param), total=paginator.count, param=param, csv=csv)
 
 
 def wants_csv(request: HttpRequest) -> bool:

@@ -7,6 +7,7 @@ again; only billing staff (and staff superusers) open these pages, anyone else g
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from django import forms
 from django.contrib import messages
@@ -23,34 +24,45 @@ from billing import selectors as usage
 from billing.models import Bill, BillingRun, IntervalEdit, OnDemandRead, VeeException
 from billing.vee import services as vee_services
 from lake.errors import LakeError
+from mdms.core import selectors as core_selectors
 from mdms.core.localtime import local_today
 from mdms.core.models import Account, Meter
 from monitoring import selectors as monitoring
+from portal import listing
 from portal.views.operator_access import billing_required
 
 RUNS_SHOWN = 30
 READS_SHOWN = 30
-QUEUE_PAGE = 200
 LOOKUP_RESULTS = 25
 # The status lists refresh this often while something is still running or pending.
 LIVE_REFRESH_S = 2
 
 
-def _recent_runs() -> list[BillingRun]:
-    return list(BillingRun.objects.select_related("created_by")[:RUNS_SHOWN])
+def _runs_page(request: HttpRequest) -> dict[str, object]:
+    page = listing.paged(request, BillingRun.objects.select_related("created_by"), RUNS_SHOWN)
+    return {"listing": page, "runs": page.rows}
 
 
 @billing_required
 @require_GET
-def billing_runs(request: HttpRequest) -> HttpResponse:
-    return render(request, "portal/billing/runs.html", {"runs": _recent_runs(), "refresh_s": LIVE_REFRESH_S})
+def billing_runs(request: HttpRequest) -> HttpResponseBase:
+    if listing.wants_csv(request):
+        return listing.csv_response(
+            name="billing-runs",
+            header=["run", "run_date", "cycle_day", "period_start", "period_end", "status", "total", "done",
+                    "bills_created", "already_billed", "failed"],
+            rows=BillingRun.objects.iterator(chunk_size=2000),
+            row=lambda r: [r.pk, r.run_date, r.cycle_day, r.period_start, r.period_end, r.status, r.total, r.done,
+                           r.bills_created, r.already_billed, r.failed],
+        )  # fmt: skip
+    return render(request, "portal/billing/runs.html", {**_runs_page(request), "refresh_s": LIVE_REFRESH_S})
 
 
 @billing_required
 @require_GET
 @never_cache
 def billing_runs_live(request: HttpRequest) -> HttpResponse:
-    return render(request, "portal/billing/_runs_table.html", {"runs": _recent_runs()})
+    return render(request, "portal/billing/_runs_table.html", _runs_page(request))
 
 
 class ExceptionFilter(forms.Form):
@@ -72,8 +84,16 @@ def billing_vee_queue(request: HttpRequest) -> HttpResponse:
         chosen = form.cleaned_data["status"] or VeeException.Status.OPEN
         status = None if chosen == "all" else chosen
     queue = usage.vee_exception_list(status=status, kind=kind)
-    context = {"form": form, "exceptions": queue[:QUEUE_PAGE], "total": queue.count(), "limit": QUEUE_PAGE}
-    return render(request, "portal/billing/vee_queue.html", context)
+    if listing.wants_csv(request):
+        return listing.csv_response(
+            name="vee-exceptions",
+            header=["exception", "meter", "kind", "status", "period_start", "period_end", "detail"],
+            rows=queue.iterator(chunk_size=2000),
+            row=lambda x: [x.pk, x.meter.serial, x.kind, x.status, listing.local_iso(x.period_start),
+                           listing.local_iso(x.period_end), json.dumps(x.detail, default=str)],
+        )  # fmt: skip
+    page = listing.paged(request, queue)
+    return render(request, "portal/billing/vee_queue.html", {"form": form, "listing": page, "exceptions": page.rows})
 
 
 class EditForm(forms.Form):
@@ -190,8 +210,11 @@ class ReadForm(forms.Form):
         return account
 
 
-def _recent_reads() -> list[OnDemandRead]:
-    return list(OnDemandRead.objects.select_related("meter", "account", "requested_by")[:READS_SHOWN])
+def _recent_reads(request: HttpRequest | None = None) -> list[OnDemandRead]:
+    reads = OnDemandRead.objects.select_related("meter", "account", "requested_by")
+    if request is None:
+        return list(reads[:READS_SHOWN])
+    return list(listing.paged(request, reads, READS_SHOWN).rows)
 
 
 @billing_required
@@ -207,7 +230,19 @@ def billing_reads(request: HttpRequest) -> HttpResponseBase:
         )
         messages.success(request, f"Read requested from meter {read.meter.serial}.")
         return redirect("billing_reads")
-    context = {"form": form, "reads": _recent_reads(), "refresh_s": LIVE_REFRESH_S}
+    reads = OnDemandRead.objects.select_related("meter", "account", "requested_by")
+    if listing.wants_csv(request):
+        return listing.csv_response(
+            name="on-demand-reads",
+            header=["read", "meter", "account", "purpose", "status", "requested_at", "read_at", "register_import_kwh",
+                    "register_export_kwh", "estimated", "note"],
+            rows=reads.iterator(chunk_size=2000),
+            row=lambda r: [r.pk, r.meter.serial, r.account.number if r.account else None, r.purpose, r.status,
+                           listing.local_iso(r.requested_at), listing.local_iso(r.read_at), r.register_import_kwh,
+                           r.register_export_kwh, r.estimated, r.note],
+        )  # fmt: skip
+    page = listing.paged(request, reads, READS_SHOWN)
+    context = {"form": form, "listing": page, "reads": page.rows, "refresh_s": LIVE_REFRESH_S}
     return render(request, "portal/billing/reads.html", context)
 
 
@@ -223,23 +258,30 @@ def billing_reads_live(request: HttpRequest) -> HttpResponse:
     for read in OnDemandRead.objects.filter(status=OnDemandRead.Status.PENDING).order_by("-requested_at")[:READS_SHOWN]:
         if not on_demand_reads.on_demand_read_complete(read=read):
             on_demand_reads.on_demand_read_timeout(read=read)
-    return render(request, "portal/billing/_reads_table.html", {"reads": _recent_reads()})
+    return render(request, "portal/billing/_reads_table.html", {"reads": _recent_reads(request)})
 
 
 @billing_required
 @require_GET
 def billing_lookup(request: HttpRequest) -> HttpResponse:
     query = (request.GET.get("q") or "").strip()
-    accounts: list[Account] = []
-    meters: list[Meter] = []
+    context: dict[str, object] = {"q": query}
     if query:
-        accounts = list(
+        accounts = (
             Account.objects.filter(
-                Q(number__iexact=query) | Q(customer__name__icontains=query) | Q(premise__address__icontains=query)
-            ).select_related("customer", "premise", "tariff")[:LOOKUP_RESULTS]
+                Q(number__iexact=query)
+                | Q(customer__name__icontains=query)
+                | Q(customer__email__icontains=query)
+                | Q(premise__address__icontains=query)
+                | Q(premise__city__icontains=query)
+            )
+            .select_related("customer", "premise", "tariff")
+            .order_by("number")
         )
-        meters = list(Meter.objects.filter(serial__icontains=query).select_related("premise")[:LOOKUP_RESULTS])
-    return render(request, "portal/billing/lookup.html", {"q": query, "accounts": accounts, "meters": meters})
+        context["accounts"] = listing.paged(request, accounts, LOOKUP_RESULTS, param="page", csv=False)
+        meters = core_selectors.meter_search(text=query)
+        context["meters"] = listing.paged(request, meters, LOOKUP_RESULTS, param="meters_page", csv=False)
+    return render(request, "portal/billing/lookup.html", context)
 
 
 @billing_required

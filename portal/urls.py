@@ -3,8 +3,8 @@ from django.urls import path
 
 from portal import views
 from portal.views import billing_staff as billing
+from portal.views import billing_tariffs, operator, operator_forecast, operator_lists, operator_notifications
 from portal.views import consumer_alerts as alerts
-from portal.views import operator, operator_forecast, operator_lists, operator_notifications
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -59,4 +59,6 @@ urlpatterns = [
     path("billing/lookup/", billing.billing_lookup, name="billing_lookup"),
     path("billing/accounts/<int:account_pk>/", billing.billing_account, name="billing_account"),
     path("billing/meters/<int:meter_pk>/", billing.billing_meter, name="billing_meter"),
+    path("billing/tariffs/", billing_tariffs.billing_tariffs, name="billing_tariffs"),
+    path("billing/tariffs/<int:tariff_pk>/", billing_tariffs.billing_tariff, name="billing_tariff"),
 ]

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from rest_framework.exceptions import ValidationError
 
 from billing.models import Bill, OnDemandRead
-from mdms.core.models import Account, Customer, Meter, Premise
+from mdms.core.models import Account, Customer, Meter, Premise, Tariff
 from monitoring.models import OutageIncident
 from portal.api.ranges import to_utc
 
@@ -100,3 +100,11 @@ class IncidentFilter(filters.FilterSet):
     class Meta:
         model = OutageIncident
         fields = ["status", "feeder", "region", "started_from", "started_before"]
+
+
+class TariffFilter(filters.FilterSet):
+    code = filters.CharFilter(lookup_expr="iexact")
+
+    class Meta:
+        model = Tariff
+        fields = ["code", "currency"]

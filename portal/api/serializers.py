@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from billing.api import READ_FIELDS
 from billing.models import Bill, BillLineItem, OnDemandRead
-from mdms.core.models import Account, Customer, Meter, Premise
+from mdms.core.models import Account, Customer, Meter, Premise, Tariff, TariffVersion, TouPeriod
 from monitoring.models import OutageIncident
 
 
@@ -318,3 +318,37 @@ class DeterminantRowSerializer(serializers.Serializer[Any]):
     bill_version = serializers.IntegerField(allow_null=True)
     bill_total = serializers.CharField(allow_null=True)
     currency = serializers.CharField()
+
+
+class TouPeriodSerializer(serializers.ModelSerializer[TouPeriod]):
+    class Meta:
+        model = TouPeriod
+        fields = ["name", "day_type", "start_time", "end_time", "rate_per_kwh"]
+        read_only_fields = fields
+
+
+class TariffVersionSerializer(serializers.ModelSerializer[TariffVersion]):
+    period_rates = serializers.DictField(
+        child=serializers.DecimalField(max_digits=8, decimal_places=5),
+        help_text='Time-of-use rates by "day_type:name"; a period not named keeps its own rate.',
+    )
+
+    class Meta:
+        model = TariffVersion
+        fields = ["effective_from", "fixed_monthly_charge", "energy_rate_per_kwh", "demand_charge_per_kw",
+                  "export_credit_per_kwh", "period_rates", "note", "created_at"]  # fmt: skip
+        read_only_fields = fields
+
+
+class TariffSerializer(serializers.ModelSerializer[Tariff]):
+    """A tariff's own prices apply before its first version; from each version's effective_from on, that version's."""
+
+    time_of_use = serializers.BooleanField(source="is_time_of_use", read_only=True)
+    tou_periods = TouPeriodSerializer(many=True, read_only=True)
+    versions = TariffVersionSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Tariff
+        fields = ["id", "code", "name", "currency", "time_of_use", "fixed_monthly_charge", "energy_rate_per_kwh",
+                  "demand_charge_per_kw", "export_credit_per_kwh", "tou_periods", "versions"]  # fmt: skip
+        read_only_fields = fields

@@ -175,9 +175,14 @@ def bill_projection(*, account: Account, meter: Meter, now: dt.datetime | None =
     # Maximum demand: the daily peaks measured so far, and for the days to come the meter's
     # typical (median) daily peak of the weeks before.
     history = daily_usage(
-        meter_pk=meter.pk, start=max(today - dt.timedelta(days=PROFILE_DAYS), account.move_in_date), end=today
+        meter_pk=meter.pk,
+        start=max(today - dt.timedelta(days=PROFILE_DAYS), account.move_in_date),
+        end=today,
+        interval_s=meter.interval_s,
     )
-    so_far = daily_usage(meter_pk=meter.pk, start=window.billed_start, end=today + dt.timedelta(days=1))
+    so_far = daily_usage(
+        meter_pk=meter.pk, start=window.billed_start, end=today + dt.timedelta(days=1), interval_s=meter.interval_s
+    )
     peaks = [
         (d.max_demand_at.astimezone(dt.UTC), d.max_demand_kw)
         for d in so_far

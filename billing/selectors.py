@@ -135,20 +135,39 @@ def _ended_intervals(day_start: dt.datetime, day_end: dt.datetime, interval_s: i
     return int((ended_until - day_start).total_seconds() // interval_s)
 
 
-def daily_usage(*, meter_pk: int, start: dt.date, end: dt.date) -> list[DailyUsage]:
-    """One row per local day start <= day < end (end exclusive), days without data included."""
-    interval_s = _interval_s(meter_pk)
-    documents = {doc["day"]: doc for doc in store.daily_documents([meter_pk], start, end)}
+# The rollup fields daily_usage reads: not the hourly arrays, which are most of a document's bytes.
+_DAILY_FIELDS = [
+    "total_import_kwh",
+    "total_export_kwh",
+    "total_estimated_import_kwh",
+    "intervals",
+    "max_demand_kw",
+    "max_demand_at",
+    "hours",
+    "estimated_intervals",
+    "edited_intervals",
+]
+
+
+def daily_usage(*, meter_pk: int, start: dt.date, end: dt.date, interval_s: int | None = None) -> list[DailyUsage]:
+    """One row per local day start <= day < end (end exclusive), days without data included.
+
+    Pass the meter's `interval_s` when the caller has the meter, to save a query.
+    """
+    interval_s = interval_s or _interval_s(meter_pk)
+    documents = {doc["day"]: doc for doc in store.daily_documents([meter_pk], start, end, fields=_DAILY_FIELDS)}
     now = timezone.now()
     zone = local_zone()
     rows = []
     day = start
+    day_start = local_midnight(day)
     while day < end:
-        day_start, day_end = local_midnight(day), local_midnight(day + dt.timedelta(days=1))
+        day_end = local_midnight(day + dt.timedelta(days=1))
         document = documents.get(day.isoformat())
         ended = _ended_intervals(day_start, day_end, interval_s, now)
         if document is None:
-            rows.append(DailyUsage(day, 0.0, 0.0, 0.0, ended, None, None, hours=hours_in_day(day)))
+            hours = int((day_end - day_start).total_seconds() // 3600)
+            rows.append(DailyUsage(day, 0.0, 0.0, 0.0, ended, None, None, hours=hours))
         else:
             at = document.get("max_demand_at")
             rows.append(
@@ -165,7 +184,7 @@ def daily_usage(*, meter_pk: int, start: dt.date, end: dt.date) -> list[DailyUsa
                     edited_intervals=int(document["edited_intervals"]),
                 )
             )
-        day += dt.timedelta(days=1)
+        day, day_start = day + dt.timedelta(days=1), day_end
     return rows
 
 

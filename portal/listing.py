@@ -39,6 +39,26 @@ class IsoDateInput(forms.DateInput):
         super().__init__(attrs={**defaults, **(attrs or {})}, format="%Y-%m-%d")
 
 
+class IsoDateTimeInput(forms.DateTimeInput):
+    """A local date and time typed as YYYY-MM-DD HH:MM, whatever the browser's language (see IsoDateInput)."""
+
+    input_type = "text"
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        defaults = {"placeholder": "YYYY-MM-DD HH:MM", "pattern": r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}",
+                    "size": "16", "autocomplete": "off"}  # fmt: skip
+        super().__init__(attrs={**defaults, **(attrs or {})}, format="%Y-%m-%d %H:%M")
+
+
+def iso_datetime_field(label: str, **kwargs: Any) -> forms.DateTimeField:
+    return forms.DateTimeField(
+        label=f"{label} (YYYY-MM-DD HH:MM, {timezone.get_default_timezone_name()})",
+        widget=IsoDateTimeInput(),
+        input_formats=["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"],
+        **kwargs,
+    )
+
+
 def iso_date_field(label: str, **kwargs: Any) -> forms.DateField:
     return forms.DateField(label=f"{label} (YYYY-MM-DD)", widget=IsoDateInput(), input_formats=["%Y-%m-%d"], **kwargs)
 

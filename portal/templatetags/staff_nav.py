@@ -85,7 +85,8 @@ def nav_groups_for(user: Any, path: str = "") -> list[NavGroup]:
                 ],
             )
         )
-    if getattr(user, "is_staff", False):
+    # Role groups carry no admin permissions: staff would find an empty admin. Superusers run it.
+    if getattr(user, "is_superuser", False):
         groups.append(("Administration", [("Admin", reverse("admin:index"))]))
     # The current page is the link with the longest URL that the path starts with ("/" only on itself).
     urls = [url for _, links in groups for _, url in links if "#" not in url]

@@ -97,14 +97,14 @@ def billing_vee_queue(request: HttpRequest) -> HttpResponse:
 
 
 class EditForm(forms.Form):
-    ts = forms.DateTimeField(label="Interval end", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    ts = listing.iso_datetime_field("Interval end")
     import_kwh = forms.FloatField(label="Import (kWh)", min_value=0)
     export_kwh = forms.FloatField(label="Export (kWh)", min_value=0, required=False)
     reason = forms.CharField(max_length=500)
 
 
 class AcceptForm(forms.Form):
-    ts = forms.DateTimeField(label="Interval end", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    ts = listing.iso_datetime_field("Interval end")
     reason = forms.CharField(max_length=500, required=False, label="Note (optional)")
 
 
@@ -113,7 +113,7 @@ class ResolveForm(forms.Form):
 
 
 def _local_input(moment: dt.datetime) -> str:
-    return timezone.localtime(moment).strftime("%Y-%m-%dT%H:%M")
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
 
 
 @billing_required

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET
 from billing import selectors as usage
 from mdms.core.localtime import interval_start_local, local_today
 from mdms.core.roles import Role, has_role
-from portal import charts, greenbutton
+from portal import charts, greenbutton, listing
 from portal import selectors as portal
 from portal.selectors import DASHBOARD_BILLS
 from portal.views import consumer_alerts as alerts
@@ -34,8 +34,8 @@ TODAY_REFRESH_S = 20
 
 
 class DownloadForm(forms.Form):
-    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), label="From")
-    end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), label="To (included)")
+    start = listing.iso_date_field("From")
+    end = listing.iso_date_field("To (included)")
     format = forms.ChoiceField(
         choices=[("csv", "CSV (spreadsheet)"), ("espi", "Green Button (ESPI XML)")], initial="csv", label="Format"
     )

@@ -75,7 +75,7 @@ class ExceptionFilter(forms.Form):
 
 @billing_required
 @require_GET
-def billing_vee_queue(request: HttpRequest) -> HttpResponse:
+def billing_vee_queue(request: HttpRequest) -> HttpResponseBase:
     form = ExceptionFilter(request.GET or None)
     kind: str | None = None
     status: str | None = VeeException.Status.OPEN

@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Any
 
 from django import forms
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -34,7 +34,6 @@ from portal.views.operator_access import operator_required
 
 # Without a chosen range the drill-down shows yesterday and today (up to 192 readings at 15 minutes).
 DRILLDOWN_DEFAULT_DAYS = dt.timedelta(days=1)
-ANOMALY_PAGE = 200
 INCIDENTS_SHOWN = 50  # open incidents on the dashboard; the outages page pages through all
 INGEST_REFRESH_S = 5
 
@@ -87,40 +86,75 @@ class AnomalyFilter(forms.Form):
     severity = forms.ChoiceField(
         choices=[("", "Warning and critical"), *((s, s.capitalize()) for s in SEVERITIES)], required=False
     )
+    since = listing.iso_date_field("From", required=False)
+    until = listing.iso_date_field("To (included)", required=False)
+
+
+class _AnomalyRows:
+    """The anomalies of a filter as the paginator reads a list: a count, and one page by skip and limit."""
+
+    def __init__(self, filters: dict[str, Any]) -> None:
+        self.filters = filters
+
+    def count(self) -> int:
+        return anomaly_store.count_anomalies(**self.filters)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, window: slice) -> list[dict[str, Any]]:
+        start = window.start or 0
+        stop = window.stop if window.stop is not None else start + listing.PAGE_SIZE
+        return anomaly_store.anomalies(**self.filters, skip=start, limit=stop - start)
 
 
 @operator_required
 @require_GET
-def operator_anomalies(request: HttpRequest) -> HttpResponse:
-    """Anomalies of the last day, filtered by region, feeder, meter and severity."""
+def operator_anomalies(request: HttpRequest) -> HttpResponseBase:
+    """Anomalies (the last day unless dates are chosen), filtered by region, feeder, meter and severity."""
     form = AnomalyFilter(request.GET or None)
-    filters: dict[str, object] = {}
-    severity: list[str] = list(ALERTING)
+    filters: dict[str, Any] = {"min_severity": list(ALERTING), "since": timezone.now() - monitoring.ACTIVE_WINDOW}
     unknown_meter = False
     if form.is_valid():
-        if form.cleaned_data["region"]:
-            filters["region_pk"] = form.cleaned_data["region"].pk
-        if form.cleaned_data["feeder"]:
-            filters["feeder_pk"] = form.cleaned_data["feeder"].pk
-        if form.cleaned_data["meter"]:
-            meter = Meter.objects.filter(serial=form.cleaned_data["meter"].strip()).first()
+        data = form.cleaned_data
+        if data["region"]:
+            filters["region_pk"] = data["region"].pk
+        if data["feeder"]:
+            filters["feeder_pk"] = data["feeder"].pk
+        if data["meter"]:
+            meter = Meter.objects.filter(serial=data["meter"].strip()).first()
             unknown_meter = meter is None
             filters["meter_pk"] = meter.pk if meter else -1
-        if form.cleaned_data["severity"]:
-            severity = [form.cleaned_data["severity"]]
-    rows = anomaly_store.anomalies(
-        since=timezone.now() - monitoring.ACTIVE_WINDOW,
-        min_severity=severity,
-        limit=ANOMALY_PAGE,
-        **filters,  # type: ignore[arg-type]
-    )
-    meters = Meter.objects.filter(pk__in={row["meter_id"] for row in rows}).select_related("premise__feeder__region")
+        if data["severity"]:
+            filters["min_severity"] = [data["severity"]]
+        if data["since"]:
+            filters["since"] = local_midnight(data["since"])
+        if data["until"]:
+            filters["until"] = local_midnight(data["until"] + dt.timedelta(days=1))
+            if not data["since"]:
+                filters["since"] = None
+    rows = _AnomalyRows(filters)
+    if listing.wants_csv(request):
+        everything = anomaly_store.anomalies(**filters, limit=listing.MAX_EXPORT_ROWS)
+        serials = dict(Meter.objects.filter(pk__in={a["meter_id"] for a in everything}).values_list("pk", "serial"))
+        return listing.csv_response(
+            name="anomalies",
+            header=["timestamp", "meter", "feeder", "region", "rule", "severity", "fields"],
+            rows=everything,
+            row=lambda a: [listing.local_iso(a["timestamp"]), serials.get(a["meter_id"], a["meter_id"]),
+                           a.get("feeder"), a.get("region"), a.get("rule"), a.get("severity"),
+                           ";".join(a.get("anomalies") or [])],
+        )  # fmt: skip
+    page = listing.paged(request, rows)
+    found = page.rows
+    meters = Meter.objects.filter(pk__in={row["meter_id"] for row in found}).select_related("premise__feeder__region")
     by_pk = {m.pk: m for m in meters}
     context = {
         "form": form,
-        "rows": [{**row, "meter": by_pk.get(row["meter_id"])} for row in rows],
-        "limit": ANOMALY_PAGE,
+        "listing": page,
+        "rows": [{**row, "meter": by_pk.get(row["meter_id"])} for row in found],
         "unknown_meter": unknown_meter,
+        "chosen_days": form.is_valid() and bool(form.cleaned_data["since"] or form.cleaned_data["until"]),
     }
     return render(request, "portal/operator/anomalies.html", context)
 

@@ -140,7 +140,11 @@ def run() -> dict[str, Any]:
     portal_bench.load_rollups(meters, today)
     portal_bench.load_today(meters, now)  # also empties these meters' readings
     history = load_history(meter_pks, today)
-    backfill_serials = [serial for _, serial in ingest_bench.ensure_meters(BACKFILL_METERS)]
+    backfill_meters = ingest_bench.ensure_meters(BACKFILL_METERS)
+    backfill_serials = [serial for _, serial in backfill_meters]
+    # An earlier run's backfill would make this one's messages duplicates, which the ingest skips
+    # without storing: start from none (a time series deletes by its metaField only).
+    timeseries.collection(timeseries.READINGS).delete_many({"meter": {"$in": [pk for pk, _ in backfill_meters]}})
     print(f"reads_under_ingest: {len(meters):,} consumers, {history:,} readings of history")
 
     users = {u.pk: u for u in User.objects.filter(pk__in=[user_pk for user_pk, _ in meters])}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import random
 import statistics
 import threading
@@ -192,6 +193,7 @@ def run() -> dict[str, Any]:
                     if index % 20 == 0:
                         progress("reads_under_ingest: request pairs", index, WARMUP + REQUESTS)
             elapsed_s = time.monotonic() - started
+            load_average = os.getloadavg()[1]  # the machine's 5-minute load average over the measurement
             ingest_rate = (ingest_bench.stored_by_workers() - stored_before) / elapsed_s
             sent_rate = backfill.sent_readings / (time.monotonic() - started + 5)
     finally:
@@ -207,6 +209,7 @@ def run() -> dict[str, Any]:
         "raw_day_under_ingest_p95_ms": round(raw_p95, 1),
         "raw_day_under_ingest_p50_ms": round(raw_p50, 1),
         "reads_under_ingest_readings_per_s": round(ingest_rate),
+        "reads_under_ingest_load_average": round(load_average, 1),
     }
     save_results(results)
     save_section(
@@ -221,7 +224,8 @@ readings/s (sent: {sent_rate:,.0f}/s; stored by the workers during the measureme
 Meanwhile {REQUESTS} pairs of requests, after {WARMUP} warm-up pairs, in-process with DEBUG off: the
 dashboard of a random consumer, and `GET /api/v1/meters/<pk>/readings/?resolution=raw` of one past
 local day of a random meter with an API token ({sorted(rows_per_day)} rows). The machine is shared
-(2 cores, other engineers' tests and benchmarks running at the same time): figures vary from run to run.
+(2 cores, other engineers' tests and benchmarks running at the same time; the 5-minute load average
+at the end of the measurement was {load_average:.1f}): figures vary from run to run.
 
 | figure | value | goal |
 |---|---|---|

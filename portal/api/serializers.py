@@ -343,6 +343,8 @@ class TariffVersionSerializer(serializers.ModelSerializer[TariffVersion]):
 class TariffSerializer(serializers.ModelSerializer[Tariff]):
     """A tariff's own prices apply before its first version; from each version's effective_from on, that version's."""
 
+    # A plain string: codes stored before slug validation (or by a factory) may hold other characters.
+    code = serializers.CharField(read_only=True)
     time_of_use = serializers.BooleanField(source="is_time_of_use", read_only=True)
     tou_periods = TouPeriodSerializer(many=True, read_only=True)
     versions = TariffVersionSerializer(many=True, read_only=True)

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from billing.models import Bill, BillLineItem, OnDemandRead
 from mdms.core.api_tokens import api_token_issue
+from mdms.core.models import Account, Tariff
 from mdms.core.testing import Person
 from monitoring.models import OutageIncident
 
@@ -89,6 +90,12 @@ def make_owned(person: Person) -> Owned:
     )
     assert person.meter.premise is not None
     incident = OutageIncident.objects.create(feeder=person.meter.premise.feeder, started_at=now, affected_meters=1)
+    # A tariff of the person's own (test consumers otherwise share one): consumers see only their tariffs.
+    tariff = Tariff.objects.create(
+        code=f"own-{person.account.number.lower()}", name=f"Tariff of {person.account.number}",
+        energy_rate_per_kwh=Decimal("0.2"),
+    )  # fmt: skip
+    Account.objects.filter(pk=person.account.pk).update(tariff=tariff)
     ids = {
         "meters": person.meter.pk,
         "customers": person.customer.pk,
@@ -97,6 +104,8 @@ def make_owned(person: Person) -> Owned:
         "bills": bill.pk,
         "reads": read.pk,
         "incidents": incident.pk,
+        "tariffs": tariff.pk,
     }
-    markers = [person.meter.serial, person.account.number, person.customer.email, person.account.premise.address]
+    markers = [person.meter.serial, person.account.number, person.customer.email, person.account.premise.address,
+               tariff.code]  # fmt: skip
     return Owned(ids=ids, markers=markers)

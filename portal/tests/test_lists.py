@@ -89,3 +89,26 @@ def test_billing_lookup_finds_accounts_by_city_and_e_mail(bill: Any, mongo: Any)
         assert [a.number for a in accounts.rows] == [quinn.account.number], query
     meters = client.get("/billing/lookup/", {"q": "Vaulx"}).context["meters"]
     assert [m.serial for m in meters.rows] == [quinn.meter.serial]
+
+
+@pytest.mark.django_db
+def test_billing_runs_and_reads_filter_by_state_and_days(bill: Any, alice: Any) -> None:
+    from billing.models import BillingRun, OnDemandRead
+
+    for n, status in enumerate([BillingRun.Status.COMPLETED, BillingRun.Status.FAILED, BillingRun.Status.COMPLETED]):
+        day = dt.date(2026, 9, 1) + dt.timedelta(days=n)
+        BillingRun.objects.create(run_date=day, cycle_day=day.day, period_start=day, period_end=day, status=status)
+    now = timezone.now()
+    for n, status in enumerate([OnDemandRead.Status.PENDING, OnDemandRead.Status.TIMED_OUT]):
+        OnDemandRead.objects.create(command_id=f"cmd-{n}", meter=alice.meter, status=status,
+                                    requested_at=now - dt.timedelta(days=n * 3), timeout_at=now)  # fmt: skip
+    client = client_for(bill)
+
+    failed = client.get("/billing/", {"status": "failed"}).context["runs"]
+    assert [r.run_date for r in failed] == [dt.date(2026, 9, 2)]
+    days = client.get("/billing/", {"run_from": "2026-09-02", "run_to": "2026-09-03", "format": "csv"})
+    assert [row["run_date"] for row in csv_rows(days)] == ["2026-09-03", "2026-09-02"]
+    timed_out = client.get("/billing/reads/", {"status": "timed_out"}).context["reads"]
+    assert [r.command_id for r in timed_out] == ["cmd-1"]
+    recent = client.get("/billing/reads/live/", {"requested_from": timezone.localdate().isoformat()})
+    assert [r.command_id for r in recent.context["reads"]] == ["cmd-0"]

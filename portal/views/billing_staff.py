@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from billing import on_demand_reads
 from billing import selectors as usage
-from billing.models import Bill, BillingRun, IntervalEdit, OnDemandRead, VeeException
+from billing.models import Bill, IntervalEdit, OnDemandRead, VeeException
 from billing.vee import services as vee_services
 from lake.errors import LakeError
 from mdms.core import selectors as core_selectors
@@ -29,6 +29,7 @@ from mdms.core.localtime import local_today
 from mdms.core.models import Account, Meter
 from monitoring import selectors as monitoring
 from portal import listing
+from portal.views import billing_lists
 from portal.views.operator_access import billing_required
 
 RUNS_SHOWN = 30
@@ -39,8 +40,9 @@ LIVE_REFRESH_S = 2
 
 
 def _runs_page(request: HttpRequest) -> dict[str, object]:
-    page = listing.paged(request, BillingRun.objects.select_related("created_by"), RUNS_SHOWN)
-    return {"listing": page, "runs": page.rows}
+    form, runs = billing_lists.runs(request)
+    page = listing.paged(request, runs, RUNS_SHOWN)
+    return {"listing": page, "runs": page.rows, "filter_form": form}
 
 
 @billing_required
@@ -51,7 +53,7 @@ def billing_runs(request: HttpRequest) -> HttpResponseBase:
             name="billing-runs",
             header=["run", "run_date", "cycle_day", "period_start", "period_end", "status", "total", "done",
                     "bills_created", "already_billed", "failed"],
-            rows=BillingRun.objects.iterator(chunk_size=2000),
+            rows=billing_lists.runs(request)[1].iterator(chunk_size=2000),
             row=lambda r: [r.pk, r.run_date, r.cycle_day, r.period_start, r.period_end, r.status, r.total, r.done,
                            r.bills_created, r.already_billed, r.failed],
         )  # fmt: skip
@@ -211,7 +213,11 @@ class ReadForm(forms.Form):
 
 
 def _recent_reads(request: HttpRequest | None = None) -> list[OnDemandRead]:
-    reads = OnDemandRead.objects.select_related("meter", "account", "requested_by")
+    reads = (
+        billing_lists.reads(request)[1]
+        if request is not None
+        else OnDemandRead.objects.select_related("meter", "account", "requested_by")
+    )
     if request is None:
         return list(reads[:READS_SHOWN])
     return list(listing.paged(request, reads, READS_SHOWN).rows)
@@ -230,7 +236,7 @@ def billing_reads(request: HttpRequest) -> HttpResponseBase:
         )
         messages.success(request, f"Read requested from meter {read.meter.serial}.")
         return redirect("billing_reads")
-    reads = OnDemandRead.objects.select_related("meter", "account", "requested_by")
+    filter_form, reads = billing_lists.reads(request)
     if listing.wants_csv(request):
         return listing.csv_response(
             name="on-demand-reads",
@@ -242,7 +248,8 @@ def billing_reads(request: HttpRequest) -> HttpResponseBase:
                            r.register_export_kwh, r.estimated, r.note],
         )  # fmt: skip
     page = listing.paged(request, reads, READS_SHOWN)
-    context = {"form": form, "listing": page, "reads": page.rows, "refresh_s": LIVE_REFRESH_S}
+    context = {"form": form, "filter_form": filter_form, "listing": page, "reads": page.rows,
+               "refresh_s": LIVE_REFRESH_S}  # fmt: skip
     return render(request, "portal/billing/reads.html", context)
 
 

@@ -107,10 +107,36 @@ def _price(
     totals = det.totals_from_hours(
         hours, start=bounds[0], end=bounds[1], bucket_of=namer, interval_s=meter.interval_s, peaks=peaks
     )
-    determinants = det.compute(
-        terms=terms, window=window, meters=[det.MeterUsage(meter.multiplier, totals)], zone=local_zone()
-    )
-    items = pricing.line_items(determinants, terms)
+    zone = local_zone()
+    determinants = det.compute(terms=terms, window=window, meters=[det.MeterUsage(meter.multiplier, totals)], zone=zone)
+    spans = det.version_spans(terms.versions, window.billed_start, window.billed_end)
+    if len(spans) == 1:
+        version = spans[0][2]
+        items = pricing.line_items(determinants, det.terms_with_prices(terms, version) if version else terms)
+        return determinants, items, pricing.total(items)
+    # A price change inside the period: each version's days priced on their own, as the bill run does.
+    parts: list[tuple[det.Determinants, det.TariffTerms]] = []
+    for first, end, version in spans:
+        part = det.Window(window.period_start, window.period_end, first, end)
+        part_start, part_end = part.bounds(zone)
+        part_start, part_end = max(part_start, bounds[0]), min(part_end, bounds[1])
+        part_totals = det.totals_from_hours(
+            [h for h in hours if part_start <= h.hour_start < part_end],
+            start=part_start,
+            end=part_end,
+            bucket_of=namer,
+            interval_s=meter.interval_s,
+            peaks=[(at, kw) for at, kw in peaks if part_start < at <= part_end],
+        )
+        parts.append(
+            (
+                det.compute(
+                    terms=terms, window=part, meters=[det.MeterUsage(meter.multiplier, part_totals)], zone=zone
+                ),
+                det.terms_with_prices(terms, version) if version else terms,
+            )
+        )
+    items = pricing.line_items_by_version(parts, determinants)
     return determinants, items, pricing.total(items)
 
 

@@ -1,4 +1,21 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _ensure_mongodb_collections(sender: Any, **kwargs: Any) -> None:
+    """`manage.py migrate` also creates MongoDB's time series and indexes (make run and deploys run it).
+
+    Without it the first insert made `readings` a plain collection with no (meter, ts) index, and one
+    meter-day of raw readings scanned every reading stored. Only after a real migrate (it passes a
+    plan), not after the `flush` that tests run between transactional tests.
+    """
+    if "plan" not in kwargs:
+        return
+    from mdms.core import timeseries
+
+    timeseries.ensure_collections()
 
 
 class CoreConfig(AppConfig):
@@ -15,3 +32,4 @@ class CoreConfig(AppConfig):
 
         if broker.meter_access_changed not in services.meter_access_changed_hooks:
             services.meter_access_changed_hooks.append(broker.meter_access_changed)
+        post_migrate.connect(_ensure_mongodb_collections, sender=self, dispatch_uid="mdms-core-mongodb-collections")

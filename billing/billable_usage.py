@@ -251,6 +251,6 @@ def accounts_due(run_date: dt.date) -> list[Account]:
         Account.objects.filter(bill_cycle_day=run_date.day, move_in_date__lt=period_end)
         .filter(Q(move_out_date__isnull=True) | Q(move_out_date__gt=period_start))
         .select_related("tariff")
-        .prefetch_related("tariff__tou_periods")
+        .prefetch_related("tariff__tou_periods", "tariff__versions")
         .order_by("pk")
     )

@@ -25,7 +25,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from billing import determinants as det
-from billing import pricing
+from billing import pricing, selectors, tariff_versions
 from billing.billable_usage import accounts_due, determinants_for, meters_for, terms_cache
 from billing.models import Bill, BillingRun, BillLineItem, OnDemandRead
 from billing.outbox import outbox_write
@@ -54,6 +54,18 @@ class BillHeld(ValueError):
         self.kind = kind
 
 
+def _set_final_registers(bill: Bill, read: OnDemandRead) -> None:
+    """A final bill shows the register at the start of its billed days and at the move-out read."""
+    start = selectors.register_reading_at(meter_pk=read.meter_id, at=local_midnight(bill.period_start))
+    if start is not None:
+        bill.start_register_at = start.at
+        bill.start_register_import_kwh = start.import_kwh
+        bill.start_register_export_kwh = start.export_kwh
+    bill.end_register_at = read.read_at
+    bill.end_register_import_kwh = read.register_import_kwh
+    bill.end_register_export_kwh = read.register_export_kwh
+
+
 def _bill_rows(
     *,
     account: Account,
@@ -66,7 +78,12 @@ def _bill_rows(
     final_read: OnDemandRead | None = None,
     created_by: User | None = None,
 ) -> tuple[Bill, list[BillLineItem]]:
-    items = pricing.line_items(determinants, terms)
+    items = tariff_versions.bill_line_items(
+        account=account,
+        determinants=determinants,
+        terms=terms,
+        usage_end=final_read.read_at if final_read is not None else None,
+    )
     d = determinants
     bill = Bill(
         account=account,
@@ -91,6 +108,8 @@ def _bill_rows(
         final_read=final_read,
         created_by=created_by,
     )
+    if final_read is not None:
+        _set_final_registers(bill, final_read)
     lines = [
         BillLineItem(
             position=n,

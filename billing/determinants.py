@@ -97,6 +97,8 @@ class TariffTerms:
     demand_charge_per_kw: Decimal
     export_credit_per_kwh: Decimal
     bands: tuple[TouBand, ...] = ()
+    # The tariff's price versions (TariffVersion), oldest first; empty: its own prices on every day.
+    versions: tuple[PriceVersion, ...] = ()
 
     @property
     def is_time_of_use(self) -> bool:
@@ -139,6 +141,17 @@ def tariff_terms(tariff: Any) -> TariffTerms:
         demand_charge_per_kw=tariff.demand_charge_per_kw,
         export_credit_per_kwh=tariff.export_credit_per_kwh,
         bands=bands,
+        versions=tuple(
+            PriceVersion(
+                effective_from=v.effective_from,
+                fixed_monthly_charge=v.fixed_monthly_charge,
+                energy_rate_per_kwh=v.energy_rate_per_kwh,
+                demand_charge_per_kw=v.demand_charge_per_kw,
+                export_credit_per_kwh=v.export_credit_per_kwh,
+                period_rates={key: Decimal(str(rate)) for key, rate in (v.period_rates or {}).items()},
+            )
+            for v in sorted(tariff.versions.all(), key=lambda v: v.effective_from)
+        ),
     )
 
 
@@ -422,3 +435,62 @@ def next_month(day: dt.date) -> dt.date:
     if day.month == 12:
         return day.replace(year=day.year + 1, month=1)
     return day.replace(month=day.month + 1)
+
+
+@dataclass(frozen=True)
+class PriceVersion:
+    """A tariff version's prices (mdms.core.models.TariffVersion), from `effective_from` on."""
+
+    effective_from: dt.date
+    fixed_monthly_charge: Decimal
+    energy_rate_per_kwh: Decimal | None
+    demand_charge_per_kw: Decimal
+    export_credit_per_kwh: Decimal
+    period_rates: dict[str, Decimal] = field(default_factory=dict)  # "weekday:peak" -> rate
+
+
+def terms_with_prices(terms: TariffTerms, version: PriceVersion) -> TariffTerms:
+    """The tariff's terms with a version's prices; a time-of-use period the version does not name keeps its rate."""
+    bands = tuple(
+        TouBand(
+            name=band.name,
+            day_type=band.day_type,
+            start_hour=band.start_hour,
+            end_hour=band.end_hour,
+            rate_per_kwh=version.period_rates.get(f"{band.day_type}:{band.name}", band.rate_per_kwh),
+        )
+        for band in terms.bands
+    )
+    return TariffTerms(
+        code=terms.code,
+        currency=terms.currency,
+        fixed_monthly_charge=version.fixed_monthly_charge,
+        energy_rate_per_kwh=version.energy_rate_per_kwh if not terms.is_time_of_use else None,
+        demand_charge_per_kw=version.demand_charge_per_kw,
+        export_credit_per_kwh=version.export_credit_per_kwh,
+        bands=bands,
+        versions=terms.versions,
+    )
+
+
+def version_spans(
+    versions: Iterable[PriceVersion], start: dt.date, end: dt.date
+) -> list[tuple[dt.date, dt.date, PriceVersion | None]]:
+    """Split the days [start, end) where the version in effect changes: (first day, end day, version).
+
+    Days before the first version get None (the tariff's own prices). The spans tile [start, end)
+    exactly, in order, and each names the version in effect on every one of its days.
+    """
+    ordered = sorted(versions, key=lambda v: v.effective_from)
+    spans: list[tuple[dt.date, dt.date, PriceVersion | None]] = []
+    current: PriceVersion | None = None
+    for version in ordered:
+        if version.effective_from <= start:
+            current = version
+    cursor = start
+    for version in ordered:
+        if start < version.effective_from < end:
+            spans.append((cursor, version.effective_from, current))
+            cursor, current = version.effective_from, version
+    spans.append((cursor, end, current))
+    return spans

@@ -6,7 +6,8 @@ adds up on paper is what they are charged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 
 from billing.determinants import HOLIDAY, WEEKDAY, WEEKEND, Determinants, TariffTerms
@@ -109,3 +110,40 @@ def line_items(determinants: Determinants, terms: TariffTerms) -> list[LineItem]
 
 def total(items: list[LineItem]) -> Decimal:
     return sum((item.amount for item in items), Decimal("0.00"))
+
+
+def line_items_by_version(parts: list[tuple[Determinants, TariffTerms]], whole: Determinants) -> list[LineItem]:
+    """Line items of a bill whose tariff changed price inside its period: each part (the usage of
+    the days one version was in effect, and that version's terms) is priced on its own, and its lines
+    name their days. A part's fixed charge covers its own days (its Determinants' billed_days over
+    the cycle's days), so the fixed charges add up to the whole bill's share of the month.
+
+    Maximum demand is one figure for the whole bill (`whole`): it is charged once, at the rates of
+    the versions weighted by their days. With a single part this is `line_items` of that part.
+    """
+    if len(parts) == 1:
+        return line_items(parts[0][0], parts[0][1])
+    items: list[LineItem] = []
+    for determinants, terms in parts:
+        label = f"{determinants.billed_start:%d %b} to {determinants.billed_end - dt.timedelta(days=1):%d %b}"
+        for item in line_items(replace(determinants, max_demand_kw=None), terms):
+            items.append(replace(item, code=f"{item.code}@{determinants.billed_start.isoformat()}",
+                                 description=f"{item.description}, {label}"))  # fmt: skip
+    if whole.max_demand_kw and whole.billed_days:
+        rate = sum((terms.demand_charge_per_kw * Decimal(d.billed_days) for d, terms in parts), Decimal("0")) / Decimal(
+            whole.billed_days
+        )
+        if rate:
+            items.append(
+                LineItem(
+                    code="demand",
+                    description="Maximum demand"
+                    + (f" ({whole.max_demand_at:%Y-%m-%d %H:%M})" if whole.max_demand_at else "")
+                    + ", rate weighted by the days of each price",
+                    quantity=whole.max_demand_kw,
+                    unit="kW",
+                    rate=rate.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP),
+                    amount=cents(whole.max_demand_kw * rate),
+                )
+            )
+    return items

@@ -106,10 +106,36 @@ def _price(
     totals = det.totals_from_hours(
         hours, start=bounds[0], end=bounds[1], bucket_of=namer, interval_s=meter.interval_s, peaks=peaks
     )
-    determinants = det.compute(
-        terms=terms, window=window, meters=[det.MeterUsage(meter.multiplier, totals)], zone=local_zone()
-    )
-    items = pricing.line_items(determinants, terms)
+    zone = local_zone()
+    determinants = det.compute(terms=terms, window=window, meters=[det.MeterUsage(meter.multiplier, totals)], zone=zone)
+    spans = det.version_spans(terms.versions, window.billed_start, window.billed_end)
+    if len(spans) == 1:
+        version = spans[0][2]
+        items = pricing.line_items(determinants, det.terms_with_prices(terms, version) if version else terms)
+        return determinants, items, pricing.total(items)
+    # A price change inside the period: each version's days priced on their own, as the bill run does.
+    parts: list[tuple[det.Determinants, det.TariffTerms]] = []
+    for first, end, version in spans:
+        part = det.Window(window.period_start, window.period_end, first, end)
+        part_start, part_end = part.bounds(zone)
+        part_start, part_end = max(part_start, bounds[0]), min(part_end, bounds[1])
+        part_totals = det.totals_from_hours(
+            [h for h in hours if part_start <= h.hour_start < part_end],
+            start=part_start,
+            end=part_end,
+            bucket_of=namer,
+            interval_s=meter.interval_s,
+            peaks=[(at, kw) for at, kw in peaks if part_start < at <= part_end],
+        )
+        parts.append(
+            (
+                det.compute(
+                    terms=terms, window=part, meters=[det.MeterUsage(meter.multiplier, part_totals)], zone=zone
+                ),
+                det.terms_with_prices(terms, version) if version else terms,
+            )
+        )
+    items = pricing.line_items_by_version(parts, determinants)
     return determinants, items, pricing.total(items)
 
 
@@ -141,7 +167,10 @@ def bill_projection(*, account: Account, meter: Meter, now: dt.datetime | None =
     actual = usage_for_billing(meter_pks=[meter.pk], start=start, end=cutoff)[meter.pk] if cutoff > start else []
     # History from the account's own tenancy only: the household before moved out with its habits.
     tenancy = local_midnight(account.move_in_date)
-    profile = store.hourly_profile(meter.pk, max(cutoff - dt.timedelta(days=PROFILE_DAYS), tenancy), cutoff)
+    # From the daily rollups, not the raw readings: this runs on every dashboard view.
+    profile = store.hourly_profile_from_rollups(
+        meter.pk, max(cutoff - dt.timedelta(days=PROFILE_DAYS), tenancy), cutoff
+    )
     basis = "profile"
     if profile:
         mean = (
@@ -171,9 +200,14 @@ def bill_projection(*, account: Account, meter: Meter, now: dt.datetime | None =
     # Maximum demand: the daily peaks measured so far, and for the days to come the meter's
     # typical (median) daily peak of the weeks before.
     history = daily_usage(
-        meter_pk=meter.pk, start=max(today - dt.timedelta(days=PROFILE_DAYS), account.move_in_date), end=today
+        meter_pk=meter.pk,
+        start=max(today - dt.timedelta(days=PROFILE_DAYS), account.move_in_date),
+        end=today,
+        interval_s=meter.interval_s,
     )
-    so_far = daily_usage(meter_pk=meter.pk, start=window.billed_start, end=today + dt.timedelta(days=1))
+    so_far = daily_usage(
+        meter_pk=meter.pk, start=window.billed_start, end=today + dt.timedelta(days=1), interval_s=meter.interval_s
+    )
     peaks = [
         (d.max_demand_at.astimezone(dt.UTC), d.max_demand_kw)
         for d in so_far

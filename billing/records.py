@@ -14,6 +14,7 @@ from django.http import Http404
 
 from billing.models import Bill, BillingRun, IntervalEdit, OnDemandRead, VeeException
 from mdms.core.models import Account, Meter, MeterInstallation
+from mdms.core.selectors import meter_search
 
 
 def billing_runs_recent(*, limit: int) -> list[BillingRun]:
@@ -52,13 +53,21 @@ def interval_edits(*, meter_pk: int, limit: int = 50) -> list[IntervalEdit]:
     return list(IntervalEdit.objects.filter(meter_id=meter_pk).select_related("edited_by")[:limit])
 
 
-def billing_lookup(*, query: str, limit: int) -> tuple[list[Account], list[Meter]]:
-    """Accounts by number, customer name or address, and meters by serial, that match the words typed."""
-    accounts = Account.objects.filter(
-        Q(number__iexact=query) | Q(customer__name__icontains=query) | Q(premise__address__icontains=query)
-    ).select_related("customer", "premise", "tariff")[:limit]
-    meters = Meter.objects.filter(serial__icontains=query).select_related("premise")[:limit]
-    return list(accounts), list(meters)
+def billing_lookup(*, query: str) -> tuple[QuerySet[Account], QuerySet[Meter]]:
+    """Accounts by number, customer name or e-mail, address or city, and meters as staff's "find a
+    meter" finds them (serial, address, customer, feeder), both ordered for paging."""
+    accounts = (
+        Account.objects.filter(
+            Q(number__iexact=query)
+            | Q(customer__name__icontains=query)
+            | Q(customer__email__icontains=query)
+            | Q(premise__address__icontains=query)
+            | Q(premise__city__icontains=query)
+        )
+        .select_related("customer", "premise", "tariff")
+        .order_by("number")
+    )
+    return accounts, meter_search(text=query)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db.models import Count, QuerySet
 from django.utils import timezone
@@ -29,6 +30,7 @@ from billing.models import BillingRun, DeterminantDelivery, OutboxDelivery, VeeE
 from mdms.core.localtime import hours_in_day, local_day, local_midnight, local_today, local_zone
 from mdms.core.models import Meter
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
+from mdms.core.timeseries import readings as readings_store
 from mdms.core.timeseries import rollups as store
 
 
@@ -63,6 +65,7 @@ class IntervalUsage:
     export_kwh: float | None
     estimated: bool
     edited: bool
+    estimate_method: str | None = None  # where estimated: "linear" (interpolated), "profile", ...
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,30 @@ class BillingTotals:
     missing_intervals: int  # expected minus intervals: no value at all
 
 
+@dataclass(frozen=True)
+class RegisterReading:
+    at: dt.datetime  # UTC
+    import_kwh: Decimal
+    export_kwh: Decimal | None
+
+
+# How far from the wanted moment a register reading may be (a day of 15-minute readings).
+REGISTER_SEARCH = dt.timedelta(days=1)
+
+
+def register_reading_at(*, meter_pk: int, at: dt.datetime) -> RegisterReading | None:
+    """The meter's register reading nearest before `at` (else just after), within REGISTER_SEARCH."""
+    row = readings_store.register_reading_near(meter_pk, at, REGISTER_SEARCH)
+    if row is None:
+        return None
+    export = row.get("register_export_kwh")
+    return RegisterReading(
+        at=row["ts"].astimezone(dt.UTC),
+        import_kwh=Decimal(str(row["register_import_kwh"])).quantize(Decimal("0.001")),
+        export_kwh=None if export is None else Decimal(str(export)).quantize(Decimal("0.001")),
+    )
+
+
 def _interval_s(meter_pk: int) -> int:
     return int(Meter.objects.values_list("interval_s", flat=True).get(pk=meter_pk))
 
@@ -112,20 +139,39 @@ def _ended_intervals(day_start: dt.datetime, day_end: dt.datetime, interval_s: i
     return int((ended_until - day_start).total_seconds() // interval_s)
 
 
-def daily_usage(*, meter_pk: int, start: dt.date, end: dt.date) -> list[DailyUsage]:
-    """One row per local day start <= day < end (end exclusive), days without data included."""
-    interval_s = _interval_s(meter_pk)
-    documents = {doc["day"]: doc for doc in store.daily_documents([meter_pk], start, end)}
+# The rollup fields daily_usage reads: not the hourly arrays, which are most of a document's bytes.
+_DAILY_FIELDS = [
+    "total_import_kwh",
+    "total_export_kwh",
+    "total_estimated_import_kwh",
+    "intervals",
+    "max_demand_kw",
+    "max_demand_at",
+    "hours",
+    "estimated_intervals",
+    "edited_intervals",
+]
+
+
+def daily_usage(*, meter_pk: int, start: dt.date, end: dt.date, interval_s: int | None = None) -> list[DailyUsage]:
+    """One row per local day start <= day < end (end exclusive), days without data included.
+
+    Pass the meter's `interval_s` when the caller has the meter, to save a query.
+    """
+    interval_s = interval_s or _interval_s(meter_pk)
+    documents = {doc["day"]: doc for doc in store.daily_documents([meter_pk], start, end, fields=_DAILY_FIELDS)}
     now = timezone.now()
     zone = local_zone()
     rows = []
     day = start
+    day_start = local_midnight(day)
     while day < end:
-        day_start, day_end = local_midnight(day), local_midnight(day + dt.timedelta(days=1))
+        day_end = local_midnight(day + dt.timedelta(days=1))
         document = documents.get(day.isoformat())
         ended = _ended_intervals(day_start, day_end, interval_s, now)
         if document is None:
-            rows.append(DailyUsage(day, 0.0, 0.0, 0.0, ended, None, None, hours=hours_in_day(day)))
+            hours = int((day_end - day_start).total_seconds() // 3600)
+            rows.append(DailyUsage(day, 0.0, 0.0, 0.0, ended, None, None, hours=hours))
         else:
             at = document.get("max_demand_at")
             rows.append(
@@ -142,7 +188,7 @@ def daily_usage(*, meter_pk: int, start: dt.date, end: dt.date) -> list[DailyUsa
                     edited_intervals=int(document["edited_intervals"]),
                 )
             )
-        day += dt.timedelta(days=1)
+        day, day_start = day + dt.timedelta(days=1), day_end
     return rows
 
 
@@ -190,9 +236,14 @@ def hourly_usage(*, meter_pk: int, start: dt.datetime, end: dt.datetime) -> list
     return rows
 
 
-def interval_usage(*, meter_pk: int, start: dt.datetime, end: dt.datetime) -> list[IntervalUsage]:
-    """The effective intervals that start in [start, end), by ts (their end); gaps are simply absent."""
-    interval = dt.timedelta(seconds=_interval_s(meter_pk))
+def interval_usage(
+    *, meter_pk: int, start: dt.datetime, end: dt.datetime, interval_s: int | None = None
+) -> list[IntervalUsage]:
+    """The effective intervals that start in [start, end), by ts (their end); gaps are simply absent.
+
+    Pass the meter's `interval_s` when the caller has the meter, to save a query.
+    """
+    interval = dt.timedelta(seconds=interval_s or _interval_s(meter_pk))
     zone = local_zone()
     return [
         IntervalUsage(
@@ -201,6 +252,7 @@ def interval_usage(*, meter_pk: int, start: dt.datetime, end: dt.datetime) -> li
             export_kwh=row.get("export_kwh"),
             estimated=row["source"] == store.SOURCE_ESTIMATE,
             edited=row["source"] == store.SOURCE_EDIT,
+            estimate_method=row.get("method") if row["source"] == store.SOURCE_ESTIMATE else None,
         )
         for row in store.effective_intervals(meter_pk, start + interval - dt.timedelta(microseconds=1), end + interval)
         if start <= row["ts"] - interval < end

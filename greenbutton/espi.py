@@ -9,7 +9,8 @@ Resources: the UsagePoint (a meter), the LocalTimeParameters of the utility's zo
 (import, and export for solar homes) a MeterReading, its ReadingType (Wh deltas of `interval_s`
 seconds) and one IntervalBlock per local day, and a UsageSummary per bill. Interval values are
 integers in Wh as metered (before the meter multiplier, like the usage API). An estimated interval
-carries ReadingQuality 8 (machine-estimated), an edited one 7 (replaced by a human).
+carries ReadingQuality 9 when linearly interpolated, 8 when estimated from the meter's history (the
+profile method), and an edited one 7 (replaced by a human).
 Validated against the Alliance's usage.xsd and atom.xsd in portal/tests/test_greenbutton.py and
 greenbutton/tests/.
 """
@@ -29,6 +30,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from billing.selectors import IntervalUsage
+from mdms.core.timeseries.rollups import ESTIMATE_LINEAR
 
 ATOM = "http://www.w3.org/2005/Atom"
 ESPI = "http://naesb.org/espi"
@@ -37,7 +39,8 @@ ID_NAMESPACE = uuid.UUID("6f1c2a4e-5b0d-4c1e-9a57-2f0b3c6d8e91")
 
 QUALITY_VALID = 0
 QUALITY_EDITED = 7
-QUALITY_ESTIMATED = 8
+QUALITY_ESTIMATED = 8  # "replaced by a machine computed value based on ... historical data" (profile)
+QUALITY_INTERPOLATED = 9  # "computed using linear interpolation based on the readings before and after it"
 # ESPI codes (usage.xsd enumerations): deltaData, electricity secondary metered, net/forward/reverse, energy, Wh.
 ACCUMULATION_DELTA = 4
 COMMODITY_ELECTRICITY = 1
@@ -105,7 +108,9 @@ def local_time_parameters(zone_name: str, year: int) -> tuple[int, int, str, str
         wall = (change - dt.timedelta(seconds=1)).astimezone(zone) + dt.timedelta(seconds=1)  # time before the change
         occurrence = (wall.day - 1) // 7 + 1
         last_week = calendar.monthrange(wall.year, wall.month)[1] - wall.day < 7
-        operator = 6 if last_week else occurrence + 1
+        # "Last" (7), not "fifth" (6): October 2026 has no fifth Sunday, and a client that follows
+        # usage.xsd would then find no end of summer time.
+        operator = 7 if last_week else occurrence + 1
         seconds = wall.minute * 60 + wall.second
         value = wall.month << 28 | operator << 25 | wall.isoweekday() << 17 | wall.hour << 12 | seconds
         return f"{value:08X}"
@@ -213,13 +218,24 @@ def _kwh(row: IntervalUsage, direction: Direction) -> float | None:
     return row.import_kwh if direction is IMPORT else row.export_kwh
 
 
+def reading_quality(row: IntervalUsage) -> int:
+    """The ESPI ReadingQuality of an edited or estimated interval: 7 edited by a person, 9 linearly
+    interpolated (scaled to the registers or not), 8 estimated from the meter's history."""
+    if row.edited:
+        return QUALITY_EDITED
+    return QUALITY_INTERPOLATED if (row.estimate_method or "").startswith(ESTIMATE_LINEAR) else QUALITY_ESTIMATED
+
+
 def days_of(
     intervals: Sequence[IntervalUsage], *, direction: Direction, zone_name: str, interval_s: int
 ) -> Iterator[tuple[dt.date, list[IntervalUsage]]]:
     """The intervals with a value in this direction, by local day of their start (days without any left out)."""
     zone = ZoneInfo(zone_name)
     length = dt.timedelta(seconds=interval_s)
-    for day, day_intervals in groupby(intervals, key=lambda i: (i.ts - length).astimezone(zone).date()):
+    # On the UTC instant: subtracting from a local wall-clock time is wrong across a DST change.
+    for day, day_intervals in groupby(
+        intervals, key=lambda i: (i.ts.astimezone(dt.UTC) - length).astimezone(zone).date()
+    ):
         rows = [i for i in day_intervals if _kwh(i, direction) is not None]
         if rows:
             yield day, rows
@@ -231,7 +247,7 @@ def interval_block(
     """One IntervalBlock of `rows` (one local day of `days_of`), a ReadingQuality on each estimate or edit."""
     length = dt.timedelta(seconds=interval_s)
     block = espi(content, "IntervalBlock")
-    first_start = rows[0].ts - length
+    first_start = rows[0].ts.astimezone(dt.UTC) - length
     interval = espi(block, "interval")
     espi(interval, "duration", epoch(rows[-1].ts) - epoch(first_start))
     espi(interval, "start", epoch(first_start))
@@ -240,10 +256,10 @@ def interval_block(
         element = espi(block, "IntervalReading")
         if row.edited or row.estimated:
             quality = espi(element, "ReadingQuality")
-            espi(quality, "quality", QUALITY_EDITED if row.edited else QUALITY_ESTIMATED)
+            espi(quality, "quality", reading_quality(row))
         period = espi(element, "timePeriod")
         espi(period, "duration", interval_s)
-        espi(period, "start", epoch(row.ts - length))
+        espi(period, "start", epoch(row.ts.astimezone(dt.UTC) - length))
         espi(element, "value", round((kwh or 0.0) * 1000))
 
 

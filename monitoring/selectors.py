@@ -7,7 +7,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from mdms.core import stored_batches
 from mdms.core.models import Feeder, Meter, Region
@@ -31,13 +31,27 @@ def meters_out_now() -> QuerySet[IncidentMeter]:
     )
 
 
-def incidents(*, status: str | None = None, feeder_pk: int | None = None) -> QuerySet[OutageIncident]:
+def incidents(
+    *,
+    status: str | None = None,
+    feeder_pk: int | None = None,
+    region_pk: int | None = None,
+    started_from: dt.datetime | None = None,
+    started_before: dt.datetime | None = None,
+) -> QuerySet[OutageIncident]:
+    """Outage incidents, newest first; filters on status, feeder, region and start in [from, before)."""
     queryset = OutageIncident.objects.select_related("feeder", "region")
     if status:
         queryset = queryset.filter(status=status)
     if feeder_pk is not None:
         queryset = queryset.filter(feeder_id=feeder_pk)
-    return queryset.order_by("-started_at")
+    if region_pk is not None:
+        queryset = queryset.filter(Q(region_id=region_pk) | Q(feeder__region_id=region_pk))
+    if started_from is not None:
+        queryset = queryset.filter(started_at__gte=started_from)
+    if started_before is not None:
+        queryset = queryset.filter(started_at__lt=started_before)
+    return queryset.order_by("-started_at", "-pk")
 
 
 def silence_now(*, wall: dt.datetime | None = None) -> dt.datetime:

@@ -268,4 +268,9 @@ def meter_usage_intervals(
     start, end = (visible or VisibleDays()).clamp(start, end)
     if start >= end:
         return []
-    return usage.interval_usage(meter_pk=meter.pk, start=usage.local_midnight(start), end=usage.local_midnight(end))
+    return usage.interval_usage(
+        meter_pk=meter.pk,
+        start=usage.local_midnight(start),
+        end=usage.local_midnight(end),
+        interval_s=meter.interval_s,
+    )

@@ -3,8 +3,15 @@ from django.urls import path
 
 from portal import views
 from portal.views import billing_staff as billing
+from portal.views import (
+    billing_tariffs,
+    meter_commands,
+    operator,
+    operator_forecast,
+    operator_lists,
+    operator_notifications,
+)
 from portal.views import consumer_alerts as alerts
-from portal.views import meter_commands, operator, operator_forecast, operator_notifications
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -37,7 +44,9 @@ urlpatterns = [
     path("operator/", operator.operator_dashboard, name="operator_dashboard"),
     path("operator/anomalies/", operator.operator_anomalies, name="operator_anomalies"),
     path("operator/meters/<int:meter_pk>/", operator.operator_meter, name="operator_meter"),
-    path("operator/outages/", operator.operator_incidents, name="operator_incidents"),
+    path("operator/meters/", operator_lists.operator_meters, name="operator_meters"),
+    path("operator/outages/", operator_lists.operator_incidents, name="operator_incidents"),
+    path("operator/outages/<int:incident_pk>/", operator_lists.operator_incident, name="operator_incident"),
     path("operator/ingest/", operator.operator_ingest, name="operator_ingest"),
     path("operator/forecast/", operator_forecast.operator_forecast, name="operator_forecast"),
     path(
@@ -60,4 +69,6 @@ urlpatterns = [
     path("billing/bills/<int:bill_pk>/", billing.billing_bill, name="billing_bill"),
     path("billing/meters/<int:meter_pk>/", billing.billing_meter, name="billing_meter"),
     path("meters/<int:meter_pk>/commands/", meter_commands.meter_command_send, name="meter_command_send"),
+    path("billing/tariffs/", billing_tariffs.billing_tariffs, name="billing_tariffs"),
+    path("billing/tariffs/<int:tariff_pk>/", billing_tariffs.billing_tariff, name="billing_tariff"),
 ]

@@ -93,6 +93,15 @@ class Bill(models.Model):
     final_read = models.ForeignKey(
         "OnDemandRead", on_delete=models.PROTECT, null=True, blank=True, related_name="final_bills"
     )
+    # A final bill's register readings (kWh as metered, before the multiplier), kept with the bill
+    # as printed: the start is the meter's reading at the start of the billed days (from its
+    # interval data), the end is the move-out read. Null on cycle bills, and where the meter sent none.
+    start_register_at = models.DateTimeField(null=True, blank=True)
+    start_register_import_kwh = models.DecimalField(max_digits=14, decimal_places=3, null=True, blank=True)
+    start_register_export_kwh = models.DecimalField(max_digits=14, decimal_places=3, null=True, blank=True)
+    end_register_at = models.DateTimeField(null=True, blank=True)
+    end_register_import_kwh = models.DecimalField(max_digits=14, decimal_places=3, null=True, blank=True)
+    end_register_export_kwh = models.DecimalField(max_digits=14, decimal_places=3, null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

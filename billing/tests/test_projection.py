@@ -167,3 +167,23 @@ def test_the_current_period_follows_the_bill_cycle_day(
     cycle_day: int, today: dt.date, expected: tuple[dt.date, dt.date]
 ) -> None:
     assert current_period(cycle_day, today) == expected
+
+
+def test_a_price_change_inside_the_period_is_projected_as_the_bill_will_price_it(mongo: Any) -> None:
+    from mdms.core.models import Tariff, TariffVersion
+
+    tariff = Tariff.objects.create(code="flat-change", name="Flat, changing", energy_rate_per_kwh=Decimal("0.20"),
+                                   fixed_monthly_charge=Decimal("10"))  # fmt: skip
+    TariffVersion.objects.create(tariff=tariff, effective_from=dt.date(2026, 11, 16), fixed_monthly_charge=Decimal("12"),
+                                 energy_rate_per_kwh=Decimal("0.40"))  # fmt: skip
+    person = make_consumer("changing", tariff=tariff)
+    now = local(dt.date(2026, 11, 12), 10, 30).astimezone(dt.UTC)
+    store(person.meter.pk, dt.date(2026, 10, 1), dt.date(2026, 11, 13), household, until=now)
+
+    projection = bill_projection(account=person.account, meter=person.meter, now=now)
+
+    store(person.meter.pk, dt.date(2026, 11, 12), dt.date(2026, 12, 1), household, after=now)
+    bill = actual_bill(dt.date(2026, 12, 1), person.account)
+    assert projection is not None
+    assert {item.code for item in bill.line_items.all()} >= {"energy@2026-11-01", "energy@2026-11-16"}
+    assert abs(projection.point - bill.total) / bill.total < Decimal("0.05")

@@ -4,12 +4,15 @@ from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
 
-def _ensure_mongodb(sender: AppConfig, **kwargs: Any) -> None:
-    """MongoDB's collections and indexes follow the code, as PostgreSQL's tables follow migrations.
+def _ensure_mongodb_collections(sender: Any, **kwargs: Any) -> None:
+    """`manage.py migrate` also creates MongoDB's time series and indexes (make run and deploys run it).
 
-    Without this, the first insert would create `readings` as a plain collection with no index:
-    no time-series storage, and every per-meter read a collection scan.
+    Without it the first insert made `readings` a plain collection with no (meter, ts) index, and one
+    meter-day of raw readings scanned every reading stored. Only after a real migrate (it passes a
+    plan), not after the `flush` that tests run between transactional tests.
     """
+    if "plan" not in kwargs:
+        return
     from mdms.core import timeseries
 
     timeseries.ensure_collections()
@@ -31,5 +34,4 @@ class CoreConfig(AppConfig):
             services.meter_access_changed_hooks.append(broker.meter_access_changed)
         if broker.meter_certificates_revoked not in services.meter_certificates_revoked_hooks:
             services.meter_certificates_revoked_hooks.append(broker.meter_certificates_revoked)
-        # After `migrate` (make run, make test, the bench, a deployment's release step).
-        post_migrate.connect(_ensure_mongodb, sender=self, dispatch_uid="mdms-ensure-mongodb")
+        post_migrate.connect(_ensure_mongodb_collections, sender=self, dispatch_uid="mdms-core-mongodb-collections")

@@ -110,6 +110,40 @@ class Tariff(models.Model):
         return self.energy_rate_per_kwh is None
 
 
+class TariffVersion(models.Model):
+    """The tariff's prices from `effective_from` until the next version's: a price change, kept.
+
+    A tariff without versions is priced from its own fields. Once it has versions, the version in
+    effect on each day of a bill prices that day's usage, and a change inside a bill period prorates
+    (billing.pricing.line_items_by_version). `period_rates` prices the time-of-use periods by
+    "day_type:name" (weekday:peak); a period it does not name keeps the rate of its TouPeriod.
+    """
+
+    tariff = models.ForeignKey(Tariff, on_delete=models.PROTECT, related_name="versions")
+    effective_from = models.DateField(help_text="The first local day these prices apply to.")
+    fixed_monthly_charge = models.DecimalField(max_digits=10, decimal_places=2)
+    energy_rate_per_kwh = models.DecimalField(
+        max_digits=8, decimal_places=5, null=True, blank=True, help_text="Flat rate; empty for time of use."
+    )
+    demand_charge_per_kw = models.DecimalField(max_digits=8, decimal_places=4, default=Decimal("0"))
+    export_credit_per_kwh = models.DecimalField(max_digits=8, decimal_places=5, default=Decimal("0"))
+    period_rates = models.JSONField(default=dict, blank=True, help_text='{"weekday:peak": "0.2450", ...}')
+    note = models.CharField(max_length=200, blank=True, help_text="Why the prices change (a regulator's decision...).")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tariff", "effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["tariff", "effective_from"], name="tariff_version_one_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tariff.code} from {self.effective_from}"
+
+
 class TouPeriod(models.Model):
     """A time-of-use band: on `day_type` days, from start to end (local time) at rate_per_kwh.
 

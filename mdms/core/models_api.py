@@ -63,6 +63,7 @@ class AuditLog(models.Model):
         METER_COMMAND = "meter_command", "Command sent to a meter"
         TOKEN_ISSUE = "token_issue", "API token issued"
         TOKEN_REVOKE = "token_revoke", "API token revoked"
+        TARIFF_VERSION = "tariff_version", "Tariff price version added"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)

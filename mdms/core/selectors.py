@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from mdms.core.models import Account, Meter, MeterCertificate, Region
@@ -100,3 +100,44 @@ def serials_with_valid_certificates() -> list[str]:
     return list(
         MeterCertificate.objects.filter(revoked_at__isnull=True).values_list("meter__serial", flat=True).distinct()
     )
+
+
+def meter_search(
+    *,
+    text: str = "",
+    region_pk: int | None = None,
+    feeder_pk: int | None = None,
+    status: str | None = None,
+) -> QuerySet[Meter]:
+    """Meters (with premise, feeder, region and open accounts' customers) for staff's "find a meter".
+
+    `text` matches a part of the serial, the premise's address, city or postcode, or a customer's
+    name or e-mail at the premise, or a feeder's code exactly. Ordered by serial.
+    """
+    queryset = Meter.objects.select_related("premise__feeder__region").prefetch_related(
+        Prefetch(
+            "premise__accounts",
+            queryset=Account.objects.filter(move_out_date__isnull=True).select_related("customer").order_by("number"),
+            to_attr="open_accounts",
+        )
+    )
+    text = text.strip()
+    if text:
+        customers = Account.objects.filter(
+            Q(customer__name__icontains=text) | Q(customer__email__icontains=text)
+        ).values("premise_id")
+        queryset = queryset.filter(
+            Q(serial__icontains=text)
+            | Q(premise__address__icontains=text)
+            | Q(premise__city__icontains=text)
+            | Q(premise__postcode__iexact=text)
+            | Q(premise__feeder__code__iexact=text)
+            | Q(premise_id__in=customers)
+        )
+    if region_pk is not None:
+        queryset = queryset.filter(premise__feeder__region_id=region_pk)
+    if feeder_pk is not None:
+        queryset = queryset.filter(premise__feeder_id=feeder_pk)
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset.order_by("serial")

@@ -16,9 +16,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from mdms.core.audit import audit_record
 from mdms.core.localtime import local_day, local_midnight, local_today
 from mdms.core.models import (
     Account,
+    AuditLog,
     Customer,
     Meter,
     MeterCertificate,
@@ -27,6 +29,7 @@ from mdms.core.models import (
     MeterMultiplier,
     Premise,
     Tariff,
+    TariffVersion,
 )
 
 # The certificate authority's crypto (no broker connection, no I/O but the CA's own files).
@@ -434,3 +437,66 @@ def staff_user_create(*, username: str, password: str, role: Role, email: str = 
     user = User.objects.create_user(username=username, password=password, email=email, is_staff=True)
     user.groups.add(Group.objects.get(name=role))
     return user
+
+
+@transaction.atomic
+def tariff_version_create(
+    *,
+    tariff: Tariff,
+    effective_from: dt.date,
+    fixed_monthly_charge: Decimal,
+    energy_rate_per_kwh: Decimal | None = None,
+    demand_charge_per_kw: Decimal = Decimal("0"),
+    export_credit_per_kwh: Decimal = Decimal("0"),
+    period_rates: dict[str, Decimal] | None = None,
+    note: str = "",
+    created_by: User | None = None,
+    today: dt.date | None = None,
+) -> TariffVersion:
+    """A new price version of a tariff, from a future day on (issued bills are never repriced)."""
+    today = today or local_today()
+    errors: dict[str, str] = {}
+    if effective_from <= today:
+        errors["effective_from"] = (
+            f"Choose a day after today ({today.isoformat()}): bills already issued keep their prices."
+        )
+    if TariffVersion.objects.filter(tariff=tariff, effective_from=effective_from).exists():
+        errors["effective_from"] = f"{tariff.code} already has a version from {effective_from.isoformat()}."
+    rates = {key: Decimal(str(value)) for key, value in (period_rates or {}).items()}
+    if tariff.is_time_of_use:
+        known = {f"{p.day_type}:{p.name}" for p in tariff.tou_periods.all()}
+        unknown = sorted(set(rates) - known)
+        if unknown:
+            errors["period_rates"] = (
+                f"{', '.join(unknown)}: not a period of {tariff.code} ({', '.join(sorted(known))})."
+            )
+        if energy_rate_per_kwh is not None:
+            errors["energy_rate_per_kwh"] = "A time-of-use tariff is priced by its periods, not a flat rate."
+    elif energy_rate_per_kwh is None:
+        errors["energy_rate_per_kwh"] = "A flat tariff needs an energy rate."
+    prices = {"fixed_monthly_charge": fixed_monthly_charge, "energy_rate_per_kwh": energy_rate_per_kwh,
+              "demand_charge_per_kw": demand_charge_per_kw, "export_credit_per_kwh": export_credit_per_kwh,
+              **{f"period_rates[{k}]": v for k, v in rates.items()}}  # fmt: skip
+    for name, value in prices.items():
+        if value is not None and value < 0:
+            errors.setdefault(name.split("[")[0], f"{name} cannot be negative.")
+    if errors:
+        raise ValidationError(errors)
+    version = TariffVersion.objects.create(
+        tariff=tariff,
+        effective_from=effective_from,
+        fixed_monthly_charge=fixed_monthly_charge,
+        energy_rate_per_kwh=energy_rate_per_kwh,
+        demand_charge_per_kw=demand_charge_per_kw,
+        export_credit_per_kwh=export_credit_per_kwh,
+        period_rates={key: str(value) for key, value in rates.items()},
+        note=note,
+        created_by=created_by,
+    )
+    audit_record(
+        actor=created_by,
+        action=AuditLog.Action.TARIFF_VERSION,
+        target=f"tariff:{tariff.code}",
+        detail={"effective_from": effective_from.isoformat(), "version": version.pk},
+    )
+    return version

@@ -120,7 +120,12 @@ class ScopedAccess(BasePermission):
         scope = required_scope(view)
         token = token_of(request)
         if token is not None:
-            return scope in token.scopes
+            if scope in token.scopes:
+                return True
+            # DRF makes a new permission object per request, so the message can name this request's scope.
+            held = ", ".join(f"'{name}'" for name in token.scopes) or "none"
+            self.message = f"This action needs a token with the '{scope}' scope; this token has {held}."
+            return False
         lookup = getattr(view, "lookup_url_kwarg", None) or getattr(view, "lookup_field", "pk")
         if lookup in view.kwargs:
             return True  # decided in has_object_permission, after the scoped lookup

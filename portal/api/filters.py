@@ -12,7 +12,7 @@ from rest_framework.exceptions import ValidationError
 
 from billing.models import Bill, OnDemandRead
 from commands.models import MeterCommand
-from mdms.core.models import Account, Customer, Meter, Premise
+from mdms.core.models import Account, Customer, Meter, Premise, Tariff
 from monitoring.models import OutageIncident
 from portal.api.ranges import to_utc
 
@@ -118,3 +118,11 @@ class IncidentFilter(filters.FilterSet):
     class Meta:
         model = OutageIncident
         fields = ["status", "feeder", "region", "started_from", "started_before"]
+
+
+class TariffFilter(filters.FilterSet):
+    code = filters.CharFilter(lookup_expr="iexact")
+
+    class Meta:
+        model = Tariff
+        fields = ["code", "currency"]

@@ -7,12 +7,12 @@ all; a consumer sees only objects tied to their own accounts; anyone else sees n
 from __future__ import annotations
 
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from rest_framework.request import Request
 
 from billing.models import Bill, OnDemandRead
 from commands.models import MeterCommand
-from mdms.core.models import Account, Customer, Meter, Premise
+from mdms.core.models import Account, Customer, Meter, Premise, Tariff, TariffVersion
 from mdms.core.roles import Role, user_roles
 from mdms.core.selectors import accounts_for_user, meters_for_user
 from monitoring.models import OutageIncident
@@ -81,3 +81,14 @@ def incidents(request: Request) -> QuerySet[OutageIncident]:
     """Incidents span many customers: for staff and machine clients only."""
     base = OutageIncident.objects.select_related("feeder", "region")
     return base.all() if _is_machine_or_staff(request) else base.none()
+
+
+def tariffs(request: Request) -> QuerySet[Tariff]:
+    """Every tariff for machines and staff; a consumer's own accounts' tariffs for them."""
+    base = Tariff.objects.prefetch_related(
+        Prefetch("versions", queryset=TariffVersion.objects.order_by("effective_from")), "tou_periods"
+    )
+    if _is_machine_or_staff(request):
+        return base.all()
+    consumer = _consumer(request)
+    return base.filter(accounts__customer__user=consumer).distinct() if consumer else base.none()

@@ -13,7 +13,7 @@ from rest_framework import serializers
 
 from billing.models import Bill, BillLineItem, OnDemandRead
 from commands.models import KIND_CHOICES, MeterCommand, MeterCommandEvent
-from mdms.core.models import Account, Customer, Meter, Premise
+from mdms.core.models import Account, Customer, Meter, Premise, Tariff, TariffVersion, TouPeriod
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 from monitoring.models import IncidentMeter, OutageIncident
 from portal.api.ranges import UtcDateTimeField
@@ -208,6 +208,31 @@ class ReadingRowSerializer(serializers.Serializer[Any]):
     edited = serializers.BooleanField(allow_null=True, help_text="Raw intervals: set by billing staff.")
     missing_intervals = serializers.IntegerField(allow_null=True, help_text="Days: intervals with no value at all.")
 
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        # The same output as the declared fields give, without DRF's per-field machinery: a page of
+        # raw intervals is up to 1,000 rows, and the generic path cost more than the database read.
+        row: dict[str, Any] = instance
+        return {
+            "start": _datetime_text(row["start"]),
+            "end": _datetime_text(row["end"]),
+            "import_kwh": _float_or_none(row["import_kwh"]),
+            "export_kwh": _float_or_none(row["export_kwh"]),
+            "estimated_import_kwh": float(row["estimated_import_kwh"]),
+            "estimated": bool(row["estimated"]),
+            "edited": None if row["edited"] is None else bool(row["edited"]),
+            "missing_intervals": None if row["missing_intervals"] is None else int(row["missing_intervals"]),
+        }
+
+
+def _datetime_text(moment: Any) -> str:
+    """As serializers.DateTimeField writes an aware datetime: in the current zone, "Z" for UTC."""
+    text = str(timezone.localtime(moment).isoformat())
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
 
 class EventSerializer(serializers.Serializer[Any]):
     ts = serializers.DateTimeField()
@@ -307,9 +332,35 @@ class BillVersionSerializer(serializers.ModelSerializer[Bill]):
         read_only_fields = fields
 
 
+class RegisterReadingSerializer(serializers.Serializer[dict[str, Any]]):
+    """A register reading of the meter (kWh as metered, before the multiplier)."""
+
+    at = serializers.DateTimeField()
+    import_kwh = serializers.DecimalField(max_digits=14, decimal_places=3)
+    export_kwh = serializers.DecimalField(max_digits=14, decimal_places=3, allow_null=True)
+
+
+def _register(at: Any, import_kwh: Decimal | None, export_kwh: Decimal | None) -> dict[str, Any] | None:
+    if at is None or import_kwh is None:
+        return None
+    return RegisterReadingSerializer({"at": at, "import_kwh": import_kwh, "export_kwh": export_kwh}).data
+
+
 class BillSerializer(serializers.ModelSerializer[Bill]):
     account = serializers.CharField(source="account.number", read_only=True)
     line_items = BillLineItemSerializer(many=True, read_only=True)
+    start_register = serializers.SerializerMethodField()
+    end_register = serializers.SerializerMethodField()
+
+    @extend_schema_field(RegisterReadingSerializer(allow_null=True))
+    def get_start_register(self, bill: Bill) -> dict[str, Any] | None:
+        """A final bill's register at the start of its billed days; null on cycle bills."""
+        return _register(bill.start_register_at, bill.start_register_import_kwh, bill.start_register_export_kwh)
+
+    @extend_schema_field(RegisterReadingSerializer(allow_null=True))
+    def get_end_register(self, bill: Bill) -> dict[str, Any] | None:
+        """A final bill's register at the move-out read; null on cycle bills."""
+        return _register(bill.end_register_at, bill.end_register_import_kwh, bill.end_register_export_kwh)
 
     class Meta:
         model = Bill
@@ -333,6 +384,8 @@ class BillSerializer(serializers.ModelSerializer[Bill]):
             "multiplier",
             "total",
             "determinants",
+            "start_register",
+            "end_register",
             "created_at",
             "cancelled_at",
             "cancel_reason",
@@ -460,3 +513,39 @@ class MeterCommandRequestSerializer(serializers.Serializer[Any]):
                                    help_text="Why; required for disconnect and reconnect (audited).")  # fmt: skip
     idempotency_key = serializers.CharField(max_length=100, required=False, allow_blank=True, default="",
                                             help_text="Or the Idempotency-Key header: the same key is one command.")  # fmt: skip
+
+
+class TouPeriodSerializer(serializers.ModelSerializer[TouPeriod]):
+    class Meta:
+        model = TouPeriod
+        fields = ["name", "day_type", "start_time", "end_time", "rate_per_kwh"]
+        read_only_fields = fields
+
+
+class TariffVersionSerializer(serializers.ModelSerializer[TariffVersion]):
+    period_rates = serializers.DictField(
+        child=serializers.DecimalField(max_digits=8, decimal_places=5),
+        help_text='Time-of-use rates by "day_type:name"; a period not named keeps its own rate.',
+    )
+
+    class Meta:
+        model = TariffVersion
+        fields = ["effective_from", "fixed_monthly_charge", "energy_rate_per_kwh", "demand_charge_per_kw",
+                  "export_credit_per_kwh", "period_rates", "note", "created_at"]  # fmt: skip
+        read_only_fields = fields
+
+
+class TariffSerializer(serializers.ModelSerializer[Tariff]):
+    """A tariff's own prices apply before its first version; from each version's effective_from on, that version's."""
+
+    # A plain string: codes stored before slug validation (or by a factory) may hold other characters.
+    code = serializers.CharField(read_only=True)
+    time_of_use = serializers.BooleanField(source="is_time_of_use", read_only=True)
+    tou_periods = TouPeriodSerializer(many=True, read_only=True)
+    versions = TariffVersionSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Tariff
+        fields = ["id", "code", "name", "currency", "time_of_use", "fixed_monthly_charge", "energy_rate_per_kwh",
+                  "demand_charge_per_kw", "export_credit_per_kwh", "tou_periods", "versions"]  # fmt: skip
+        read_only_fields = fields

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from billing.models import Bill, BillLineItem, OnDemandRead
 from commands.models import MeterCommand
 from mdms.core.api_tokens import api_token_issue
+from mdms.core.models import Account, Tariff
 from mdms.core.testing import Person
 from monitoring.models import OutageIncident
 
@@ -99,6 +100,12 @@ def make_owned(person: Person) -> Owned:
         deadline=now + dt.timedelta(days=2),
         created_at=now,
     )
+    # A tariff of the person's own (test consumers otherwise share one): consumers see only their tariffs.
+    tariff = Tariff.objects.create(
+        code=f"own-{person.account.number.lower()}", name=f"Tariff of {person.account.number}",
+        energy_rate_per_kwh=Decimal("0.2"),
+    )  # fmt: skip
+    Account.objects.filter(pk=person.account.pk).update(tariff=tariff)
     ids = {
         "meters": person.meter.pk,
         "customers": person.customer.pk,
@@ -108,6 +115,8 @@ def make_owned(person: Person) -> Owned:
         "reads": read.pk,
         "incidents": incident.pk,
         "commands": command.pk,
+        "tariffs": tariff.pk,
     }
-    markers = [person.meter.serial, person.account.number, person.customer.email, person.account.premise.address]
+    markers = [person.meter.serial, person.account.number, person.customer.email, person.account.premise.address,
+               tariff.code]  # fmt: skip
     return Owned(ids=ids, markers=markers)

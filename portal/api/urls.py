@@ -10,7 +10,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from portal.api import views_billing, views_commands, views_master, views_meters, views_ops
+from portal.api import views_billing, views_commands, views_master, views_meters, views_ops, views_tariffs
 from portal.api.errors import NotFoundView
 
 router = DefaultRouter(trailing_slash=True)
@@ -23,6 +23,7 @@ router.register("incidents", views_ops.IncidentViewSet, basename="incident")
 router.register("bills", views_billing.BillViewSet, basename="bill")
 router.register("reads", views_billing.OnDemandReadViewSet, basename="read")
 router.register("commands", views_commands.MeterCommandViewSet, basename="command")
+router.register("tariffs", views_tariffs.TariffViewSet, basename="tariff")
 
 v1 = [
     path("anomalies/", views_ops.ActiveAnomalyList.as_view(), name="anomalies"),

@@ -92,7 +92,7 @@ def reading_rows(meter: Meter, resolution: str, start: dt.datetime, end: dt.date
                 "edited": row.edited,
                 "missing_intervals": None,
             }
-            for row in usage.interval_usage(meter_pk=meter.pk, start=start, end=end)
+            for row in usage.interval_usage(meter_pk=meter.pk, start=start, end=end, interval_s=meter.interval_s)
         ]
     if resolution == "hour":
         return [

@@ -38,3 +38,22 @@ def percent(share: float | Decimal | None) -> str:
     if 99.5 <= value < 100:
         return ">99 %"
     return f"{value:.0f} %"
+
+
+@register.filter
+def duration(seconds: float | str | None) -> str:
+    """A span of time in the two largest units that say it: 0.8 s, 42 s, 3 min 5 s, 3 h 12 min, 163 d 1 h."""
+    if seconds is None or seconds == "":  # "" is the template's missing value
+        return "—"
+    value = float(seconds)
+    sign, value = ("-", -value) if value < 0 else ("", value)
+    if value < 10:
+        return f"{sign}{value:.1f} s"
+    whole = round(value)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    units = [(days, "d"), (hours, "h"), (minutes, "min"), (secs, "s")]
+    first = next(index for index, (amount, _unit) in enumerate(units) if amount)
+    shown = [f"{amount} {unit}" for amount, unit in units[first : first + 2] if amount]
+    return sign + " ".join(shown)

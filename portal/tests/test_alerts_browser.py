@@ -89,7 +89,7 @@ def test_an_operator_sees_the_notification_volume(
     services.rules_evaluate_due(now=now)
     log_in(browser_page, live_server.url, "olivia", "olivia-pw")
     browser_page.goto(f"{live_server.url}/operator/")
-    browser_page.click(".subnav >> text=Notifications")
+    browser_page.click("header nav a[href='/operator/notifications/']")
     total = int(browser_page.locator("#volume-total").inner_text())
     assert total >= 1
     today = timezone.localdate().isoformat()

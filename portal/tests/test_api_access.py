@@ -197,6 +197,13 @@ def test_session_writes_need_the_csrf_token(olivia: Any, alice: Any) -> None:
     assert response.status_code == 200
 
 
+def test_a_token_without_the_scope_gets_a_403_that_names_the_scope_needed(alice: Any) -> None:
+    response = token_client("cis_read").get("/api/v1/determinants/", {"date": "2026-11-01"})
+    assert response.status_code == 403
+    message = response.json()["error"]["message"]
+    assert "'billing'" in message and "'cis_read'" in message
+
+
 def test_tokens_are_stored_hashed_and_shown_once(db: None) -> None:
     from mdms.core.api_tokens import api_token_issue
     from mdms.core.models import ApiToken

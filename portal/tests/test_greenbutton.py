@@ -33,6 +33,34 @@ def test_the_north_american_dst_rules_match_the_alliances_sample() -> None:
     assert local_time_parameters("America/New_York", 2012) == (-18000, 3600, "360E2000", "B40E2000")
 
 
+def test_the_european_dst_rules_use_the_last_occurrence_operator() -> None:
+    # usage.xsd's DstRuleType: operator 7 is "last occurrence", 6 would be "fifth" (none in October 2026).
+    assert local_time_parameters("Europe/Paris", 2026) == (3600, 3600, "3E0E2000", "AE0E3000")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("method", "quality"), [("linear", "9"), ("profile", "8")])
+def test_interpolated_intervals_carry_quality_9_and_history_estimates_8(
+    client: Client, mongo: Any, usage_schema: etree.XMLSchema, method: str, quality: str
+) -> None:
+    lin = make_consumer("lin")
+    day = timezone.localdate() - dt.timedelta(days=3)
+    gap = local_midnight(day) + dt.timedelta(hours=5)
+    store_days(lin.meter, day, day + dt.timedelta(days=1), import_kwh=0.3, missing={gap})
+    rollup_store.upsert_estimates(
+        [{"meter": lin.meter.pk, "ts": gap, "energy_import_kwh": 0.3, "energy_export_kwh": 0.0,
+          "interval_s": 900, "method": method}]
+    )  # fmt: skip
+    client.force_login(lin.user)
+
+    response = client.get(f"/meters/{lin.meter.pk}/download/", {"start": day, "end": day, "format": "espi"})
+
+    feed = etree.fromstring(response.content)
+    usage_schema.assertValid(feed)
+    qualities = [q.text for q in feed.iter(f"{ESPI}quality")]
+    assert qualities == [quality]
+
+
 @pytest.mark.django_db
 def test_green_button_download_validates_and_holds_every_interval(
     client: Client, mongo: Any, usage_schema: etree.XMLSchema

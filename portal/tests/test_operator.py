@@ -90,5 +90,8 @@ def test_an_outage_from_last_gasps_shows_on_the_map_and_in_the_incident_list(
     assert len(response.context["open_incidents"]) == 1
     out_trace = next(t for t in response.context["figures"]["map"]["data"] if t["meta"] == "out")
     assert len(out_trace["x"]) == 1
+    incident = response.context["open_incidents"][0]
     listing = client_for(olivia).get("/operator/outages/").content.decode()
-    assert alice.meter.serial in listing and "still out" in listing
+    assert f'href="/operator/outages/{incident.pk}/"' in listing
+    page = client_for(olivia).get(f"/operator/outages/{incident.pk}/").content.decode()
+    assert alice.meter.serial in page and "still out" in page

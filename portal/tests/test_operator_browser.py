@@ -43,7 +43,8 @@ def test_an_operator_sees_an_injected_outage_on_the_map_and_in_the_incident_list
     screenshot(browser_page, "operator-dashboard")
 
     browser_page.click("#incidents tr.incident a")
-    assert browser_page.locator("section.incident").first.locator("text=still out").count() == 2
+    browser_page.wait_for_selector("text=still out")
+    assert browser_page.locator("text=still out").count() == 2
     screenshot(browser_page, "operator-outages")
 
     browser_page.goto(f"{live_server.url}/operator/ingest/")

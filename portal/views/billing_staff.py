@@ -8,6 +8,7 @@ again; only billing staff (and staff superusers) open these pages, anyone else g
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from django import forms
 from django.conf import settings
@@ -30,26 +31,47 @@ from mdms.core import selectors as core
 from mdms.core.localtime import local_today
 from mdms.core.models import Account, Meter
 from monitoring import selectors as monitoring
+from portal import listing
+from portal.views import billing_lists
 from portal.views.operator_access import billing_required
 
 RUNS_SHOWN = 30
 READS_SHOWN = 30
-QUEUE_PAGE = 200
 LOOKUP_RESULTS = 25
 DELIVERIES_SHOWN = 100
 # The status lists refresh this often while something is still running or pending.
 LIVE_REFRESH_S = 2
 
 
+def _runs_page(request: HttpRequest) -> dict[str, object]:
+    form, runs = billing_lists.runs(request)
+    page = listing.paged(request, runs, RUNS_SHOWN)
+    return {"listing": page, "runs": page.rows, "filter_form": form}
+
+
 class RunForm(forms.Form):
-    run_date = forms.DateField(label="Billing date", widget=forms.DateInput(attrs={"type": "date"}))
+    run_date = forms.DateField(
+        label="Billing date (YYYY-MM-DD)",
+        input_formats=["%Y-%m-%d"],
+        widget=forms.TextInput(attrs={"placeholder": "YYYY-MM-DD"}),
+    )
 
 
 @billing_required
 @require_http_methods(["GET", "POST"])
 def billing_runs(request: HttpRequest) -> HttpResponseBase:
-    """The runs; a form starts (or starts again) the run of a date, with the scheduled run's guards."""
-    form = RunForm(request.POST or None, initial={"run_date": local_today()})
+    """The runs, paged and filtered (CSV too); a form starts (or starts again) the run of a date, with the
+    scheduled run's guards."""
+    if request.method == "GET" and listing.wants_csv(request):
+        return listing.csv_response(
+            name="billing-runs",
+            header=["run", "run_date", "cycle_day", "period_start", "period_end", "status", "total", "done",
+                    "bills_created", "already_billed", "failed"],
+            rows=billing_lists.runs(request)[1].iterator(chunk_size=2000),
+            row=lambda r: [r.pk, r.run_date, r.cycle_day, r.period_start, r.period_end, r.status, r.total, r.done,
+                           r.bills_created, r.already_billed, r.failed],
+        )  # fmt: skip
+    form = RunForm(request.POST or None, initial={"run_date": local_today().isoformat()})
     if request.method == "POST" and form.is_valid():
         try:
             run = bill_services.bill_run_start(
@@ -64,7 +86,7 @@ def billing_runs(request: HttpRequest) -> HttpResponseBase:
                 request, f"Run of {run.run_date:%d %b %Y} queued: accounts already billed are not billed again."
             )
             return redirect("billing_runs")
-    context = {"runs": records.billing_runs_recent(limit=RUNS_SHOWN), "refresh_s": LIVE_REFRESH_S, "form": form}
+    context = {**_runs_page(request), "refresh_s": LIVE_REFRESH_S, "form": form}
     return render(request, "portal/billing/runs.html", context)
 
 
@@ -72,7 +94,7 @@ def billing_runs(request: HttpRequest) -> HttpResponseBase:
 @require_GET
 @never_cache
 def billing_runs_live(request: HttpRequest) -> HttpResponse:
-    return render(request, "portal/billing/_runs_table.html", {"runs": records.billing_runs_recent(limit=RUNS_SHOWN)})
+    return render(request, "portal/billing/_runs_table.html", _runs_page(request))
 
 
 class ExceptionFilter(forms.Form):
@@ -85,7 +107,7 @@ class ExceptionFilter(forms.Form):
 
 @billing_required
 @require_GET
-def billing_vee_queue(request: HttpRequest) -> HttpResponse:
+def billing_vee_queue(request: HttpRequest) -> HttpResponseBase:
     form = ExceptionFilter(request.GET or None)
     kind: str | None = None
     status: str | None = VeeException.Status.OPEN
@@ -94,19 +116,27 @@ def billing_vee_queue(request: HttpRequest) -> HttpResponse:
         chosen = form.cleaned_data["status"] or VeeException.Status.OPEN
         status = None if chosen == "all" else chosen
     queue = usage.vee_exception_list(status=status, kind=kind)
-    context = {"form": form, "exceptions": queue[:QUEUE_PAGE], "total": queue.count(), "limit": QUEUE_PAGE}
-    return render(request, "portal/billing/vee_queue.html", context)
+    if listing.wants_csv(request):
+        return listing.csv_response(
+            name="vee-exceptions",
+            header=["exception", "meter", "kind", "status", "period_start", "period_end", "detail"],
+            rows=queue.iterator(chunk_size=2000),
+            row=lambda x: [x.pk, x.meter.serial, x.kind, x.status, listing.local_iso(x.period_start),
+                           listing.local_iso(x.period_end), json.dumps(x.detail, default=str)],
+        )  # fmt: skip
+    page = listing.paged(request, queue)
+    return render(request, "portal/billing/vee_queue.html", {"form": form, "listing": page, "exceptions": page.rows})
 
 
 class EditForm(forms.Form):
-    ts = forms.DateTimeField(label="Interval end", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    ts = listing.iso_datetime_field("Interval end")
     import_kwh = forms.FloatField(label="Import (kWh)", min_value=0)
     export_kwh = forms.FloatField(label="Export (kWh)", min_value=0, required=False)
     reason = forms.CharField(max_length=500)
 
 
 class AcceptForm(forms.Form):
-    ts = forms.DateTimeField(label="Interval end", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    ts = listing.iso_datetime_field("Interval end")
     reason = forms.CharField(max_length=500, required=False, label="Note (optional)")
 
 
@@ -115,7 +145,7 @@ class ResolveForm(forms.Form):
 
 
 def _local_input(moment: dt.datetime) -> str:
-    return timezone.localtime(moment).strftime("%Y-%m-%dT%H:%M")
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
 
 
 @billing_required
@@ -261,6 +291,17 @@ class ReadForm(forms.Form):
         return cleaned
 
 
+def _recent_reads(request: HttpRequest | None = None) -> list[OnDemandRead]:
+    reads = (
+        billing_lists.reads(request)[1]
+        if request is not None
+        else OnDemandRead.objects.select_related("meter", "account", "requested_by")
+    )
+    if request is None:
+        return list(reads[:READS_SHOWN])
+    return list(listing.paged(request, reads, READS_SHOWN).rows)
+
+
 @billing_required
 @require_http_methods(["GET", "POST"])
 def billing_reads(request: HttpRequest) -> HttpResponseBase:
@@ -274,7 +315,20 @@ def billing_reads(request: HttpRequest) -> HttpResponseBase:
         )
         messages.success(request, f"Read requested from meter {read.meter.serial}.")
         return redirect("billing_reads")
-    context = {"form": form, "reads": records.on_demand_reads_recent(limit=READS_SHOWN), "refresh_s": LIVE_REFRESH_S}
+    filter_form, reads = billing_lists.reads(request)
+    if listing.wants_csv(request):
+        return listing.csv_response(
+            name="on-demand-reads",
+            header=["read", "meter", "account", "purpose", "status", "requested_at", "read_at", "register_import_kwh",
+                    "register_export_kwh", "estimated", "note"],
+            rows=reads.iterator(chunk_size=2000),
+            row=lambda r: [r.pk, r.meter.serial, r.account.number if r.account else None, r.purpose, r.status,
+                           listing.local_iso(r.requested_at), listing.local_iso(r.read_at), r.register_import_kwh,
+                           r.register_export_kwh, r.estimated, r.note],
+        )  # fmt: skip
+    page = listing.paged(request, reads, READS_SHOWN)
+    context = {"form": form, "filter_form": filter_form, "listing": page, "reads": page.rows,
+               "refresh_s": LIVE_REFRESH_S}  # fmt: skip
     return render(request, "portal/billing/reads.html", context)
 
 
@@ -290,17 +344,19 @@ def billing_reads_live(request: HttpRequest) -> HttpResponse:
     for read in records.on_demand_reads_pending(limit=READS_SHOWN):
         if not on_demand_reads.on_demand_read_complete(read=read):
             on_demand_reads.on_demand_read_timeout(read=read)
-    return render(
-        request, "portal/billing/_reads_table.html", {"reads": records.on_demand_reads_recent(limit=READS_SHOWN)}
-    )
+    return render(request, "portal/billing/_reads_table.html", {"reads": _recent_reads(request)})
 
 
 @billing_required
 @require_GET
 def billing_lookup(request: HttpRequest) -> HttpResponse:
     query = (request.GET.get("q") or "").strip()
-    accounts, meters = records.billing_lookup(query=query, limit=LOOKUP_RESULTS) if query else ([], [])
-    return render(request, "portal/billing/lookup.html", {"q": query, "accounts": accounts, "meters": meters})
+    context: dict[str, object] = {"q": query}
+    if query:
+        accounts, meters = records.billing_lookup(query=query)
+        context["accounts"] = listing.paged(request, accounts, LOOKUP_RESULTS, param="page", csv=False)
+        context["meters"] = listing.paged(request, meters, LOOKUP_RESULTS, param="meters_page", csv=False)
+    return render(request, "portal/billing/lookup.html", context)
 
 
 @billing_required

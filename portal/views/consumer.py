@@ -20,9 +20,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from billing import selectors as usage
-from mdms.core.localtime import local_today
+from mdms.core.localtime import interval_start_local, local_today
 from mdms.core.roles import Role, has_role
-from portal import charts, greenbutton
+from portal import charts, greenbutton, listing
 from portal import selectors as portal
 from portal.selectors import DASHBOARD_BILLS
 from portal.views import consumer_alerts as alerts
@@ -34,8 +34,8 @@ TODAY_REFRESH_S = 20
 
 
 class DownloadForm(forms.Form):
-    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), label="From")
-    end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), label="To (included)")
+    start = listing.iso_date_field("From")
+    end = listing.iso_date_field("To (included)")
     format = forms.ChoiceField(
         choices=[("csv", "CSV (spreadsheet)"), ("espi", "Green Button (ESPI XML)")], initial="csv", label="Format"
     )
@@ -110,12 +110,11 @@ def consumer_today(request: HttpRequest, meter_pk: int) -> JsonResponse:
 
 def _csv_rows(meter_serial: str, intervals: list[usage.IntervalUsage], interval_s: int) -> Iterator[list[str]]:
     yield ["meter", "interval_start", "interval_end", "import_kwh", "export_kwh", "quality"]
-    length = dt.timedelta(seconds=interval_s)
     for row in intervals:
         quality = "edited" if row.edited else "estimated" if row.estimated else "measured"
         yield [
             meter_serial,
-            (row.ts - length).isoformat(),
+            interval_start_local(row.ts, interval_s).isoformat(),
             row.ts.isoformat(),
             "" if row.import_kwh is None else f"{row.import_kwh:.4f}",
             "" if row.export_kwh is None else f"{row.export_kwh:.4f}",

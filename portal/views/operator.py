@@ -5,11 +5,12 @@ Only operators (and staff superusers) open them; anyone else gets a 404 (operato
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
+from typing import Any
 
 from django import forms
-from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -18,21 +19,22 @@ from django.views.decorators.http import require_GET
 from forecast import selectors as forecast
 from ingest.datahub import selectors as datahub
 from lake import selectors as lake_selectors
-from mdms.core.localtime import local_today
+from mdms.core.localtime import local_day, local_midnight, local_today
 from mdms.core.models import Feeder, Meter, Region
 from mdms.core.timeseries import anomalies as anomaly_store
 from mdms.core.timeseries import readings as stored
 from monitoring import selectors as monitoring
 from monitoring.detection import ALERTING, SEVERITIES
 from monitoring.models import IncidentMeter, OutageIncident
+from portal import listing
+from portal.selectors import DASHBOARD_MONTHS
 from portal.views import operator_charts as charts
 from portal.views import operator_data as data
 from portal.views.operator_access import operator_required
 
-# The drill-down shows this much of a meter's raw readings (192 readings at 15 minutes).
-DRILLDOWN_WINDOW = dt.timedelta(hours=48)
-ANOMALY_PAGE = 200
-INCIDENTS_SHOWN = 50
+# Without a chosen range the drill-down shows yesterday and today (up to 192 readings at 15 minutes).
+DRILLDOWN_DEFAULT_DAYS = dt.timedelta(days=1)
+INCIDENTS_SHOWN = 50  # open incidents on the dashboard; the outages page pages through all
 INGEST_REFRESH_S = 5
 
 
@@ -84,76 +86,136 @@ class AnomalyFilter(forms.Form):
     severity = forms.ChoiceField(
         choices=[("", "Warning and critical"), *((s, s.capitalize()) for s in SEVERITIES)], required=False
     )
+    since = listing.iso_date_field("From", required=False)
+    until = listing.iso_date_field("To (included)", required=False)
+
+
+class _AnomalyRows:
+    """The anomalies of a filter as the paginator reads a list: a count, and one page by skip and limit."""
+
+    def __init__(self, filters: dict[str, Any]) -> None:
+        self.filters = filters
+
+    def count(self) -> int:
+        return anomaly_store.count_anomalies(**self.filters)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, window: slice) -> list[dict[str, Any]]:
+        start = window.start or 0
+        stop = window.stop if window.stop is not None else start + listing.PAGE_SIZE
+        return anomaly_store.anomalies(**self.filters, skip=start, limit=stop - start)
 
 
 @operator_required
 @require_GET
-def operator_anomalies(request: HttpRequest) -> HttpResponse:
-    """Anomalies of the last day, filtered by region, feeder, meter and severity."""
+def operator_anomalies(request: HttpRequest) -> HttpResponseBase:
+    """Anomalies (the last day unless dates are chosen), filtered by region, feeder, meter and severity."""
     form = AnomalyFilter(request.GET or None)
-    filters: dict[str, object] = {}
-    severity: list[str] = list(ALERTING)
+    filters: dict[str, Any] = {"min_severity": list(ALERTING), "since": timezone.now() - monitoring.ACTIVE_WINDOW}
     unknown_meter = False
     if form.is_valid():
-        if form.cleaned_data["region"]:
-            filters["region_pk"] = form.cleaned_data["region"].pk
-        if form.cleaned_data["feeder"]:
-            filters["feeder_pk"] = form.cleaned_data["feeder"].pk
-        if form.cleaned_data["meter"]:
-            meter = Meter.objects.filter(serial=form.cleaned_data["meter"].strip()).first()
+        data = form.cleaned_data
+        if data["region"]:
+            filters["region_pk"] = data["region"].pk
+        if data["feeder"]:
+            filters["feeder_pk"] = data["feeder"].pk
+        if data["meter"]:
+            meter = Meter.objects.filter(serial=data["meter"].strip()).first()
             unknown_meter = meter is None
             filters["meter_pk"] = meter.pk if meter else -1
-        if form.cleaned_data["severity"]:
-            severity = [form.cleaned_data["severity"]]
-    rows = anomaly_store.anomalies(
-        since=timezone.now() - monitoring.ACTIVE_WINDOW,
-        min_severity=severity,
-        limit=ANOMALY_PAGE,
-        **filters,  # type: ignore[arg-type]
-    )
-    meters = Meter.objects.filter(pk__in={row["meter_id"] for row in rows}).select_related("premise__feeder__region")
+        if data["severity"]:
+            filters["min_severity"] = [data["severity"]]
+        if data["since"]:
+            filters["since"] = local_midnight(data["since"])
+        if data["until"]:
+            filters["until"] = local_midnight(data["until"] + dt.timedelta(days=1))
+            if not data["since"]:
+                filters["since"] = None
+    rows = _AnomalyRows(filters)
+    if listing.wants_csv(request):
+        everything = anomaly_store.anomalies(**filters, limit=listing.MAX_EXPORT_ROWS)
+        serials = dict(Meter.objects.filter(pk__in={a["meter_id"] for a in everything}).values_list("pk", "serial"))
+        return listing.csv_response(
+            name="anomalies",
+            header=["timestamp", "meter", "feeder", "region", "rule", "severity", "fields"],
+            rows=everything,
+            row=lambda a: [listing.local_iso(a["timestamp"]), serials.get(a["meter_id"], a["meter_id"]),
+                           a.get("feeder"), a.get("region"), a.get("rule"), a.get("severity"),
+                           ";".join(a.get("anomalies") or [])],
+        )  # fmt: skip
+    page = listing.paged(request, rows)
+    found = page.rows
+    meters = Meter.objects.filter(pk__in={row["meter_id"] for row in found}).select_related("premise__feeder__region")
     by_pk = {m.pk: m for m in meters}
     context = {
         "form": form,
-        "rows": [{**row, "meter": by_pk.get(row["meter_id"])} for row in rows],
-        "limit": ANOMALY_PAGE,
+        "listing": page,
+        "rows": [{**row, "meter": by_pk.get(row["meter_id"])} for row in found],
         "unknown_meter": unknown_meter,
+        "chosen_days": form.is_valid() and bool(form.cleaned_data["since"] or form.cleaned_data["until"]),
     }
     return render(request, "portal/operator/anomalies.html", context)
+
+
+def _months_before(day: dt.date, months: int) -> dt.date:
+    """The same day of the month `months` months earlier (the month's last day where it has fewer)."""
+    index = day.year * 12 + day.month - 1 - months
+    year, month = index // 12, index % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+class DrilldownRange(forms.Form):
+    """The local days a meter's drill-down shows: at most the portal's six months (DASHBOARD_MONTHS)."""
+
+    start = listing.iso_date_field("From", required=False)
+    end = listing.iso_date_field("To (included)", required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        today = local_today()
+        end: dt.date = data.get("end") or today
+        start: dt.date = data.get("start") or end - DRILLDOWN_DEFAULT_DAYS
+        if end < start:
+            raise forms.ValidationError("The end date is before the start date.")
+        if start < _months_before(end, DASHBOARD_MONTHS):
+            raise forms.ValidationError(f"Choose at most {DASHBOARD_MONTHS} months at a time.")
+        data["start"], data["end"] = start, end
+        return data
 
 
 @operator_required
 @require_GET
 def operator_meter(request: HttpRequest, meter_pk: int) -> HttpResponse:
-    """One meter's last two days of readings with its anomalies marked, and its outage history."""
+    """One meter's readings over a chosen range of local days, its anomalies marked, and its outage history."""
     meter = get_object_or_404(Meter.objects.select_related("premise__feeder__region"), pk=meter_pk)
-    end = timezone.now()
-    start = end - DRILLDOWN_WINDOW
-    readings = stored.readings_for_meter(meter.pk, start, end)
-    found = monitoring.meter_anomaly_history(meter_pk=meter.pk, start=start, end=end, limit=500)
+    form = DrilldownRange(request.GET)
+    valid = form.is_valid()
+    first: dt.date = form.cleaned_data["start"] if valid else local_today() - DRILLDOWN_DEFAULT_DAYS
+    last: dt.date = form.cleaned_data["end"] if valid else local_today()
+    start, end = local_midnight(first), local_midnight(last + dt.timedelta(days=1))
+    # Readings are stamped with their interval's end: the days' intervals end in (start, end].
+    # (A millisecond: MongoDB keeps times to the millisecond, a microsecond would round away.)
+    tick = dt.timedelta(milliseconds=1)
+    readings = stored.readings_for_meter(meter.pk, start + tick, end + tick) if valid else []
+    found = monitoring.meter_anomaly_history(meter_pk=meter.pk, start=start, end=end, limit=500) if valid else []
     outages = IncidentMeter.objects.filter(meter=meter).select_related("incident").order_by("-out_since")[:20]
+    newest = stored.newest_ts_by_meter([meter.pk]).get(meter.pk) if not readings else None
     context = {
         "meter": meter,
+        "form": form,
+        "first": first,
+        "last": last,
         "anomalies": found,
         "outages": outages,
         "reading_count": len(readings),
-        "figure": charts.meter_drilldown_figure(readings, found),
+        "newest": newest,
+        # The day the newest interval started in (its ts is its end: midnight belongs to the day before).
+        "newest_day": local_day(newest - dt.timedelta(seconds=meter.interval_s)) if newest else None,
+        "figure": charts.meter_drilldown_figure(readings, found, start=start, end=end) if readings else None,
     }
-    return render(request, "portal/operator/meter.html", context)
-
-
-@operator_required
-@require_GET
-def operator_incidents(request: HttpRequest) -> HttpResponse:
-    """Outage incidents, newest first, with who is (or was) out in each."""
-    status = request.GET.get("status") or None
-    if status not in (None, *OutageIncident.Status.values):
-        status = None
-    incidents = monitoring.incidents(status=status).prefetch_related(
-        Prefetch("meters", queryset=IncidentMeter.objects.select_related("meter__premise").order_by("out_since"))
-    )[:INCIDENTS_SHOWN]
-    context = {"incidents": incidents, "status": status, "statuses": OutageIncident.Status.choices}
-    return render(request, "portal/operator/incidents.html", context)
+    return render(request, "portal/operator/meter.html", context, status=200 if valid else 400)
 
 
 @operator_required

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Sequence
 from typing import Any
+
+from django.utils import timezone
 
 from portal.charts import Figure, empty_note, figure, layout
 from portal.views.operator_data import STATE_LABELS, GridLoad, PremisePoint
@@ -160,9 +163,19 @@ def map_figure(points: Sequence[PremisePoint]) -> Figure:
     )
 
 
-def meter_drilldown_figure(readings: Sequence[dict[str, Any]], anomalies: Sequence[dict[str, Any]]) -> Figure:
-    """Voltage and power of one meter, with each anomaly marked on the reading it was found in."""
-    x = [r["ts"].isoformat() for r in readings]
+def _local_iso(moment: dt.datetime) -> str:
+    # Plotly draws a date string's wall-clock time and ignores its offset: give it the utility's.
+    return timezone.localtime(moment).isoformat()
+
+
+def meter_drilldown_figure(
+    readings: Sequence[dict[str, Any]], anomalies: Sequence[dict[str, Any]], *, start: dt.datetime, end: dt.datetime
+) -> Figure:
+    """Voltage and power of one meter over [start, end), with each anomaly marked on the reading it was found in.
+
+    The time axis spans the range asked for, whatever the readings cover.
+    """
+    x = [_local_iso(r["ts"]) for r in readings]
     traces: list[dict[str, Any]] = [
         {
             "type": "scatter",
@@ -187,7 +200,7 @@ def meter_drilldown_figure(readings: Sequence[dict[str, Any]], anomalies: Sequen
             "type": "scatter",
             "mode": "markers",
             "name": "Anomaly",
-            "x": [a["timestamp"].isoformat() for a in anomalies],
+            "x": [_local_iso(a["timestamp"]) for a in anomalies],
             "y": [(a.get("data") or {}).get("voltage_v") for a in anomalies],
             "text": [f"{a['rule']} ({a['severity']}): {', '.join(a.get('anomalies') or [])}" for a in anomalies],
             "marker": {"color": "#c62828", "size": 12, "symbol": "x"},
@@ -199,7 +212,7 @@ def meter_drilldown_figure(readings: Sequence[dict[str, Any]], anomalies: Sequen
         layout(
             "Voltage and power, with anomalies",
             y_title="Voltage (V)",
-            xaxis={"type": "date", "automargin": True},
+            xaxis={"type": "date", "automargin": True, "range": [_local_iso(start), _local_iso(end)]},
             yaxis2={"title": {"text": "Power (kW)"}, "overlaying": "y", "side": "right", "showgrid": False},
             hovermode="closest",
             annotations=[] if readings else [empty_note("No readings from this meter in this window.")],

@@ -140,7 +140,7 @@ def insert_anomalies(documents: Sequence[dict[str, Any]]) -> int:
     return len(fresh)
 
 
-def anomalies(
+def _anomaly_query(
     *,
     meter_pk: int | None = None,
     feeder_pk: int | None = None,
@@ -148,9 +148,7 @@ def anomalies(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     min_severity: Sequence[str] | None = None,
-    limit: int = 500,
-) -> list[dict[str, Any]]:
-    """Anomalies, newest first, filtered by meter, feeder, region, time and severities."""
+) -> dict[str, Any]:
     query: dict[str, Any] = {}
     if meter_pk is not None:
         query["meter_id"] = meter_pk
@@ -162,8 +160,40 @@ def anomalies(
         query["timestamp"] = {**({"$gte": since} if since else {}), **({"$lt": until} if until else {})}
     if min_severity:
         query["severity"] = {"$in": list(min_severity)}
-    cursor = collection(ANOMALIES).find(query, {"_id": 0}).sort("timestamp", -1).limit(limit)
+    return query
+
+
+def anomalies(
+    *,
+    meter_pk: int | None = None,
+    feeder_pk: int | None = None,
+    region_pk: int | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    min_severity: Sequence[str] | None = None,
+    limit: int = 500,
+    skip: int = 0,
+) -> list[dict[str, Any]]:
+    """Anomalies, newest first, filtered by meter, feeder, region, time and severities; `skip` pages."""
+    query = _anomaly_query(meter_pk=meter_pk, feeder_pk=feeder_pk, region_pk=region_pk, since=since, until=until,
+                           min_severity=min_severity)  # fmt: skip
+    cursor = collection(ANOMALIES).find(query, {"_id": 0}).sort("timestamp", -1).skip(skip).limit(limit)
     return list(cursor)
+
+
+def count_anomalies(
+    *,
+    meter_pk: int | None = None,
+    feeder_pk: int | None = None,
+    region_pk: int | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    min_severity: Sequence[str] | None = None,
+) -> int:
+    """How many anomalies `anomalies` would list with these filters, all pages."""
+    query = _anomaly_query(meter_pk=meter_pk, feeder_pk=feeder_pk, region_pk=region_pk, since=since, until=until,
+                           min_severity=min_severity)  # fmt: skip
+    return int(collection(ANOMALIES).count_documents(query))
 
 
 def anomaly_counts(*, since: dt.datetime, group_by: str) -> list[dict[str, Any]]:

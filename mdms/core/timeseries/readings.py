@@ -22,7 +22,14 @@ import pymongo.errors
 from bson import Binary, ObjectId
 
 from mdms.core.reading_fields import READING_FIELD_NAMES
-from mdms.core.timeseries import DEAD_LETTERS, EVENTS, METER_REPLIES, READINGS, collection
+from mdms.core.timeseries import (
+    DEAD_LETTERS,
+    EVENTS,
+    METER_REPLIES,
+    READINGS,
+    READINGS_METER_TS_INDEX,
+    collection,
+)
 
 # A dead letter keeps the raw payload for diagnosis, up to this size (MQTT allows 256 MB).
 MAX_DEAD_PAYLOAD = 64 * 1024
@@ -199,7 +206,33 @@ def readings_for_meter(meter_pk: int, start: dt.datetime | None, end: dt.datetim
         {"$sort": {"ts": 1}},
         {"$project": {"_id": 0}},
     ]
-    return list(collection(READINGS).aggregate(pipeline, allowDiskUse=True))
+    # The (meter, ts) index, never a time scan of every meter's buckets (see rollups.effective_intervals).
+    return list(collection(READINGS).aggregate(pipeline, allowDiskUse=True, hint=READINGS_METER_TS_INDEX))
+
+
+def register_reading_near(meter_pk: int, at: dt.datetime, within: dt.timedelta) -> dict[str, Any] | None:
+    """The meter's register reading at `at`: the newest with a register in [at - within, at], else the
+    oldest in (at, at + within]; {ts, register_import_kwh, register_export_kwh}, or None.
+
+    Bounded on both sides so that the read unpacks at most a few buckets of one meter.
+    """
+    fields = {"_id": 0, "ts": 1, "register_import_kwh": 1, "register_export_kwh": 1}
+    has_register = {"meter": meter_pk, "register_import_kwh": {"$ne": None}}
+    before = (
+        collection(READINGS)
+        .find({**has_register, "ts": {"$gte": at - within, "$lte": at}}, fields, sort=[("ts", -1), ("received_at", 1)])
+        .limit(1)
+    )
+    for row in before:
+        return dict(row)
+    after = (
+        collection(READINGS)
+        .find({**has_register, "ts": {"$gt": at, "$lte": at + within}}, fields, sort=[("ts", 1), ("received_at", 1)])
+        .limit(1)
+    )
+    for row in after:
+        return dict(row)
+    return None
 
 
 def count_distinct_readings(

@@ -39,13 +39,16 @@ import pymongo
 
 from mdms.core.localtime import local_zone
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
-from mdms.core.timeseries import ESTIMATES, INTERVAL_EDITS, READINGS, ROLLUPS_DAILY, collection
+from mdms.core.timeseries import ESTIMATES, INTERVAL_EDITS, READINGS, READINGS_METER_TS_INDEX, ROLLUPS_DAILY, collection
 
 # Where an effective value came from; the order is the precedence.
 SOURCE_EDIT = 0
 SOURCE_MEASURED = 1
 SOURCE_ESTIMATE = 2
 SOURCE_NAMES = {SOURCE_EDIT: "edited", SOURCE_MEASURED: "measured", SOURCE_ESTIMATE: "estimated"}
+# The `method` of an estimate that interpolated linearly between its neighbours (billing.vee.estimation);
+# Green Button gives these ReadingQuality 9 rather than 8 (estimated from history).
+ESTIMATE_LINEAR = "linear"
 
 # Maximum demand is the highest average power over a clock-aligned 15 minutes.
 DEMAND_WINDOW_MIN = 15
@@ -58,7 +61,15 @@ def _union_sources(match: dict[str, Any], key: Any = None) -> list[dict[str, Any
 
     Each result is {_id: key (default {meter, ts}), doc: {s: source, r: received_at, o: _id, i, e, iv}}.
     """
-    keep = {"meter": 1, "ts": 1, "received_at": 1, "energy_import_kwh": 1, "energy_export_kwh": 1, "interval_s": 1}
+    keep = {
+        "meter": 1,
+        "ts": 1,
+        "received_at": 1,
+        "energy_import_kwh": 1,
+        "energy_export_kwh": 1,
+        "interval_s": 1,
+        "method": 1,
+    }
     return [
         {"$match": match},
         {"$project": {**keep, "source": {"$literal": SOURCE_MEASURED}}},
@@ -88,6 +99,7 @@ def _union_sources(match: dict[str, Any], key: Any = None) -> list[dict[str, Any
                         "i": "$energy_import_kwh",
                         "e": "$energy_export_kwh",
                         "iv": "$interval_s",
+                        "m": "$method",  # an estimate's method; absent elsewhere
                     }
                 },
             }
@@ -102,7 +114,10 @@ def _interval_match(meter_pks: Sequence[int], start: dt.datetime, end: dt.dateti
 
 
 def effective_intervals(meter_pk: int, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
-    """One meter's effective intervals with start < ts <= end, by ts: {ts, import_kwh, export_kwh, source}."""
+    """One meter's effective intervals with start < ts <= end, by ts: {ts, import_kwh, export_kwh, source, method?}.
+
+    `method` is the estimate's method (ESTIMATE_LINEAR, "profile", ...) where source is SOURCE_ESTIMATE.
+    """
     pipeline = [
         *_union_sources(_interval_match([meter_pk], start, end)),
         {"$sort": {"_id.ts": 1}},
@@ -113,10 +128,16 @@ def effective_intervals(meter_pk: int, start: dt.datetime, end: dt.datetime) -> 
                 "import_kwh": "$doc.i",
                 "export_kwh": "$doc.e",
                 "source": "$doc.s",
+                "method": "$doc.m",
             }
         },
     ]
-    return list(collection(READINGS).aggregate(pipeline, allowDiskUse=True))
+    # The hint pins the plan to the (meter, ts) index of the buckets. The planner's other candidate,
+    # a clustered scan of the buckets by _id (time), reads every meter's buckets of the range: 506
+    # buckets instead of 2 for one meter-day of 200 meters (explain, executionStats), and many
+    # thousands while a backfill writes that range for every meter. With the hint the plan no longer
+    # depends on what the plan cache picked under another load.
+    return list(collection(READINGS).aggregate(pipeline, allowDiskUse=True, hint=READINGS_METER_TS_INDEX))
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -536,6 +557,53 @@ def hourly_profile(meter_pk: int, start: dt.datetime, end: dt.datetime) -> dict[
     ]
     rows = collection(READINGS).aggregate(pipeline, allowDiskUse=True)
     return {(int(row["_id"]["weekday"]), int(row["_id"]["hour"])): (float(row["i"]), float(row["e"])) for row in rows}
+
+
+def hourly_profile_from_rollups(
+    meter_pk: int, start: dt.datetime, end: dt.datetime
+) -> dict[tuple[int, int], tuple[float, float]]:
+    """hourly_profile's answer from the daily rollups: the mean measured (import, export) kWh per
+    interval by (ISO weekday, local hour), over the whole local days inside [start, end).
+
+    For pages (the consumer's bill projection): one indexed read of at most a few dozen small
+    documents, where hourly_profile unpacks and groups every raw reading of four weeks with a time
+    zone per row. Only days without missing intervals count, and in them only hours without an
+    estimate, so that each hour's kWh is the sum of its measured intervals.
+    """
+    zone = local_zone()
+    first = start.astimezone(zone).date()
+    if dt.datetime.combine(first, dt.time(), tzinfo=zone) < start:
+        first += dt.timedelta(days=1)
+    last = end.astimezone(zone).date()  # the day `end` falls in is not whole before it: excluded
+    sums: dict[tuple[int, int], list[float]] = {}
+    for document in daily_documents(
+        [meter_pk],
+        first,
+        last,
+        fields=[
+            "start",
+            "hours",
+            "import_kwh",
+            "export_kwh",
+            "estimated_import_kwh",
+            "missing_intervals",
+            "interval_s",
+        ],
+    ):
+        if document.get("missing_intervals"):
+            continue
+        per_hour = 3600 / (document.get("interval_s") or 900)
+        day_start = document["start"].replace(tzinfo=dt.UTC)
+        estimated = document.get("estimated_import_kwh") or []
+        for k, import_kwh in enumerate(document["import_kwh"]):
+            if k < len(estimated) and estimated[k]:
+                continue
+            local = (day_start + dt.timedelta(hours=k)).astimezone(zone)
+            slot = sums.setdefault((local.isoweekday(), local.hour), [0.0, 0.0, 0])
+            slot[0] += import_kwh / per_hour
+            slot[1] += document["export_kwh"][k] / per_hour
+            slot[2] += 1
+    return {key: (i / n, e / n) for key, (i, e, n) in sums.items() if n}
 
 
 def history_mean_import(meter_pk: int, first_day: dt.date, end_day: dt.date) -> tuple[float, int]:

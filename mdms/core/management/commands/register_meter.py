@@ -41,7 +41,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("serial", help="the meter's serial, also its MQTT username")
         parser.add_argument("--premise", type=int, help="id of the premise where it is installed")
-        parser.add_argument("--install-date", type=dt.date.fromisoformat, help="YYYY-MM-DD (default today)")
+        parser.add_argument(
+            "--install-date",
+            type=dt.date.fromisoformat,
+            help="YYYY-MM-DD it was installed at --premise (default: today, with --premise; without a premise"
+            " the meter is not installed and has no install date, as the API shows)",
+        )
         parser.add_argument("--solar", action="store_true", help="the premise exports solar energy")
         parser.add_argument("--solar-capacity-kw", type=_decimal)
         parser.add_argument("--interval-s", type=int, default=DEFAULT_INTERVAL_S, help="reading interval in seconds")
@@ -85,6 +90,8 @@ class Command(BaseCommand):
             credentials = services.meter_issue_credentials(meter=meter)
         else:
             premise = None
+            if options["install_date"] is not None and options["premise"] is None:
+                raise CommandError("--install-date needs --premise: a meter is installed at a premise")
             if options["premise"] is not None:
                 premise = Premise.objects.filter(pk=options["premise"]).first()
                 if premise is None:

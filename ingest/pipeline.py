@@ -83,6 +83,9 @@ class Batch:
     counts: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
+    # Flush attempts so far: a retried batch may have been stored, in part or whole, by an attempt
+    # whose hand-off to Redis then failed.
+    attempts: int = 0
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -242,6 +245,7 @@ def flush(batch: Batch, watermarks: Watermarks, *, live: bool = True) -> None:
     live=False (historical import) keeps the batch out of the live ingest counters, whose lag
     would otherwise show years; its bounds are still handed on, since rollups must recompute.
     """
+    batch.attempts += 1
     readings, duplicates, conflicts = dedupe(batch.readings, watermarks)
     stored = store.insert_readings(readings)
     events = store.insert_events(batch.events)
@@ -271,7 +275,11 @@ def flush(batch: Batch, watermarks: Watermarks, *, live: bool = True) -> None:
             newest_ts=max((doc["ts"] for doc in readings), default=None),
             now=now,
         )
-    for kind, docs in (("readings", readings), ("events", batch.events)):
+    # A retried batch hands on all its readings: those an earlier attempt stored are now skipped as
+    # duplicates, yet the followers may never have heard of them (MongoDB stored them, then the
+    # attempt failed, at MongoDB's acknowledgement during a failover or at Redis).
+    handed = batch.readings if batch.attempts > 1 else readings
+    for kind, docs in (("readings", handed), ("events", batch.events)):
         if docs:
             stored_batches.publish(
                 kind=kind,

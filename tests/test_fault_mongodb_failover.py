@@ -160,3 +160,43 @@ def test_primary_killed_mid_stream_the_worker_carries_on_and_stores_each_reading
         for meter in meters:
             meter.close()
         redis_server.kill()
+
+
+def test_tiering_a_day_away_on_a_replica_set_reaches_every_member_and_keeps_the_neighbours(
+    replica_set: list[services.PrivateServer],
+) -> None:
+    """Tiering deletes time-series buckets through system.buckets: on a replica set those deletes,
+    the staging and the re-inserted neighbours replicate like any write (w="majority"), so every
+    member ends with the same rows, and the days either side keep all theirs."""
+    import datetime as dt
+
+    from mdms.core.timeseries import archive
+    from mdms.core.timeseries.readings import insert_readings, reading_document
+
+    start = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    step = dt.timedelta(minutes=15)
+    documents = [
+        reading_document(
+            meter_pk=meter, ts=start + step * (n + 1), received_at=start, values={"energy_import_kwh": 0.25}, interval_s=900
+        )
+        for meter in (1, 2)
+        for n in range(3 * 96)
+    ]
+    insert_readings(documents)
+    day = (start + dt.timedelta(days=1), start + dt.timedelta(days=2))
+
+    deleted = archive.delete_range("readings", *day)
+
+    assert sum(deleted.values()) == 2 * 96
+
+    def per_member() -> list[int]:
+        counts = []
+        for member in replica_set:
+            with pymongo.MongoClient(
+                "127.0.0.1", member.port, directConnection=True, readPreference="secondaryPreferred"
+            ) as direct:
+                counts.append(direct[timeseries.db().name][READINGS].count_documents({}))
+        return counts
+
+    bounded_wait(lambda: per_member() == [2 * 2 * 96] * 3, 30, "every member to hold the two other days")
+    assert store.count_distinct_readings([1, 2]) == 2 * 2 * 96

@@ -380,14 +380,14 @@ def _dev_secret(name: str) -> str:
     return value
 
 
-# Mosquitto keeps its sessions and queued QoS 1 messages in memory and writes them to its database
-# at a clean shutdown and on autosave: a crash (SIGKILL, power loss) loses what arrived since the
-# last save. autosave_on_changes makes autosave_interval count changes instead of seconds: the
-# database is written after every AUTOSAVE_CHANGES changes to messages or sessions, so a crash
-# loses at most that many queued messages (which the meters' own QoS 1 retry does not cover once
-# the broker acknowledged them). Saving the whole database is O(queued messages): 1,000 keeps
-# a save every thousand messages cheap at the queue depths a worker restart produces.
-AUTOSAVE_CHANGES = 1000
+# Mosquitto keeps its sessions and queued QoS 1 messages in memory, and writes them to its database
+# at a clean shutdown and every AUTOSAVE_S seconds. A crash (SIGKILL, power loss) loses what it
+# accepted since the last save and had not yet delivered to a client that took it: with the ingest
+# worker connected that is the messages of a few milliseconds (a message delivered to the worker is
+# stored by it, whatever happens to the broker); with the worker away, up to AUTOSAVE_S seconds of
+# the meters' messages queued for it. A save rewrites the whole database, which is small while
+# the worker keeps up, and a few MB per 10,000 queued messages while it is away.
+AUTOSAVE_S = 5
 
 
 def mosquitto_config(
@@ -404,11 +404,10 @@ def mosquitto_config(
         f"plugin {plugin}",
         f"plugin_opt_config_file {dynsec_file or directory / DYNSEC_FILE.name}",
         # Persistent sessions survive a broker restart, so a QoS 1 message queued for the ingest
-        # worker's session is not lost when the broker restarts (see AUTOSAVE_CHANGES for a crash).
+        # worker's session is not lost when the broker restarts (see AUTOSAVE_S for a crash).
         "persistence true",
         f"persistence_location {directory}/",
-        "autosave_on_changes true",
-        f"autosave_interval {AUTOSAVE_CHANGES}",
+        f"autosave_interval {AUTOSAVE_S}",
         f"pid_file {run / 'mosquitto.pid'}",
         f"log_dest file {log / 'mosquitto.log'}",
         "log_type error",

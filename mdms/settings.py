@@ -111,6 +111,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so that its process_exception sees a view's error first: a database outage is a 503 page.
+    "mdms.core.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "mdms.urls"

@@ -83,7 +83,9 @@ class MeterCache:
                 return
             except DatabaseError as exc:
                 if not must_know and self._meters:
-                    log.warning("meter registry unavailable (%s); going on with the %d meters known", exc, len(self._meters))
+                    log.warning(
+                        "meter registry unavailable (%s); going on with the %d meters known", exc, len(self._meters)
+                    )
                     # Try again after the short pause, not after a whole refresh period.
                     self._loaded_at = time.monotonic() - self.refresh_s + REGISTRY_RETRY_S
                     return

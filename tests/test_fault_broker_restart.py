@@ -24,8 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
-
 from faults_support import PublishingMeter, bounded_wait, people, publish_steadily
+
 from ingest.testing import RunningWorker, drop_session
 from mdms.config import BASE_DIR
 from mdms.core.mqtt import broker
@@ -58,7 +58,9 @@ def worker_env() -> dict[str, str]:
     db = connection.settings_dict
     database_url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     parts = urlsplit(django_settings.MONGODB_URI)
-    mongodb_uri = urlunsplit((parts.scheme, parts.netloc, f"/{django_settings.MONGODB_DB}", parts.query, parts.fragment))
+    mongodb_uri = urlunsplit(
+        (parts.scheme, parts.netloc, f"/{django_settings.MONGODB_DB}", parts.query, parts.fragment)
+    )
     return {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -167,9 +169,7 @@ def test_broker_gone_while_the_worker_runs_the_worker_reconnects_by_itself_and_n
         mosquitto.start()
         back_s = time.monotonic() - gone_at
         publisher.join(120)
-        took = bounded_wait(
-            lambda: store.count_distinct_readings(pks) == len(pks) * total, 120, "every reading stored"
-        )
+        took = bounded_wait(lambda: store.count_distinct_readings(pks) == len(pks) * total, 120, "every reading stored")
         assert worker.thread.is_alive()  # the same worker, reconnected by paho, never restarted
         with capsys.disabled():
             print(

@@ -16,8 +16,6 @@ from typing import Any
 
 import pymongo
 import pytest
-
-from billing import rollups
 from faults_support import (
     PublishingMeter,
     bounded_wait,
@@ -26,6 +24,8 @@ from faults_support import (
     publish_steadily,
     rollup_totals,
 )
+
+from billing import rollups
 from ingest.testing import RunningWorker, drop_session
 from mdms.core import timeseries
 from mdms.core.timeseries import READINGS
@@ -177,7 +177,11 @@ def test_tiering_a_day_away_on_a_replica_set_reaches_every_member_and_keeps_the_
     step = dt.timedelta(minutes=15)
     documents = [
         reading_document(
-            meter_pk=meter, ts=start + step * (n + 1), received_at=start, values={"energy_import_kwh": 0.25}, interval_s=900
+            meter_pk=meter,
+            ts=start + step * (n + 1),
+            received_at=start,
+            values={"energy_import_kwh": 0.25},
+            interval_s=900,
         )
         for meter in (1, 2)
         for n in range(3 * 96)

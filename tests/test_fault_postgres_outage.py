@@ -27,8 +27,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import close_old_connections, connections
 from django.test import Client
-
 from faults_support import PublishingMeter, bounded_wait, people, publish_steadily
+
 from ingest.testing import drop_session
 from mdms.config import BASE_DIR
 from mdms.core.timeseries import readings as store
@@ -63,7 +63,9 @@ def private_postgres(private_dir: Path, role_groups_made: None) -> Iterator[tupl
     server.start()
     name = "mdms_outage"
     try:
-        with psycopg.connect(host="127.0.0.1", port=server.port, user=source["USER"], dbname="postgres", autocommit=True) as conn:
+        with psycopg.connect(
+            host="127.0.0.1", port=server.port, user=source["USER"], dbname="postgres", autocommit=True
+        ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         bin_dir = Path(server.pg_ctl).parent
         dump = subprocess.run(
@@ -85,7 +87,9 @@ def private_postgres(private_dir: Path, role_groups_made: None) -> Iterator[tupl
 def worker_env(server: services.PrivatePostgres, name: str) -> dict[str, str]:
     user = connections["default"].settings_dict["USER"]
     parts = urlsplit(django_settings.MONGODB_URI)
-    mongodb_uri = urlunsplit((parts.scheme, parts.netloc, f"/{django_settings.MONGODB_DB}", parts.query, parts.fragment))
+    mongodb_uri = urlunsplit(
+        (parts.scheme, parts.netloc, f"/{django_settings.MONGODB_DB}", parts.query, parts.fragment)
+    )
     return {
         **os.environ,
         "DATABASE_URL": f"postgres://{user}@127.0.0.1:{server.port}/{name}",
@@ -171,8 +175,10 @@ def test_postgres_down_for_a_minute_ingest_goes_on_portal_says_503_and_all_recov
         for info in late_infos:
             info.wait_for_publish(30)
         caught_up_s = bounded_wait(
-            lambda: store.count_distinct_readings(pks) == 2 * total + 1
-            and store.count_distinct_readings([carol.meter.pk]) == 20,
+            lambda: (
+                store.count_distinct_readings(pks) == 2 * total + 1
+                and store.count_distinct_readings([carol.meter.pk]) == 20
+            ),
             120,
             "every reading stored, the late meter's included",
         )

@@ -16,19 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from billing import rollups
 from faults_support import (
     PLANTED_EVERY,
     STEP,
     T0,
     PublishingMeter,
     bounded_wait,
-    people,
     expected_kwh,
+    people,
     publish_steadily,
     rollup_totals,
 )
+
+from billing import rollups
 from ingest.testing import RunningWorker, drop_session
 from mdms.core import stored_batches
 from mdms.core.timeseries import ANOMALIES, METER_LAST_SEEN, collection
@@ -84,9 +84,7 @@ def test_redis_restarted_empty_mid_stream_costs_the_followers_time_never_a_readi
         follow_all()
         # ...then fall behind (a busy Celery worker), and Redis goes away with what they had not read.
         bounded_wait(lambda: sent[0] >= 2 * TOTAL // 3, 60, "two thirds published")
-        bounded_wait(
-            lambda: store.count_distinct_readings(pks) >= METERS * (2 * TOTAL // 3), 60, "two thirds stored"
-        )
+        bounded_wait(lambda: store.count_distinct_readings(pks) >= METERS * (2 * TOTAL // 3), 60, "two thirds stored")
         unread = stored_batches.backlog(rollups.GROUP)
         assert unread > 0, "the followers had nothing unread: the fault would prove nothing"
         subprocess.run(["redis-cli", "-p", str(redis_server.port), "shutdown", "nosave"], check=False)

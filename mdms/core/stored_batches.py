@@ -122,19 +122,25 @@ def _ensure_group(group: str) -> None:
 def _trimmed_unread(group: str) -> bool:
     """Were entries this group never read trimmed away (it fell more than MAXLEN behind)?
 
-    Redis 7 records the newest deleted id of a stream; past the group's last delivered id, the
-    group has missed entries. The group is then moved past the deleted ones, and the caller scans.
+    Trimming removes the oldest entries. Redis 7 counts the entries ever added to the stream and
+    those each group has read: if more were added after the group's last read than the stream
+    still holds after it, the difference was trimmed unread. The group is then set to read what
+    the stream still holds, and the caller scans MongoDB for the rest.
     """
     client = connection()
     stream: Any = client.xinfo_stream(STREAM)
-    deleted = str(stream.get("max-deleted-entry-id") or "0-0")
-    if deleted == "0-0":
-        return False
     groups: Any = client.xinfo_groups(STREAM)
-    delivered = next((str(g["last-delivered-id"]) for g in groups if g["name"] == group), None)
-    if delivered is None or _id_key(deleted) <= _id_key(delivered):
+    mine = next((g for g in groups if g["name"] == group), None)
+    added, read = stream.get("entries-added"), mine.get("entries-read") if mine else None
+    if mine is None or added is None or read is None:
+        return False  # Redis before 7, or a count Redis itself no longer knows: nothing to compare
+    first = stream.get("first-entry")
+    if first is not None and _id_key(str(first[0])) <= _id_key(str(mine["last-delivered-id"])):
+        return False  # the stream still holds the group's last read entry: nothing unread was trimmed
+    length = int(stream.get("length") or 0)
+    if int(added) - int(read) <= length:
         return False
-    client.xgroup_setid(STREAM, group, id=deleted)
+    client.xgroup_setid(STREAM, group, id="0", entries_read=int(added) - length)
     return True
 
 

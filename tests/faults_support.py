@@ -105,3 +105,14 @@ def people(count: int, prefix: str) -> list[Any]:
     from mdms.core.testing import make_consumer
 
     return [make_consumer(f"{prefix}{uuid.uuid4().hex[:6]}") for _ in range(count)]
+
+
+def missing_numbers(meter_pk: int, total: int) -> list[int]:
+    """The reading numbers (0..total-1) of this meter not stored: what a failed test lost."""
+    from mdms.core.timeseries import READINGS
+
+    stored = {
+        round((document["ts"] - T0) / STEP) - 1
+        for document in collection(READINGS).find({"meter": meter_pk}, {"ts": 1})
+    }
+    return sorted(set(range(total)) - stored)

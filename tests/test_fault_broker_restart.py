@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
-from faults_support import PublishingMeter, bounded_wait, people, publish_steadily
+from faults_support import PublishingMeter, bounded_wait, missing_numbers, people, publish_steadily
 
 from ingest.testing import RunningWorker, drop_session
 from mdms.config import BASE_DIR
@@ -163,13 +163,22 @@ def test_broker_gone_while_the_worker_runs_the_worker_reconnects_by_itself_and_n
     try:
         publisher.start()
         bounded_wait(lambda: store.count_distinct_readings(pks) >= len(pks) * total // 3, 60, "a third stored")
+        sent_at_stop = sent[0]
         mosquitto.stop()
         gone_at = time.monotonic()
         time.sleep(5.0)  # the broker is away for 5 seconds; the meters keep what they publish
         mosquitto.start()
         back_s = time.monotonic() - gone_at
         publisher.join(120)
-        took = bounded_wait(lambda: store.count_distinct_readings(pks) == len(pks) * total, 120, "every reading stored")
+        try:
+            took = bounded_wait(
+                lambda: store.count_distinct_readings(pks) == len(pks) * total, 120, "every reading stored"
+            )
+        except AssertionError:
+            lost = {pk: missing_numbers(pk, total) for pk in pks}
+            raise AssertionError(
+                f"readings lost, by meter (broker stopped after {sent_at_stop} rounds): {lost}"
+            ) from None
         assert worker.thread.is_alive()  # the same worker, reconnected by paho, never restarted
         with capsys.disabled():
             print(

@@ -61,7 +61,16 @@ class PublishingMeter:
         assert self.connected.wait(15), "the broker refused the meter"
 
     def publish(self, i: int) -> mqtt.MQTTMessageInfo:
-        return self.client.publish(topics.topic(self.serial, topics.Kind.READINGS), json.dumps(reading(i)), qos=1)
+        """Publish reading i. Like a meter with QoS 1, a reading the client refuses while it is
+        disconnected (paho answers "not currently connected") is kept and sent once connected again."""
+        payload = json.dumps(reading(i))
+        deadline = time.monotonic() + 120
+        while True:
+            info = self.client.publish(topics.topic(self.serial, topics.Kind.READINGS), payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_NO_CONN or time.monotonic() > deadline:
+                return info
+            self.connected.wait(1.0)
+            time.sleep(0.05)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -69,15 +78,24 @@ class PublishingMeter:
 
 
 def publish_steadily(
-    meters: list[PublishingMeter], total: int, *, per_second: float, sent: list[int], stop: threading.Event
+    meters: list[PublishingMeter],
+    total: int,
+    *,
+    per_second: float,
+    sent: list[int],
+    stop: threading.Event,
+    infos: dict[tuple[int, int], mqtt.MQTTMessageInfo] | None = None,
 ) -> None:
-    """Readings 0..total-1 of every meter, `per_second` rounds a second; `sent[0]` counts rounds."""
+    """Readings 0..total-1 of every meter, `per_second` rounds a second; `sent[0]` counts rounds;
+    `infos[(meter pk, i)]` keeps each publish's state (was it acknowledged by the broker?)."""
     started = time.monotonic()
     for i in range(total):
         if stop.is_set():
             return
         for meter in meters:
-            meter.publish(i)
+            info = meter.publish(i)
+            if infos is not None:
+                infos[(meter.pk, i)] = info
         sent[0] = i + 1
         delay = started + (i + 1) / per_second - time.monotonic()
         if delay > 0:

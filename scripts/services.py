@@ -482,12 +482,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_ports(count: int) -> list[int]:
-    """`count` consecutive free ports (a replica set's members sit side by side)."""
-    for _ in range(200):
-        base = free_port()
+    """`count` consecutive free ports (a replica set's members sit side by side), below Linux's
+    ephemeral range (32768-60999), so that no outgoing connection takes one before its server binds it."""
+    import random
+
+    for _ in range(500):
+        base = random.randrange(20_000, 32_000 - count)
         ports = list(range(base, base + count))
-        if base + count < 65535 and not any(port_open("127.0.0.1", p) for p in ports[1:]):
+        if all(_bindable(port) for port in ports):
             return ports
     raise ServiceError(f"no {count} consecutive free ports")
 

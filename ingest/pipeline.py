@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 
 from ingest import counters, parsing
 from ingest.parsing import Reason, Rejection
@@ -25,6 +25,9 @@ from mdms.core.mqtt import topics
 from mdms.core.timeseries import readings as store
 
 log = logging.getLogger(__name__)
+
+# While PostgreSQL is down, the meter registry is tried again after this pause.
+REGISTRY_RETRY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -57,12 +60,15 @@ class MeterCache:
     turn into a flood of queries, while a just-registered meter is known within seconds.
     """
 
-    def __init__(self, *, refresh_s: float = 30.0, miss_refresh_s: float = 2.0) -> None:
+    def __init__(
+        self, *, refresh_s: float = 30.0, miss_refresh_s: float = 2.0, stopping: threading.Event | None = None
+    ) -> None:
         self.refresh_s = refresh_s
         self.miss_refresh_s = miss_refresh_s
         self._meters: dict[str, MeterRef] = {}
         self._loaded_at = -float("inf")
         self._lock = threading.Lock()
+        self._stopping = stopping or threading.Event()
 
     def refresh(self) -> None:
         # A long-lived worker's connection may have been dropped by the server since the last
@@ -83,11 +89,39 @@ class MeterCache:
         self._loaded_at = time.monotonic()
 
     def lookup(self, serial: str) -> MeterRef | None:
+        """The meter of this serial, or None if the registry has none.
+
+        While PostgreSQL is down, the meters already known go on with what was last read (their
+        readings keep being stored); a serial not known yet cannot be judged, so the lookup waits
+        for the registry, holding its message (and those after it) unacknowledged. Raises
+        RegistryUnavailable only when the worker stops during the wait.
+        """
         with self._lock:
             age = time.monotonic() - self._loaded_at
             if age >= self.refresh_s or (serial not in self._meters and age >= self.miss_refresh_s):
-                self.refresh()
+                self._refresh_through_outage(must_know=serial not in self._meters)
             return self._meters.get(serial)
+
+    def _refresh_through_outage(self, *, must_know: bool) -> None:
+        while True:
+            try:
+                self.refresh()
+                return
+            except DatabaseError as exc:
+                if not must_know and self._meters:
+                    log.warning(
+                        "meter registry unavailable (%s); going on with the %d meters known", exc, len(self._meters)
+                    )
+                    # Try again after the short pause, not after a whole refresh period.
+                    self._loaded_at = time.monotonic() - self.refresh_s + REGISTRY_RETRY_S
+                    return
+                log.warning("meter registry unavailable (%s); holding messages until it is back", exc)
+                if self._stopping.wait(REGISTRY_RETRY_S):
+                    raise RegistryUnavailable(str(exc)) from exc
+
+
+class RegistryUnavailable(Exception):
+    """PostgreSQL (the meter registry) is down and the worker is stopping: leave the message unacknowledged."""
 
 
 @dataclass
@@ -109,6 +143,9 @@ class Batch:
     counts: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
+    # Flush attempts so far: a retried batch may have been stored, in part or whole, by an attempt
+    # whose hand-off to Redis then failed.
+    attempts: int = 0
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -129,7 +166,8 @@ class Batch:
 
 
 def process_message(message: Message, batch: Batch, meters: MeterCache, *, now: dt.datetime | None = None) -> None:
-    """Parse one message into the batch. Never raises: what cannot be used becomes a dead letter."""
+    """Parse one message into the batch. What cannot be used becomes a dead letter; raises only
+    RegistryUnavailable (the worker stops while PostgreSQL is down)."""
     now = now or dt.datetime.now(tz=dt.UTC)
     batch.messages.append(message)
     batch.counts["received"] += 1
@@ -178,6 +216,8 @@ def process_message(message: Message, batch: Batch, meters: MeterCache, *, now: 
             )
     except Rejection as rejection:
         batch.dead_letter(message, rejection, serial=serial)
+    except RegistryUnavailable:
+        raise  # not the message's fault: it stays unacknowledged, for the next session
     except Exception as exc:  # a message we fail to understand must not stop the worker
         log.exception("unexpected error on a message from %s", message.topic)
         batch.dead_letter(message, Rejection(Reason.BAD_SHAPE, f"unexpected {type(exc).__name__}"), serial=serial)
@@ -289,6 +329,7 @@ def flush(batch: Batch, watermarks: Watermarks, *, live: bool = True) -> None:
     live=False (historical import) keeps the batch out of the live ingest counters, whose lag
     would otherwise show years; its bounds are still handed on, since rollups must recompute.
     """
+    batch.attempts += 1
     readings, duplicates, conflicts = dedupe(batch.readings, watermarks)
     stored = store.insert_readings(readings)
     events = store.insert_events(batch.events)
@@ -318,7 +359,11 @@ def flush(batch: Batch, watermarks: Watermarks, *, live: bool = True) -> None:
             newest_ts=max((doc["ts"] for doc in readings), default=None),
             now=now,
         )
-    for kind, docs in (("readings", readings), ("events", batch.events)):
+    # A retried batch hands on all its readings: those an earlier attempt stored are now skipped as
+    # duplicates, yet the followers may never have heard of them (MongoDB stored them, then the
+    # attempt failed, at MongoDB's acknowledgement during a failover or at Redis).
+    handed = batch.readings if batch.attempts > 1 else readings
+    for kind, docs in (("readings", handed), ("events", batch.events)):
         if docs:
             stored_batches.publish(
                 kind=kind,

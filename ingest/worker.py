@@ -79,13 +79,15 @@ class IngestWorker:
         self.batch_messages = batch_messages
         self.flush_interval_s = flush_interval_s
         self.session_expiry_s = session_expiry_s
-        self.meters = pipeline.MeterCache()
+        self.stopping = threading.Event()
+        self.meters = pipeline.MeterCache(stopping=self.stopping)
         self.watermarks = pipeline.Watermarks()
         self.inbox: queue.Queue[pipeline.Message] = queue.Queue()
-        self.stopping = threading.Event()
         self.subscribed = threading.Event()
         self.unsubscribed = threading.Event()
         self._left_group = False
+        # Messages were left unacknowledged on the way out: the session must outlive us to redeliver them.
+        self._keep_session = False
         self.client: mqtt.Client | None = None
         self._stop_at = 0.0
         self._flushes: queue.Queue[pipeline.Batch | None] = queue.Queue(maxsize=FLUSH_QUEUE)
@@ -173,7 +175,7 @@ class IngestWorker:
             # the restarted worker gets its unacknowledged messages again).
             goodbye = Properties(PacketTypes.DISCONNECT)
             goodbye.SessionExpiryInterval = 0
-            self.client.disconnect(properties=goodbye if self._left_group else None)
+            self.client.disconnect(properties=goodbye if self._left_group and not self._keep_session else None)
             self.client.loop_stop()
             db.connections.close_all()  # this thread's connections; the process may go on
 
@@ -205,7 +207,13 @@ class IngestWorker:
             if message is not None:
                 if not batch.messages:
                     batch = pipeline.Batch()  # the latency clock starts at the first message
-                pipeline.process_message(message, batch, self.meters)
+                try:
+                    pipeline.process_message(message, batch, self.meters)
+                except pipeline.RegistryUnavailable:
+                    # Stopping while PostgreSQL is down: the batch in hand stays unacknowledged (the
+                    # next session gets it again); those handed over before are stored and acknowledged.
+                    self._keep_session = True
+                    return
             full = len(batch.readings) >= self.batch_readings or len(batch.messages) >= self.batch_messages
             due = batch.messages and time.monotonic() - batch.started >= self.flush_interval_s
             if full or due or (self.stopping.is_set() and batch.messages and self.inbox.empty()):

@@ -132,6 +132,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last (but for Prometheus's timer), so that its process_exception sees a view's error first: a
+    # database outage is a 503 page.
+    "mdms.core.middleware.DatabaseUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 # django-prometheus would otherwise query the migration tables at every process start.

@@ -281,57 +281,86 @@ def _mongod_binary() -> tuple[str, dict[str, str]]:
     return str(mongod), env
 
 
+def _mongod_argv(mongod: str, *, port: int, data: Path, logpath: Path, cache_gb: str, fork: bool) -> list[str]:
+    argv = [
+        mongod, "--replSet", "rs0", "--bind_ip", "127.0.0.1", "--port", str(port),
+        "--dbpath", str(data), "--logpath", str(logpath), "--logappend",
+        # A good neighbour on a shared 24 GiB machine; the default would take half of it.
+        "--wiredTigerCacheSizeGB", cache_gb,
+    ]  # fmt: skip
+    return [*argv, "--fork"] if fork else argv
+
+
+def mongodb_nodes() -> int:
+    """MONGODB_NODES: 1 (the default, the demo's single-node replica set) or 3 (a replica set that
+    survives the loss of one member, on the port of MONGODB_URI and the next two)."""
+    nodes = config.env_int("MONGODB_NODES", 1, minimum=1, maximum=7)
+    if nodes not in (1, 3, 5, 7):
+        raise ServiceError(f"MONGODB_NODES={nodes}: a replica set needs an odd number of members (1, 3, 5 or 7)")
+    return nodes
+
+
+def replica_set_initiate(host: str, ports: list[int], seconds: float = 60.0) -> None:
+    """Make the mongods on these ports replica set rs0 (if not yet) and wait for its primary."""
+    import pymongo
+
+    direct: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
+        host, ports[0], directConnection=True, serverSelectionTimeoutMS=5000
+    )
+    try:
+        hello = direct.admin.command("hello")
+        if "setName" not in hello:
+            members = [{"_id": n, "host": f"{host}:{port}"} for n, port in enumerate(ports)]
+            try:
+                direct.admin.command("replSetInitiate", {"_id": "rs0", "members": members})
+                say(f"initiated replica set rs0 ({len(ports)} member{'s' if len(ports) > 1 else ''})")
+            except pymongo.errors.OperationFailure as exc:
+                if exc.code not in (23,):  # AlreadyInitialized
+                    raise ServiceError(f"MongoDB at {host}:{ports[0]} is not a replica set: {exc}") from exc
+
+        def has_primary() -> bool:
+            status = direct.admin.command("replSetGetStatus")
+            return any(member.get("stateStr") == "PRIMARY" for member in status.get("members", []))
+
+        wait_until(has_primary, "MongoDB primary", seconds)
+    finally:
+        direct.close()
+
+
 def mongodb_up() -> str:
     import pymongo
 
     uri = config.env("MONGODB_URI", config.DEFAULT_MONGODB_URI)
     where = config.parse_host_port("MONGODB_URI", config.DEFAULT_MONGODB_URI, "mongodb")
     port = where.port or 27017
+    nodes = mongodb_nodes()
+    ports = [port + n for n in range(nodes)]
     origin = "existing"
     if not port_open(where.host, port):
         if where.host not in LOOPBACK:
             raise ServiceError(f"MongoDB at {where.host}:{port} (MONGODB_URI) does not answer")
         origin = "started"
         mongod, env = _mongod_binary()
-        data = VAR / "mongodb"
-        data.mkdir(parents=True, exist_ok=True)
         LOG.mkdir(parents=True, exist_ok=True)
         RUN.mkdir(parents=True, exist_ok=True)
-        pidfile = RUN / "mongod.pid"
-        say(f"starting MongoDB on 127.0.0.1:{port} (replica set rs0)")
-        subprocess.run(
-            [
-                mongod, "--replSet", "rs0", "--bind_ip", "127.0.0.1", "--port", str(port),
-                "--dbpath", str(data), "--fork", "--logpath", str(LOG / "mongod.log"), "--logappend",
-                "--pidfilepath", str(pidfile),
-                # A good neighbour on a shared 24 GiB machine; the default would take half of it.
-                "--wiredTigerCacheSizeGB", "4",
-            ],
-            check=True, env=env, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        mark_started("mongodb", pidfile=str(pidfile))
-        wait_until(lambda: port_open("127.0.0.1", port), "MongoDB")
-    direct: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
-        where.host, port, directConnection=True, serverSelectionTimeoutMS=5000
-    )
-    try:
-        hello = direct.admin.command("hello")
-        if "setName" not in hello:
-            try:
-                direct.admin.command(
-                    "replSetInitiate", {"_id": "rs0", "members": [{"_id": 0, "host": f"{where.host}:{port}"}]}
-                )
-                say("initiated replica set rs0")
-            except pymongo.errors.OperationFailure as exc:
-                if exc.code not in (23,):  # AlreadyInitialized
-                    raise ServiceError(f"MongoDB at {where.host}:{port} is not a replica set: {exc}") from exc
-        wait_until(lambda: bool(direct.admin.command("hello").get("isWritablePrimary")), "MongoDB primary")
-    finally:
-        direct.close()
+        for n, member_port in enumerate(ports):
+            suffix = "" if n == 0 else f"-{n}"
+            data = VAR / f"mongodb{suffix}"
+            data.mkdir(parents=True, exist_ok=True)
+            pidfile = RUN / f"mongod{suffix}.pid"
+            say(f"starting MongoDB on 127.0.0.1:{member_port} (replica set rs0, member {n + 1} of {nodes})")
+            argv = _mongod_argv(
+                mongod, port=member_port, data=data, logpath=LOG / f"mongod{suffix}.log",
+                cache_gb="4" if nodes == 1 else "1", fork=True,
+            )  # fmt: skip
+            subprocess.run([*argv, "--pidfilepath", str(pidfile)], check=True, env=env, stdout=subprocess.DEVNULL)
+            mark_started("mongodb" if n == 0 else f"mongodb{suffix}", pidfile=str(pidfile))
+            wait_until(lambda p=member_port: port_open("127.0.0.1", p), "MongoDB")  # type: ignore[misc]
+    replica_set_initiate(where.host, ports)
     client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(uri, serverSelectionTimeoutMS=10000)
     client.admin.command("ping")
     client.close()
-    return f"mongodb {where.host}:{port} ({origin})"
+    return f"mongodb {where.host}:{port} ({origin}{f', {nodes} members' if nodes > 1 else ''})"
 
 
 # --- Mosquitto -------------------------------------------------------------------------------
@@ -393,7 +422,25 @@ def broker_tls_files() -> tuple[Path, Path, bool]:
     return ca_file, crl_file, changed
 
 
-def mosquitto_config(port: int, tls: BrokerTLS | None = None) -> str:
+# Mosquitto keeps its sessions and queued QoS 1 messages in memory, and writes them to its database
+# at a clean shutdown and every AUTOSAVE_S seconds. A crash (SIGKILL, power loss) loses what it
+# accepted since the last save and had not yet delivered to a client that took it: with the ingest
+# worker connected that is the messages of a few milliseconds (a message delivered to the worker is
+# stored by it, whatever happens to the broker); with the worker away, up to AUTOSAVE_S seconds of
+# the meters' messages queued for it. A save rewrites the whole database, which is small while
+# the worker keeps up, and a few MB per 10,000 queued messages while it is away.
+AUTOSAVE_S = 5
+
+
+def mosquitto_config(
+    port: int,
+    tls: BrokerTLS | None = None,
+    *,
+    directory: Path = MOSQUITTO_DIR,
+    run: Path = RUN,
+    log: Path = LOG,
+    dynsec_file: Path | None = None,
+) -> str:
     plugin = next(iter(sorted(glob.glob("/usr/lib/*/mosquitto_dynamic_security.so"))), None)
     if plugin is None:
         raise ServiceError("mosquitto_dynamic_security.so not found; install the Debian package mosquitto")
@@ -403,14 +450,14 @@ def mosquitto_config(port: int, tls: BrokerTLS | None = None) -> str:
         f"listener {port} 127.0.0.1",
         "allow_anonymous false",
         f"plugin {plugin}",
-        f"plugin_opt_config_file {DYNSEC_FILE}",
+        f"plugin_opt_config_file {dynsec_file or directory / DYNSEC_FILE.name}",
         # Persistent sessions survive a broker restart, so a QoS 1 message queued for the ingest
-        # worker's session is not lost when the broker restarts.
+        # worker's session is not lost when the broker restarts (see AUTOSAVE_S for a crash).
         "persistence true",
-        f"persistence_location {MOSQUITTO_DIR}/",
-        "autosave_interval 30",
-        f"pid_file {RUN / 'mosquitto.pid'}",
-        f"log_dest file {LOG / 'mosquitto.log'}",
+        f"persistence_location {directory}/",
+        f"autosave_interval {AUTOSAVE_S}",
+        f"pid_file {run / 'mosquitto.pid'}",
+        f"log_dest file {log / 'mosquitto.log'}",
         "log_type error",
         "log_type warning",
         "log_type notice",
@@ -520,6 +567,163 @@ def mosquitto_up() -> str:
     return f"mosquitto {host}:{port}, TLS {tls_port} (started)"
 
 
+# --- private instances: fault tests break these, never the shared servers ------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` consecutive free ports (a replica set's members sit side by side), below Linux's
+    ephemeral range (32768-60999), so that no outgoing connection takes one before its server binds it."""
+    import random
+
+    for _ in range(500):
+        base = random.randrange(20_000, 32_000 - count)
+        ports = list(range(base, base + count))
+        if all(_bindable(port) for port in ports):
+            return ports
+    raise ServiceError(f"no {count} consecutive free ports")
+
+
+class PrivateServer:
+    """A server process started in the foreground with its data under `directory`: a test may stop it
+    cleanly, kill it (SIGKILL) and start it again on the same port and data."""
+
+    def __init__(self, name: str, argv: list[str], *, port: int, directory: Path, env: dict[str, str] | None = None):
+        self.name, self.argv, self.port, self.directory, self.env = name, argv, port, directory, env
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = directory / f"{name}.log"
+
+    def start(self, seconds: float = 60.0) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.directory,
+                start_new_session=True,
+            )  # fmt: skip
+        wait_until(lambda: self._check_alive() and port_open("127.0.0.1", self.port), f"{self.name}", seconds)
+
+    def _check_alive(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-2000:]
+            raise ServiceError(f"{self.name} exited with {self.process.returncode}: {tail}")
+        return True
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, seconds: float = 30.0) -> None:
+        """A clean shutdown (SIGTERM), waited for."""
+        if self.running:
+            assert self.process is not None
+            self.process.terminate()
+            try:
+                self.process.wait(seconds)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        """A crash: SIGKILL, nothing saved."""
+        if self.running:
+            assert self.process is not None
+            self.process.kill()
+            self.process.wait()
+
+
+def private_redis(directory: Path) -> PrivateServer:
+    """A Redis that keeps nothing on disk, like the project's and the shared one."""
+    port = free_port()
+    server = need_binary("redis-server", "redis-server")
+    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", "."]
+    return PrivateServer("redis", argv, port=port, directory=directory)
+
+
+def private_mosquitto(directory: Path, *, admin_username: str, admin_password: str) -> PrivateServer:
+    """The project's broker configuration (persistence, autosave, dynamic security) on a free port."""
+    port = free_port()
+    mosquitto = need_binary("mosquitto", "mosquitto")
+    directory.mkdir(parents=True, exist_ok=True)
+    dynsec = directory / DYNSEC_FILE.name
+    ctrl = need_binary("mosquitto_ctrl", "mosquitto")
+    subprocess.run(
+        [ctrl, "dynsec", "init", str(dynsec), admin_username, admin_password], check=True, stdout=subprocess.DEVNULL
+    )
+    conf = directory / "mosquitto.conf"
+    conf.write_text(mosquitto_config(port, directory=directory, run=directory, log=directory, dynsec_file=dynsec))
+    return PrivateServer("mosquitto", [mosquitto, "-c", str(conf)], port=port, directory=directory)
+
+
+def private_replica_set(directory: Path, nodes: int = 3) -> list[PrivateServer]:
+    """`nodes` mongods of one replica set rs0 on consecutive free ports; start them all, then
+    replica_set_initiate(ports)."""
+    mongod, env = _mongod_binary()
+    members = []
+    for n, port in enumerate(free_ports(nodes)):
+        data = directory / f"member{n}"
+        data.mkdir(parents=True, exist_ok=True)
+        argv = _mongod_argv(
+            mongod, port=port, data=data, logpath=directory / f"mongod{n}.log", cache_gb="0.25", fork=False
+        )
+        members.append(PrivateServer(f"mongod{n}", argv, port=port, directory=directory, env=env))
+    return members
+
+
+class PrivatePostgres(PrivateServer):
+    """A PostgreSQL cluster of its own (initdb, pg_ctl): stop() is a fast shutdown, kill() an immediate one."""
+
+    def __init__(self, directory: Path, superuser: str) -> None:
+        initdb = need_binary("initdb", "postgresql", ["/usr/lib/postgresql/*/bin/initdb"])
+        self.pg_ctl = str(Path(initdb).with_name("pg_ctl"))
+        self.as_user: list[str] = ["runuser", "-u", "postgres", "--"] if IS_ROOT else []
+        port = free_port()
+        super().__init__("postgres", [], port=port, directory=directory)
+        self.data = directory / "data"
+        directory.mkdir(parents=True, exist_ok=True)
+        if IS_ROOT:
+            subprocess.run(["chown", "-R", "postgres", str(directory)], check=True)
+        subprocess.run(
+            [*self.as_user, initdb, "-D", str(self.data), "-U", superuser, "--auth=trust", "-E", "UTF8", "--no-instructions"],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run([*self.as_user, self.pg_ctl, "-D", str(self.data), *args], check=True, stdout=subprocess.DEVNULL)
+
+    def start(self, seconds: float = 60.0) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} -c fsync=off -c max_connections=100"
+        )
+        self._ctl("-l", str(self.log), "-w", "-t", str(int(seconds)), "-o", options, "start")
+        wait_until(lambda: port_open("127.0.0.1", self.port), "PostgreSQL", seconds)
+
+    @property
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists() and port_open("127.0.0.1", self.port)
+
+    def stop(self, seconds: float = 30.0) -> None:
+        if self.running:
+            self._ctl("-m", "fast", "-w", "-t", str(int(seconds)), "stop")
+
+    def kill(self) -> None:
+        if self.running:
+            self._ctl("-m", "immediate", "-w", "stop")
+
+
 # --- commands --------------------------------------------------------------------------------
 
 SERVICES: dict[str, Callable[[], str]] = {
@@ -559,17 +763,19 @@ def up(names: list[str]) -> int:
 def down(names: list[str]) -> int:
     state = started()
     for name in names:
-        info = state.get(name)
-        if info is None:
-            continue
-        say(f"stopping {name}")
-        if name == "postgres":
-            postgres_down(info)
-        else:
-            pid = read_pid(Path(str(info["pidfile"])))
-            if pid:
-                stop_pid(pid, name)
-        unmark(name)
+        # A replica set of several members (MONGODB_NODES) is recorded as mongodb, mongodb-1, ...
+        for key in [name, *sorted(k for k in state if k.startswith(f"{name}-"))]:
+            info = state.get(key)
+            if info is None:
+                continue
+            say(f"stopping {key}")
+            if name == "postgres":
+                postgres_down(info)
+            else:
+                pid = read_pid(Path(str(info["pidfile"])))
+                if pid:
+                    stop_pid(pid, key)
+            unmark(key)
     return 0
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
+import pymongo
 import redis
 from django.conf import settings
 from django.db import connection
@@ -31,9 +32,14 @@ def check_postgres() -> str:
     return str(row[0]).split(",")[0] if row else "?"
 
 
-def check_mongodb() -> str:
-    info = timeseries.client().server_info()
-    return f"MongoDB {info.get('version', '?')}"
+def check_mongodb(timeout_ms: int = 3000) -> str:
+    """A client of its own with a short wait: the project's waits out a failover (20 s), a health check must not."""
+    options = {**timeseries.client_options(settings.MONGODB_URI), "serverSelectionTimeoutMS": timeout_ms}
+    with pymongo.MongoClient(settings.MONGODB_URI, **options) as client:
+        info = client.server_info()
+        primary = client.primary
+    where = f" (primary {primary[0]}:{primary[1]})" if primary else ""
+    return f"MongoDB {info.get('version', '?')}{where}"
 
 
 def check_redis() -> str:

@@ -17,6 +17,7 @@ Collections (the schema is documented in docs/data-model.md):
 | meter_replies   | regular     | replies to on-demand reads, one per meter and command id       |
 | anomaly_baselines | regular   | per meter, robust hour-of-day baselines anomaly detection uses |
 | meter_last_seen | regular     | per meter, its newest reading's time (silent-meter check)      |
+| follower_watermarks | regular | per stored-batches follower, its ingest-time watermark and open gap (followers.py) |
 """
 
 from __future__ import annotations
@@ -43,10 +44,45 @@ ANOMALY_BASELINES = "anomaly_baselines"
 METER_LAST_SEEN = "meter_last_seen"
 ESTIMATES = "estimates"
 INTERVAL_EDITS = "interval_edits"
+FOLLOWER_WATERMARKS = "follower_watermarks"
 
 _lock = threading.Lock()
 _client: pymongo.MongoClient[dict[str, Any]] | None = None
 _client_pid: int | None = None
+
+
+# How long an operation waits for a primary. A replica set elects a new one 10-12 s after its
+# primary dies (electionTimeoutMillis 10 s plus the heartbeat that notices): waiting longer than
+# that lets a read or a write made during a failover succeed late instead of failing. The cost: with
+# MongoDB wholly down, a request waits this long before it fails. A URI that sets
+# serverSelectionTimeoutMS itself wins.
+SERVER_SELECTION_TIMEOUT_MS = 20_000
+
+
+def client_options(uri: str) -> dict[str, Any]:
+    """The options of the project's MongoClient, besides those the URI sets itself.
+
+    Writes wait for a majority of the replica set, journaled: an acknowledged reading survives the
+    loss of the primary (a w=1 write acknowledged by a primary that dies before a secondary copied
+    it is rolled back). With one node the majority is that node, so this costs nothing there; with
+    three it adds a replication round trip per batch. Writes and reads are retried once after a
+    primary change (retryWrites, retryReads), and reads go to the primary: the followers recompute
+    rollups from what they read, which must be every acknowledged reading.
+    """
+    from pymongo.uri_parser import parse_uri
+
+    given = {key.lower() for key in parse_uri(uri)["options"]}
+    options: dict[str, Any] = {
+        "tz_aware": True,
+        "w": "majority",
+        "journal": True,
+        "retryWrites": True,
+        "retryReads": True,
+        "readPreference": "primary",
+    }
+    if "serverselectiontimeoutms" not in given:
+        options["serverSelectionTimeoutMS"] = SERVER_SELECTION_TIMEOUT_MS
+    return {key: value for key, value in options.items() if key.lower() not in given}
 
 
 def client() -> pymongo.MongoClient[dict[str, Any]]:
@@ -54,15 +90,7 @@ def client() -> pymongo.MongoClient[dict[str, Any]]:
     global _client, _client_pid
     with _lock:
         if _client is None or _client_pid != os.getpid():
-            _client = pymongo.MongoClient(
-                settings.MONGODB_URI,
-                serverSelectionTimeoutMS=5000,
-                tz_aware=True,
-                # Readings are written in batches; w=1 with the journal is the durability the
-                # ingest acknowledges on (a replica set of one has no majority to wait for).
-                w=1,
-                journal=True,
-            )
+            _client = pymongo.MongoClient(settings.MONGODB_URI, **client_options(settings.MONGODB_URI))
             _client_pid = os.getpid()
         return _client
 
@@ -90,8 +118,11 @@ _TIMESERIES: dict[str, dict[str, Any]] = {
 # Secondary indexes, with who uses them:
 _INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     # Charts, rollups and billing read one meter's time range.
-    READINGS: [([("meter", 1), ("ts", 1)], {"name": READINGS_METER_TS_INDEX})],
-    EVENTS: [([("meter", 1), ("ts", 1)], {"name": "meter_ts"})],
+    # The followers' scan after a gap in the stored-batches stream reads what was received since a
+    # time (followers.stored_since); on a time-series collection this indexes each bucket's
+    # received_at bounds, one entry per bucket.
+    READINGS: [([("meter", 1), ("ts", 1)], {"name": READINGS_METER_TS_INDEX}), ([("received_at", 1)], {"name": "received_at"})],
+    EVENTS: [([("meter", 1), ("ts", 1)], {"name": "meter_ts"}), ([("received_at", 1)], {"name": "received_at"})],
     ANOMALIES: [
         ([("meter_id", 1), ("timestamp", 1)], {"name": "meter_timestamp"}),
         # The operator's "active anomalies" by feeder or region, newest first.
@@ -129,7 +160,7 @@ def ensure_collections(database: Database[dict[str, Any]] | None = None) -> None
         if name not in existing:
             with contextlib.suppress(pymongo.errors.CollectionInvalid):  # created meanwhile elsewhere
                 database.create_collection(name, timeseries=options)
-    for name in (DEAD_LETTERS, ROLLUPS_DAILY, ANOMALY_BASELINES, METER_LAST_SEEN):
+    for name in (DEAD_LETTERS, ROLLUPS_DAILY, ANOMALY_BASELINES, METER_LAST_SEEN, FOLLOWER_WATERMARKS):
         if name not in existing:
             with contextlib.suppress(pymongo.errors.CollectionInvalid):
                 database.create_collection(name)

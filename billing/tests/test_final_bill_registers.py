@@ -12,6 +12,7 @@ from django.test import Client
 from billing.models import Bill, OnDemandRead
 from billing.on_demand_reads import on_demand_read_complete, on_demand_read_request
 from billing.tests.bills_helpers import local, store_and_roll_up
+from commands.models import MeterCommand
 from mdms.core.localtime import local_midnight
 from mdms.core.testing import make_consumer
 from mdms.core.timeseries import readings as stored
@@ -47,6 +48,11 @@ def test_a_final_bill_shows_its_start_and_end_register_readings(mongo: Any, bill
     read = on_demand_read_request(meter=jade.meter, purpose=OnDemandRead.Purpose.MOVE_OUT, account=jade.account,
                                   requested_by=bill)  # fmt: skip
     read_at = local(dt.date(2026, 11, 15), 10, 0).astimezone(dt.UTC)
+    # The move-out read was asked just before the meter read its registers (a reply far from the
+    # request is not trusted), and its command went out (sent, waiting for the reply).
+    OnDemandRead.objects.filter(pk=read.pk).update(requested_at=read_at - dt.timedelta(minutes=1))
+    MeterCommand.objects.filter(pk=read.meter_command_id).update(status=MeterCommand.Status.SENT, attempts=1)
+    read.refresh_from_db()
     stored.insert_replies([{"meter": jade.meter.pk, "id": read.command_id, "ts": read_at, "register_import_kwh": 5000.0,
                             "register_export_kwh": 12.5, "received_at": read_at}])  # fmt: skip
     assert on_demand_read_complete(read=read)

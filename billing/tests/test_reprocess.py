@@ -29,7 +29,7 @@ def _history(meter_pk: int) -> list[dict[str, Any]]:
             meter_pk=meter_pk,
             ts=ts,
             received_at=received,
-            values={"energy_import_kwh": 0.2, "voltage_v": 241.0 if step[0] < ts <= step[1] else 230.0},
+            values={"energy_import_kwh": 0.2, "voltage_v": 246.0 if step[0] < ts <= step[1] else 230.0},
             interval_s=900,
         )
         for ts in interval_ends(FIRST, END)
@@ -46,7 +46,8 @@ def test_reprocess_estimates_raises_exceptions_rolls_up_and_judges_a_range(alice
     assert "vee" in err.getvalue() and "detection" in err.getvalue()  # progress bars
     assert len(rollup_store.daily_documents([alice.meter.pk], FIRST, END, fields=("intervals",))) == 41
     assert VeeException.objects.filter(meter=alice.meter, kind=VeeException.Kind.MISSING_INTERVALS).count() == 1
-    # The in-band voltage step of 10 November, found against the weeks of history before it.
+    # The in-band voltage step of 10 November (7 % up: over the 5 % statistical floor), found against the
+    # weeks of history before it.
     flagged = collection(ANOMALIES).count_documents({"meter_id": alice.meter.pk, "rule": "statistical"})
     assert flagged == 4
     # Idempotent: again, nothing new.

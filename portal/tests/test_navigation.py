@@ -13,7 +13,8 @@ from mdms.core.testing import make_staff
 
 OPERATOR_PAGES = ["/operator/", "/operator/meters/", "/operator/anomalies/", "/operator/outages/",
                   "/operator/forecast/", "/operator/ingest/", "/operator/notifications/"]  # fmt: skip
-BILLING_PAGES = ["/billing/", "/billing/exceptions/", "/billing/reads/", "/billing/lookup/", "/billing/tariffs/"]
+BILLING_PAGES = ["/billing/", "/billing/exceptions/", "/billing/reads/", "/billing/lookup/", "/billing/tariffs/",
+                 "/billing/deliveries/"]  # fmt: skip
 
 
 def client_for(user: Any) -> Client:
@@ -48,7 +49,7 @@ def test_a_consumers_alerts_page_has_the_same_bar_as_the_dashboard(alice: Any, m
     meter = alice.meter.pk
     dashboard = nav_links(client.get(f"/meters/{meter}/").content.decode())
     assert dashboard == ["/", f"/meters/{meter}/", f"/meters/{meter}/#bills", f"/meters/{meter}/#download",
-                         f"/meters/{meter}/alerts/"]  # fmt: skip
+                         f"/meters/{meter}/alerts/", "/connections/"]  # fmt: skip
     assert nav_links(client.get(f"/meters/{meter}/alerts/").content.decode()) == dashboard
     assert nav_links(client.get("/").content.decode()) == dashboard
 

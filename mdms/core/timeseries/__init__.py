@@ -121,7 +121,10 @@ _INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     # The followers' scan after a gap in the stored-batches stream reads what was received since a
     # time (followers.stored_since); on a time-series collection this indexes each bucket's
     # received_at bounds, one entry per bucket.
-    READINGS: [([("meter", 1), ("ts", 1)], {"name": READINGS_METER_TS_INDEX}), ([("received_at", 1)], {"name": "received_at"})],
+    READINGS: [
+        ([("meter", 1), ("ts", 1)], {"name": READINGS_METER_TS_INDEX}),
+        ([("received_at", 1)], {"name": "received_at"}),
+    ],
     EVENTS: [([("meter", 1), ("ts", 1)], {"name": "meter_ts"}), ([("received_at", 1)], {"name": "received_at"})],
     ANOMALIES: [
         ([("meter_id", 1), ("timestamp", 1)], {"name": "meter_timestamp"}),

@@ -13,7 +13,12 @@ from mdms.core.timeseries import followers
 from mdms.core.timeseries.readings import insert_events, insert_readings, reading_document
 
 GROUP = "gap-test"
-NOW = dt.datetime.now(tz=dt.UTC).replace(microsecond=0)
+
+
+def now() -> dt.datetime:
+    """The time of the test itself (a module constant would be minutes old when a long suite gets here,
+    older than the watermark's slack)."""
+    return dt.datetime.now(tz=dt.UTC).replace(microsecond=0)
 
 
 @pytest.fixture
@@ -53,7 +58,7 @@ def follow(consumer: str = "c") -> list[tuple[str, stored_batches.StoredBatch]]:
 
 
 def test_a_new_follower_starts_with_the_stream_and_gets_a_watermark(stream: Any) -> None:
-    store(1, 4, received_at=NOW)
+    store(1, 4, received_at=now())
 
     entries = follow()
 
@@ -64,11 +69,11 @@ def test_a_new_follower_starts_with_the_stream_and_gets_a_watermark(stream: Any)
 
 
 def test_a_stream_lost_with_redis_is_made_up_from_what_mongodb_received_since_the_watermark(stream: Any) -> None:
-    store(1, 4, received_at=NOW)
+    store(1, 4, received_at=now())
     follow()
     # Stored and handed on, then Redis restarts empty before the follower read it.
-    store(2, 8, received_at=NOW)
-    insert_events([{"meter": 3, "ts": NOW, "type": "power_off", "received_at": NOW}])
+    store(2, 8, received_at=now())
+    insert_events([{"meter": 3, "ts": now(), "type": "power_off", "received_at": now()}])
     stream.delete(stored_batches.STREAM)
 
     entries = stored_batches.take(GROUP, "c")
@@ -81,7 +86,7 @@ def test_a_stream_lost_with_redis_is_made_up_from_what_mongodb_received_since_th
 
 
 def test_a_gap_stays_open_until_its_entries_are_done(stream: Any) -> None:
-    store(1, 4, received_at=NOW)
+    store(1, 4, received_at=now())
     follow()
     stream.delete(stored_batches.STREAM)
 
@@ -92,29 +97,29 @@ def test_a_gap_stays_open_until_its_entries_are_done(stream: Any) -> None:
     assert first and [entry_id for entry_id, _ in first] == [entry_id for entry_id, _ in again]
     mark = followers.watermark(GROUP)
     assert mark is not None and mark.gap_since is None
-    store(2, 1, received_at=NOW)
+    store(2, 1, received_at=now())
     assert [batch.meter_pks for _, batch in follow()] == [(2,)]  # back to the stream
 
 
 def test_entries_trimmed_before_the_follower_read_them_are_made_up(stream: Any) -> None:
-    store(1, 4, received_at=NOW)
+    store(1, 4, received_at=now())
     follow()
-    store(2, 4, received_at=NOW)
-    store(3, 4, received_at=NOW)
+    store(2, 4, received_at=now())
+    store(3, 4, received_at=now())
     stream.xtrim(stored_batches.STREAM, maxlen=0, approximate=False)  # fell more than MAXLEN behind
 
     entries = follow()
 
     assert all(entry_id.startswith(stored_batches.GAP_PREFIX) for entry_id, _ in entries)
     assert {pk for _, batch in entries for pk in batch.meter_pks} == {1, 2, 3}
-    store(4, 1, received_at=NOW)
+    store(4, 1, received_at=now())
     assert [batch.meter_pks for _, batch in follow()] == [(4,)]  # the group was moved past the trimmed ones
 
 
 def test_the_watermark_stays_behind_an_entry_still_pending(stream: Any) -> None:
-    store(1, 1, received_at=NOW)
+    store(1, 1, received_at=now())
     pending = stored_batches.take(GROUP, "crashed")  # taken by a consumer that died
-    store(2, 1, received_at=NOW)
+    store(2, 1, received_at=now())
     later = stored_batches.take(GROUP, "alive")
     stored_batches.done(GROUP, [entry_id for entry_id, _ in later])
 

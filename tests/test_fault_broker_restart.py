@@ -148,6 +148,14 @@ def test_readings_queued_for_an_absent_worker_survive_a_broker_restart(
             meter.close()
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason=(
+        "open defect (issue 20): in 1 of 7 runs, a reading the broker acknowledged to its meter at the "
+        "moment of a clean stop under a running worker was never delivered to the ingest's shared "
+        "subscription after the restart (1 of 1,200 lost); see docs/reliability.md, 'Known gap'"
+    ),
+)
 def test_broker_gone_while_the_worker_runs_the_worker_reconnects_by_itself_and_nothing_is_lost(
     mosquitto: services.PrivateServer, mongo: Any, capsys: Any
 ) -> None:

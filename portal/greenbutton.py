@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
+
+from lxml import etree
 
 from billing.selectors import IntervalUsage
 from greenbutton import espi
@@ -36,27 +39,25 @@ def feed(
         directions.append(espi.EXPORT)
     ltp_href = "/espi/1_1/resource/LocalTimeParameters/1"
 
+    def entry(**fields: Any) -> etree._Element:
+        """An Atom entry of this download: every resource published and updated now."""
+        return espi.add_entry(root, published=now, updated=now, **fields)
+
     espi.usage_point(
-        espi.add_entry(
-            root,
+        entry(
             key=f"{meter.serial}/usage-point",
             title=f"Meter {meter.serial}",
             self_href=base,
             up_href=f"/espi/1_1/resource/RetailCustomer/{meter.pk}/UsagePoint",
             related=[f"{base}/MeterReading", ltp_href],
-            published=now,
-            updated=now,
         )
     )
     espi.local_time(
-        espi.add_entry(
-            root,
+        entry(
             key=f"{meter.serial}/local-time",
             title=f"Local time: {zone_name}",
             self_href=ltp_href,
             up_href="/espi/1_1/resource/LocalTimeParameters",
-            published=now,
-            updated=now,
         ),
         zone_name=zone_name,
         year=start.year,
@@ -65,40 +66,31 @@ def feed(
         reading_href = f"{base}/MeterReading/{number}"
         type_href = f"/espi/1_1/resource/ReadingType/{meter.pk}-{number}"
         espi.meter_reading(
-            espi.add_entry(
-                root,
+            entry(
                 key=f"{meter.serial}/meter-reading/{direction.name}",
                 title=direction.title,
                 self_href=reading_href,
                 up_href=f"{base}/MeterReading",
                 related=[f"{reading_href}/IntervalBlock", type_href],
-                published=now,
-                updated=now,
             )
         )
         espi.reading_type(
-            espi.add_entry(
-                root,
+            entry(
                 key=f"{meter.serial}/reading-type/{direction.name}",
                 title=f"{direction.title}, Wh per interval",
                 self_href=type_href,
                 up_href="/espi/1_1/resource/ReadingType",
-                published=now,
-                updated=now,
             ),
             direction=direction,
             interval_s=meter.interval_s,
         )
         for day, rows in espi.days_of(intervals, direction=direction, zone_name=zone_name, interval_s=meter.interval_s):
             espi.interval_block(
-                espi.add_entry(
-                    root,
+                entry(
                     key=f"{meter.serial}/block/{direction.name}/{day}",
                     title=f"{direction.title}, {day}",
                     self_href=f"{reading_href}/IntervalBlock/{day:%Y%m%d}",
                     up_href=f"{reading_href}/IntervalBlock",
-                    published=now,
-                    updated=now,
                 ),
                 rows=rows,
                 direction=direction,

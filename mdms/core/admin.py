@@ -269,6 +269,8 @@ class MeterExchangeAdmin(admin.ModelAdmin[MeterExchange]):
                 old_final_register_kwh=obj.old_final_register_kwh,
                 new_initial_register_kwh=obj.new_initial_register_kwh,
                 work_order=obj.work_order,
+                actor=request.user,
+                via="admin",
             )
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
@@ -279,8 +281,6 @@ class MeterExchangeAdmin(admin.ModelAdmin[MeterExchange]):
             record.new_meter,
             record.created_at,
         )
-        audit_record(actor=request.user, action=AuditLog.Action.METER_EXCHANGE, target=f"meter:{old.serial}",
-                     detail={"new_serial": record.new_meter.serial, "at": record.exchanged_at.isoformat()})  # fmt: skip
         messages.warning(
             request,
             f"MQTT credentials for {credentials.serial}: username {credentials.mqtt_username}, "

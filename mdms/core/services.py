@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User
@@ -289,6 +290,8 @@ def meter_exchange(
     password: str | None = None,
     certificate: bool = False,
     now: dt.datetime | None = None,
+    actor: Any = None,
+    via: str = "",
 ) -> tuple[MeterExchange, MeterCredentials]:
     """Replace old_meter on premise by a new meter at the moment `at`, in one transaction.
 
@@ -360,6 +363,23 @@ def meter_exchange(
         old_final_register_kwh=old_final_register_kwh,
         new_initial_register_kwh=new_initial_register_kwh,
         work_order=work_order,
+    )
+    # One audit row, whichever door (CLI, admin, API) asked: `actor` is the person or API token.
+    audit_record(
+        actor=actor,
+        action=AuditLog.Action.METER_EXCHANGE,
+        target=f"meter:{locked.serial}",
+        detail={
+            "id": exchange.pk,
+            "premise": premise.pk,
+            "at": at.isoformat(),
+            "old_serial": locked.serial,
+            "new_serial": new_meter.serial,
+            "old_final_register_kwh": str(old_final_register_kwh),
+            "new_initial_register_kwh": str(new_initial_register_kwh),
+            "work_order": work_order,
+            **({"via": via} if via else {}),
+        },
     )
     return exchange, credentials
 

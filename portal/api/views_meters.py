@@ -220,6 +220,7 @@ class MeterViewSet(ApiView, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewS
                 register_digits=data.get("register_digits"),
                 register_decimals=data.get("register_decimals"),
                 certificate=data["credentials"] == "certificate",
+                actor=_actor(request),
             )
         except certificates.CertificateError as exc:
             raise NoCertificateAuthority(str(exc)) from exc
@@ -233,9 +234,6 @@ class MeterViewSet(ApiView, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewS
             "new_initial_register_kwh": str(record.new_initial_register_kwh),
             "work_order": record.work_order,
         }
-        audit_record(
-            actor=_actor(request), action=AuditLog.Action.METER_EXCHANGE, target=f"meter:{old.serial}", detail=summary
-        )
         old.refresh_from_db()
         body = {
             "exchange": summary,

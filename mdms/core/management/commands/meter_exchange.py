@@ -19,9 +19,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from mdms.core import services
-from mdms.core.audit import audit_record
 from mdms.core.models import Meter
-from mdms.core.models_api import AuditLog
 
 
 def _decimal(raw: str) -> Decimal:
@@ -70,15 +68,10 @@ class Command(BaseCommand):
                 multiplier=options["multiplier"],
                 register_digits=options["register_digits"],
                 register_decimals=options["register_decimals"],
+                via="command",
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
-        audit_record(
-            actor=None,
-            action=AuditLog.Action.METER_EXCHANGE,
-            target=f"meter:{old.serial}",
-            detail={"new_serial": record.new_meter.serial, "at": record.exchanged_at.isoformat(), "via": "command"},
-        )
         self.stdout.write(
             f"meter {old.serial} removed and {record.new_meter.serial} installed at {record.premise} "
             f"at {record.exchanged_at.isoformat()}"

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 State = DeterminantDelivery.State
 # Fetches go before routine commands, after nothing: the bill waits on them.
 FETCH_PRIORITY = 8
+# How far past the period's end a stored register still counts as its closing read.
+CLOSING_READ_WINDOW = dt.timedelta(days=1)
 
 
 def run_instant(run_date: dt.date) -> dt.datetime:
@@ -80,8 +82,14 @@ def account_judge(account: Account, run_date: dt.date, *, now: dt.datetime) -> J
     if meter is None:
         return Judgement(None, True, "no meter at the period's end")
     end = local_midnight(period_end)
+    # The closing read is the first register at or after the period's end: a day after it is
+    # enough to look (reading every interval up to now would grow with every day the run is late).
     closing = next(
-        (row for row in stored.readings_for_meter(meter.pk, end, now) if row.get("register_import_kwh") is not None),
+        (
+            row
+            for row in stored.readings_for_meter(meter.pk, end, min(now, end + CLOSING_READ_WINDOW))
+            if row.get("register_import_kwh") is not None
+        ),
         None,
     )
     start = max(period_start, account.move_in_date)

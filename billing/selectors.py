@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from billing.models import BillingRun, DeterminantDelivery, OutboxDelivery, VeeException
+from billing.models import BillingRun, DeterminantDelivery, IntervalEdit, OutboxDelivery, VeeException
+from mdms.core import reading_quality
 from mdms.core.localtime import hours_in_day, local_day, local_midnight, local_today, local_zone
 from mdms.core.models import Meter
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
@@ -47,6 +49,8 @@ class DailyUsage:
     hours: int = 24
     estimated_intervals: int = 0
     edited_intervals: int = 0
+    # Intervals per quality code (mdms.core.reading_quality), codes with none left out.
+    quality_intervals: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,24 @@ class IntervalUsage:
     estimated: bool
     edited: bool
     estimate_method: str | None = None  # where estimated: "linear" (interpolated), "profile", ...
+    quality: str = reading_quality.VALID.code  # its code (mdms.core.reading_quality)
+    source: str = reading_quality.SOURCE_MQTT  # where the value came from (reading_quality.SOURCES)
+
+    @property
+    def espi_quality(self) -> int:
+        return reading_quality.BY_CODE[self.quality].espi
+
+
+@dataclass(frozen=True)
+class IntervalProvenance:
+    """How one billed interval was obtained: its usage, and who or what made its value."""
+
+    usage: IntervalUsage
+    edit_id: int | None = None  # billing.models.IntervalEdit of an edited interval
+    edited_by: str = ""
+    edit_reason: str = ""
+    flag_rule: str = ""  # the VEE rule a questionable or validated reading failed
+    exception_id: int | None = None  # the exception that holds it
 
 
 @dataclass(frozen=True)
@@ -103,6 +125,8 @@ class BillingTotals:
     estimated_intervals: int
     expected_intervals: int  # in the period, up to now
     missing_intervals: int  # expected minus intervals: no value at all
+    # Intervals per quality code (mdms.core.reading_quality), codes with none left out.
+    intervals_by_quality: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -150,7 +174,20 @@ _DAILY_FIELDS = [
     "hours",
     "estimated_intervals",
     "edited_intervals",
+    "quality_intervals",
 ]
+
+
+def _quality_counts(document: dict[str, Any]) -> dict[str, int]:
+    """A rollup document's intervals per quality code, codes with none left out."""
+    counts = document.get("quality_intervals")
+    if counts is None:  # computed before the codes existed
+        counts = reading_quality.counts_from_legacy(
+            intervals=int(document["intervals"]),
+            estimated=int(document.get("estimated_intervals", 0)),
+            edited=int(document.get("edited_intervals", 0)),
+        )
+    return {code: int(n) for code, n in counts.items() if n}
 
 
 def daily_usage(*, meter_pk: int, start: dt.date, end: dt.date, interval_s: int | None = None) -> list[DailyUsage]:
@@ -186,6 +223,7 @@ def daily_usage(*, meter_pk: int, start: dt.date, end: dt.date, interval_s: int 
                     hours=int(document["hours"]),
                     estimated_intervals=int(document["estimated_intervals"]),
                     edited_intervals=int(document["edited_intervals"]),
+                    quality_intervals=_quality_counts(document),
                 )
             )
         day, day_start = day + dt.timedelta(days=1), day_end
@@ -244,19 +282,59 @@ def interval_usage(
     Pass the meter's `interval_s` when the caller has the meter, to save a query.
     """
     interval = dt.timedelta(seconds=interval_s or _interval_s(meter_pk))
-    zone = local_zone()
-    return [
-        IntervalUsage(
-            ts=row["ts"].astimezone(zone),
-            import_kwh=row.get("import_kwh"),
-            export_kwh=row.get("export_kwh"),
-            estimated=row["source"] == store.SOURCE_ESTIMATE,
-            edited=row["source"] == store.SOURCE_EDIT,
-            estimate_method=row.get("method") if row["source"] == store.SOURCE_ESTIMATE else None,
+    rows = store.effective_intervals(meter_pk, start + interval - dt.timedelta(microseconds=1), end + interval)
+    return [_interval_of(row) for row in rows if start <= row["ts"] - interval < end]
+
+
+_SOURCE_OF = {
+    store.SOURCE_EDIT: reading_quality.SOURCE_MANUAL,
+    store.SOURCE_ESTIMATE: reading_quality.SOURCE_ESTIMATION,
+}
+
+
+def _interval_of(row: dict[str, Any]) -> IntervalUsage:
+    quality = row.get("quality") or reading_quality.VALID.code
+    return IntervalUsage(
+        ts=row["ts"].astimezone(local_zone()),
+        import_kwh=row.get("import_kwh"),
+        export_kwh=row.get("export_kwh"),
+        estimated=quality in reading_quality.ESTIMATED_CODES,
+        edited=row["source"] == store.SOURCE_EDIT,
+        estimate_method=row.get("method") if row["source"] == store.SOURCE_ESTIMATE else None,
+        quality=quality,
+        source=_SOURCE_OF.get(row["source"]) or row.get("origin") or reading_quality.SOURCE_MQTT,
+    )
+
+
+def interval_provenance(*, meter_pk: int, start: dt.datetime, end: dt.datetime) -> list[IntervalProvenance]:
+    """interval_usage's intervals of [start, end), each with who edited it and why, or the VEE rule
+    and exception that made it questionable or validated: what billing staff see behind a bill."""
+    interval = dt.timedelta(seconds=_interval_s(meter_pk))
+    rows = [
+        row
+        for row in store.effective_intervals(
+            meter_pk, start + interval - dt.timedelta(microseconds=1), end + interval, detail=True
         )
-        for row in store.effective_intervals(meter_pk, start + interval - dt.timedelta(microseconds=1), end + interval)
         if start <= row["ts"] - interval < end
     ]
+    edit_ids = {row["edit_id"] for row in rows if row.get("edit_id") and row["source"] == store.SOURCE_EDIT}
+    edits = {edit.pk: edit for edit in IntervalEdit.objects.filter(pk__in=edit_ids).select_related("edited_by")}
+    found = []
+    for row in rows:
+        edit = edits.get(row.get("edit_id") or 0) if row["source"] == store.SOURCE_EDIT else None
+        flag = row.get("flag") or {}
+        flagged = row["source"] == store.SOURCE_MEASURED and bool(flag)
+        found.append(
+            IntervalProvenance(
+                usage=_interval_of(row),
+                edit_id=edit.pk if edit else None,
+                edited_by=edit.edited_by.get_username() if edit else "",
+                edit_reason=edit.reason if edit else "",
+                flag_rule=str(flag.get("rule") or "") if flagged else "",
+                exception_id=flag.get("exception") if flagged else None,
+            )
+        )
+    return found
 
 
 def usage_for_billing(*, meter_pks: list[int], start: dt.datetime, end: dt.datetime) -> dict[int, list[HourlyUsage]]:
@@ -322,6 +400,7 @@ def billing_totals(
             estimated_intervals=int(row.get("estimated_intervals", 0)),
             expected_intervals=expected,
             missing_intervals=max(0, expected - intervals),
+            intervals_by_quality={code: int(n) for code, n in (row.get("quality_intervals") or {}).items() if n},
         )
     return totals
 

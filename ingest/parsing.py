@@ -25,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mdms.core.reading_fields import MAX_INTERVAL_S, MAX_POWER_W, VALUE_FIELD_NAMES, VALUE_FIELDS, Kind
+from mdms.core.reading_quality import ESTIMATED_DATAHUB
 
 # A meter never reports more than this many seconds ahead of our clock; beyond it the meter's
 # clock is wrong and the reading would poison watermarks and rollups.
@@ -94,6 +95,8 @@ class Reading:
     ts: dt.datetime  # interval end, UTC
     values: dict[str, float]  # MEASURED_FIELDS present in the payload, in their units
     interval_s: int | None = None
+    # A quality code (mdms.core.reading_quality) the source gave the value: a data hub's estimate.
+    quality: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,9 @@ class Reply:
     relay: str | None = None
     offset_s: float | None = None
     max_demand_kw: float | None = None
+    # Intervals a read's answer carried along (the meter's newest, in the readings contract):
+    # stored as readings with source on_demand; each element judged on its own.
+    readings: Parsed | None = None
 
     def extras(self) -> dict[str, Any]:
         """What the reply said beyond its registers, only where it said it (the stored document)."""
@@ -334,6 +340,11 @@ def enedis_usage_point(data: Any) -> str:
     return str(body["usage_point_id"])
 
 
+# The nature of a load-curve point that the hub estimated rather than read ("E", estimé); any other
+# (or none: "B", brute, the meter's own value) is the meter's. Kept as quality estimated_datahub.
+ENEDIS_ESTIMATED = frozenset({"E"})
+
+
 def parse_enedis(data: Any, *, serial: str | None, now: dt.datetime) -> Parsed:
     """An Enedis/Linky load curve: average power (W) or energy (Wh) per interval, dated at its end."""
     usage_point = enedis_usage_point(data)
@@ -363,7 +374,8 @@ def parse_enedis(data: Any, *, serial: str | None, now: dt.datetime) -> Parsed:
                 values = {"energy_import_kwh": value / 1000}
             for name, amount in values.items():
                 _check_range(name, amount, interval_s)
-            parsed.readings.append(Reading(ts=ts, values=values, interval_s=interval_s))
+            quality = ESTIMATED_DATAHUB.code if element.get("measure_type") in ENEDIS_ESTIMATED else None
+            parsed.readings.append(Reading(ts=ts, values=values, interval_s=interval_s, quality=quality))
         except Rejection as rejection:
             parsed.rejections.append((rejection, element))
     return parsed
@@ -407,6 +419,17 @@ def parse_reply(payload: bytes | str, *, now: dt.datetime) -> Reply:
             value = number(data[name], name)
             _check_range(name, value, None)
             registers[name] = value
+    readings = None
+    if data.get("readings") is not None:
+        elements = data["readings"]
+        if not isinstance(elements, list) or len(elements) > MAX_BLOCK:
+            raise Rejection(Reason.BAD_SHAPE, f"a reply's readings must be a list of at most {MAX_BLOCK} readings")
+        readings = Parsed()
+        for element in elements:
+            try:
+                readings.readings.append(reading_from_object(element, serial=None, now=now))
+            except Rejection as rejection:
+                readings.rejections.append((rejection, element))
     relay = data.get("relay")
     if relay is not None and relay not in RELAY_STATES:
         raise Rejection(Reason.BAD_SHAPE, f"relay must be one of {', '.join(sorted(RELAY_STATES))}")
@@ -420,4 +443,5 @@ def parse_reply(payload: bytes | str, *, now: dt.datetime) -> Reply:
         relay=relay,
         offset_s=None if data.get("offset_s") is None else number(data["offset_s"], "offset_s"),
         max_demand_kw=None if data.get("max_demand_kw") is None else number(data["max_demand_kw"], "max_demand_kw"),
+        readings=readings,
     )

@@ -22,6 +22,7 @@ from ingest.parsing import Reason, Rejection
 from mdms.core import stored_batches
 from mdms.core.models import Meter
 from mdms.core.mqtt import topics
+from mdms.core.reading_quality import SOURCE_MQTT, SOURCE_ON_DEMAND
 from mdms.core.timeseries import readings as store
 
 log = logging.getLogger(__name__)
@@ -202,6 +203,13 @@ def process_message(message: Message, batch: Batch, meters: MeterCache, *, now: 
             if not meter.accepting:
                 raise Rejection(Reason.DISABLED_METER, f"meter {serial!r} is removed: it answers no commands")
             reply = parsing.parse_reply(message.payload, now=now)
+            if reply.readings is not None:
+                parsed = reply.readings
+                if meter.removed_at is not None or meter.installed_at is not None:
+                    parsed = admitted(parsed, meter)
+                add_parsed(parsed, batch, meter_pk=meter.pk, received_at=message.received_at, origin=SOURCE_ON_DEMAND)
+                for rejection, element in parsed.rejections:
+                    batch.dead_letter(message, rejection, serial=serial, element=element)
             batch.replies.append(
                 {
                     "meter": meter.pk,
@@ -244,7 +252,10 @@ def admitted(parsed: parsing.Parsed, meter: MeterRef) -> parsing.Parsed:
     return kept
 
 
-def add_parsed(parsed: parsing.Parsed, batch: Batch, *, meter_pk: int, received_at: dt.datetime) -> None:
+def add_parsed(
+    parsed: parsing.Parsed, batch: Batch, *, meter_pk: int, received_at: dt.datetime, origin: str = SOURCE_MQTT
+) -> None:
+    """Add parsed readings to the batch; `origin` is the door they came in by (reading_quality.SOURCES)."""
     batch.counts["readings_received"] += len(parsed.readings)
     for reading in parsed.readings:
         batch.readings.append(
@@ -254,6 +265,8 @@ def add_parsed(parsed: parsing.Parsed, batch: Batch, *, meter_pk: int, received_
                 received_at=received_at,
                 values=reading.values,
                 interval_s=reading.interval_s,
+                origin=origin,
+                quality=reading.quality,
             )
         )
 

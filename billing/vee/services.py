@@ -15,8 +15,9 @@ from django.utils import timezone
 from billing.models import IntervalEdit, VeeException
 from billing.rollups import rollups_recompute
 from billing.vee.estimation import estimate_day
-from billing.vee.validation import record_findings, validate_day
+from billing.vee.validation import FLAGGING_KINDS, record_findings, record_flags, validate_day
 from lake.restore import lake_raw_ensure
+from mdms.core import reading_quality
 from mdms.core.audit import audit_record
 from mdms.core.localtime import local_day
 from mdms.core.models import AuditLog, Meter
@@ -47,7 +48,10 @@ def vee_run(*, meter_pks: Sequence[int], first_day: dt.date, end_day: dt.date) -
         while day < end_day:
             # Estimate first: the rollups the spike rule reads as history then include the estimates' flags.
             estimated += estimate_day(meter, day, now=now)
-            exceptions += len(record_findings(meter, day, validate_day(meter, day, now=now)))
+            findings = validate_day(meter, day, now=now)
+            recorded = record_findings(meter, day, findings)
+            record_flags(meter, day, findings, recorded)
+            exceptions += len(recorded)
             meter_days += 1
             day += dt.timedelta(days=1)
     rollups_recompute(meter_pks=[meter.pk for meter in meters], first_day=first_day, end_day=end_day)
@@ -160,7 +164,11 @@ def estimate_accept(*, meter: Meter, ts: dt.datetime, reason: str, user: User) -
 
 
 def vee_exception_resolve(*, exception: VeeException, user: User, resolution: str) -> bool:
-    """Close an open exception; False when someone else closed it first (compare-and-swap)."""
+    """Close an open exception; False when someone else closed it first (compare-and-swap).
+
+    The measured intervals it held questionable become validated (the value stands as measured;
+    one billing staff changed is edited anyway), and their day's rollups follow.
+    """
     _require_billing(user)
     updated = VeeException.objects.filter(pk=exception.pk, status=VeeException.Status.OPEN).update(
         status=VeeException.Status.RESOLVED,
@@ -169,4 +177,8 @@ def vee_exception_resolve(*, exception: VeeException, user: User, resolution: st
         resolution=resolution.strip(),
         updated_at=timezone.now(),
     )
+    if updated == 1 and exception.kind in FLAGGING_KINDS:
+        store.flags_set_for_exception(exception.pk, reading_quality.FLAG_VALIDATED)
+        day = local_day(exception.period_start)
+        rollups_recompute(meter_pks=[exception.meter_id], first_day=day, end_day=day + dt.timedelta(days=1))
     return updated == 1

@@ -15,7 +15,7 @@ from typing import Any
 from django.db import transaction
 
 from billing.models import VeeException
-from mdms.core import registers
+from mdms.core import reading_quality, registers
 from mdms.core.localtime import local_midnight
 from mdms.core.models import Meter
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
@@ -175,6 +175,37 @@ def _expected_while_installed(
     elif meter.removal_date:
         end = min(end, local_midnight(meter.removal_date))
     return expected_times(start, end, meter.interval_s, now) if start < end else []
+
+
+# The rules whose findings name the measured intervals that failed them. Those intervals are
+# questionable (reading_quality.QUESTIONABLE) while their exception is open, validated once billing
+# staff closed it. Missing intervals have no measured value, and a register mismatch is the day's,
+# not one interval's: neither flags intervals.
+FLAGGING_KINDS = frozenset({Kind.NEGATIVE, Kind.SPIKE, Kind.CONFLICTING_DUPLICATE, Kind.OUTSIDE_INSTALLATION})
+
+
+def record_flags(meter: Meter, day: dt.date, findings: Sequence[Finding], exceptions: Sequence[VeeException]) -> int:
+    """Flag the intervals each finding names, in the state of the exception that holds it; a rule that
+    no longer fires on the day drops its flags. Returns how many intervals are flagged."""
+    start, end = local_midnight(day), local_midnight(day + dt.timedelta(days=1))
+    rules, flagged = [], 0
+    for finding, exception in zip(findings, exceptions, strict=True):
+        if finding.kind not in FLAGGING_KINDS:
+            continue
+        open_ = exception.status == VeeException.Status.OPEN
+        store.flags_replace(
+            meter_pk=meter.pk,
+            start=start,
+            end=end,
+            rule=str(finding.kind),
+            times=finding.times,
+            flag=reading_quality.FLAG_QUESTIONABLE if open_ else reading_quality.FLAG_VALIDATED,
+            exception=exception.pk,
+        )
+        rules.append(str(finding.kind))
+        flagged += len(finding.times)
+    store.flags_clear(meter_pk=meter.pk, start=start, end=end, keep_rules=rules)
+    return flagged
 
 
 @transaction.atomic

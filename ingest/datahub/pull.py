@@ -23,6 +23,7 @@ from ingest.datahub.ratelimit import RateLimiter
 from ingest.models import DataHubConnector, DataHubPull
 from mdms.core.localtime import local_midnight
 from mdms.core.models import Meter
+from mdms.core.reading_quality import SOURCE_DATAHUB
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,11 @@ def datahub_pull(
             return _finish(pull, DataHubPull.Status.ERROR, error=exc.message, **done)
         batch = pipeline.Batch()
         pipeline.add_parsed(
-            parsing.Parsed(readings=readings), batch, meter_pk=meter.pk, received_at=dt.datetime.now(tz=dt.UTC)
+            parsing.Parsed(readings=readings),
+            batch,
+            meter_pk=meter.pk,
+            received_at=dt.datetime.now(tz=dt.UTC),
+            origin=SOURCE_DATAHUB,
         )
         pipeline.flush(batch, pipeline.Watermarks(), live=False)
     except Exception as exc:

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from ingest import minute_power, parsing, pipeline
 from ingest.parsing import Reason, Rejection
 from mdms.core.localtime import local_day
+from mdms.core.reading_quality import SOURCE_FILE
 from mdms.core.reprocessing import reprocess
 
 BATCH_READINGS = 5000
@@ -207,7 +208,9 @@ class Command(BaseCommand):
         if not parsed.readings:
             return
         self.totals["read"] += len(parsed.readings)
-        pipeline.add_parsed(parsed, self.batch, meter_pk=meter.pk, received_at=dt.datetime.now(tz=dt.UTC))
+        pipeline.add_parsed(
+            parsed, self.batch, meter_pk=meter.pk, received_at=dt.datetime.now(tz=dt.UTC), origin=SOURCE_FILE
+        )
         for reading in parsed.readings:
             # The local day the interval starts in (ts is its end).
             day = local_day(reading.ts - dt.timedelta(seconds=reading.interval_s or 900))

@@ -14,6 +14,7 @@ Collections (the schema is documented in docs/data-model.md):
 | rollups_daily   | regular     | one document per meter and local day: totals, 23/24/25 hourly values, max demand (rollups.py) |
 | estimates       | regular     | VEE estimates for missing intervals, one per meter and ts, kept apart from readings |
 | interval_edits  | regular     | the current edited value of an interval, one per meter and ts (audit trail in Postgres) |
+| interval_flags  | regular     | VEE flags on measured intervals (questionable, validated), one per meter, ts and rule |
 | meter_replies   | regular     | replies to on-demand reads, one per meter and command id       |
 | anomaly_baselines | regular   | per meter, robust hour-of-day baselines anomaly detection uses |
 | meter_last_seen | regular     | per meter, its newest reading's time (silent-meter check)      |
@@ -44,6 +45,7 @@ ANOMALY_BASELINES = "anomaly_baselines"
 METER_LAST_SEEN = "meter_last_seen"
 ESTIMATES = "estimates"
 INTERVAL_EDITS = "interval_edits"
+INTERVAL_FLAGS = "interval_flags"
 FOLLOWER_WATERMARKS = "follower_watermarks"
 
 _lock = threading.Lock()
@@ -149,6 +151,9 @@ _INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     # unique key makes estimating or editing an interval twice replace, never add.
     ESTIMATES: [([("meter", 1), ("ts", 1)], {"name": "meter_ts", "unique": True})],
     INTERVAL_EDITS: [([("meter", 1), ("ts", 1)], {"name": "meter_ts", "unique": True})],
+    # The same merge reads a meter's flags by (meter, ts); validation replaces a day's flags of one
+    # rule, so one flag per (meter, ts, rule).
+    INTERVAL_FLAGS: [([("meter", 1), ("ts", 1), ("rule", 1)], {"name": "meter_ts_rule", "unique": True})],
 }
 # Indexes an earlier version created that stand in the way of today's (dropped by ensure_collections):
 # replies were unique per (meter, id) before a command could be acknowledged and then completed.

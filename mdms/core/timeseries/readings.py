@@ -22,6 +22,7 @@ import pymongo.errors
 from bson import Binary, ObjectId
 
 from mdms.core.reading_fields import READING_FIELD_NAMES
+from mdms.core.reading_quality import SOURCE_MQTT, VALID
 from mdms.core.timeseries import (
     DEAD_LETTERS,
     EVENTS,
@@ -36,12 +37,26 @@ MAX_DEAD_PAYLOAD = 64 * 1024
 
 
 def reading_document(
-    *, meter_pk: int, ts: dt.datetime, received_at: dt.datetime, values: Mapping[str, float], interval_s: int | None
+    *,
+    meter_pk: int,
+    ts: dt.datetime,
+    received_at: dt.datetime,
+    values: Mapping[str, float],
+    interval_s: int | None,
+    origin: str | None = None,
+    quality: str | None = None,
 ) -> dict[str, Any]:
+    """A reading as stored. `origin` is its source (mdms.core.reading_quality.SOURCES), kept only when
+    it is not MQTT, the default every read assumes; `quality` a code its source gave it (a data
+    hub's estimate), kept only when it said one."""
     document: dict[str, Any] = {"meter": meter_pk, "ts": ts, "received_at": received_at}
     document.update({name: values[name] for name in READING_FIELD_NAMES if name in values})
     if interval_s is not None:
         document["interval_s"] = interval_s
+    if origin is not None and origin != SOURCE_MQTT:
+        document["origin"] = origin
+    if quality is not None and quality != VALID.code:
+        document["quality"] = quality
     return document
 
 

@@ -17,6 +17,8 @@ changes once (_Calendar), and MongoDB applies them to every row with integer ari
         start + k hours,
     total_import_kwh, total_export_kwh, total_estimated_import_kwh,
     intervals (with a value), estimated_intervals, edited_intervals, expected_intervals,
+    quality_intervals ({code: intervals} for every code of mdms.core.reading_quality; absent from
+        rollups computed before the codes existed: reading_quality.counts_from_legacy stands in),
     missing_intervals (expected minus intervals), interval_s,
     max_demand_kw (highest 15-minute average), max_demand_at (UTC end of that 15 minutes),
     computed_at.
@@ -37,15 +39,27 @@ from typing import Any
 
 import pymongo
 
+from mdms.core import reading_quality as rq
 from mdms.core.localtime import local_zone
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
-from mdms.core.timeseries import ESTIMATES, INTERVAL_EDITS, READINGS, READINGS_METER_TS_INDEX, ROLLUPS_DAILY, collection
+from mdms.core.timeseries import (
+    ESTIMATES,
+    INTERVAL_EDITS,
+    INTERVAL_FLAGS,
+    READINGS,
+    READINGS_METER_TS_INDEX,
+    ROLLUPS_DAILY,
+    collection,
+)
 
 # Where an effective value came from; the order is the precedence.
 SOURCE_EDIT = 0
 SOURCE_MEASURED = 1
 SOURCE_ESTIMATE = 2
 SOURCE_NAMES = {SOURCE_EDIT: "edited", SOURCE_MEASURED: "measured", SOURCE_ESTIMATE: "estimated"}
+# A VEE flag (interval_flags) is merged in with the values but never is one: it sorts after them,
+# and a (meter, ts) with only a flag has no value and is dropped.
+SOURCE_FLAG = 3
 # The `method` of an estimate that interpolated linearly between its neighbours (billing.vee.estimation);
 # Green Button gives these ReadingQuality 9 rather than 8 (estimated from history).
 ESTIMATE_LINEAR = "linear"
@@ -56,10 +70,14 @@ DEMAND_WINDOW_MIN = 15
 KWH_DECIMALS = 6
 
 
-def _union_sources(match: dict[str, Any], key: Any = None) -> list[dict[str, Any]]:
-    """Readings, edits and estimates matching `match`, reduced to one effective document per (meter, ts).
+def _union_sources(match: dict[str, Any], key: Any = None, *, detail: bool = False) -> list[dict[str, Any]]:
+    """Readings, edits, estimates and VEE flags matching `match`, reduced to one effective document
+    per (meter, ts) that has a value.
 
-    Each result is {_id: key (default {meter, ts}), doc: {s: source, r: received_at, o: _id, i, e, iv}}.
+    Each result is {_id: key (default {meter, ts}), doc: {s: source, r: received_at, o: _id, i, e,
+    iv, m: an estimate's method, q: a stored quality code, g: a reading's origin}, f: the strongest
+    VEE flag (reading_quality.FLAG_*) or null}. With `detail`, doc also has x: an edit's audit id, and
+    fl: {flag, rule, exception} of the strongest flag.
     """
     keep = {
         "meter": 1,
@@ -69,7 +87,44 @@ def _union_sources(match: dict[str, Any], key: Any = None) -> list[dict[str, Any
         "energy_export_kwh": 1,
         "interval_s": 1,
         "method": 1,
+        "quality": 1,
+        "origin": 1,
     }
+    if detail:
+        keep["edit_id"] = 1
+    winner: dict[str, Any] = {
+        "s": "$source",
+        "r": "$received_at",
+        "o": "$_id",
+        "i": "$energy_import_kwh",
+        "e": "$energy_export_kwh",
+        "iv": "$interval_s",
+        "m": "$method",  # an estimate's method; absent elsewhere
+        "q": "$quality",  # a code the document carries (an estimate's, a data hub's estimated point)
+        "g": "$origin",  # a reading's source; absent: MQTT
+    }
+    if detail:
+        winner["x"] = "$edit_id"
+    group: dict[str, Any] = {
+        "_id": key or {"meter": "$meter", "ts": "$ts"},
+        # The winner per (meter, ts) is the smallest (source, received_at, _id): edits first, then the
+        # first received reading (the deduping rule of readings.py). $min compares documents field by
+        # field in order, and costs a quarter of what $top with a sortBy costs over millions of rows.
+        "doc": {"$min": winner},
+        # The strongest flag ($max ignores the null of the other collections).
+        "f": {"$max": "$flag"},
+    }
+    if detail:
+        group["fl"] = {
+            "$max": {
+                "$cond": [
+                    {"$eq": ["$source", SOURCE_FLAG]},
+                    {"flag": "$flag", "rule": "$rule", "exception": "$exception"},
+                    None,
+                ]
+            }
+        }
+    flag_keep = {"meter": 1, "ts": 1, "flag": 1, "rule": 1, "exception": 1}
     return [
         {"$match": match},
         {"$project": {**keep, "source": {"$literal": SOURCE_MEASURED}}},
@@ -85,26 +140,60 @@ def _union_sources(match: dict[str, Any], key: Any = None) -> list[dict[str, Any
                 "pipeline": [{"$match": match}, {"$project": {**keep, "source": {"$literal": SOURCE_ESTIMATE}}}],
             }
         },
-        # The winner per (meter, ts) is the smallest (source, received_at, _id): edits first, then the
-        # first received reading (the deduping rule of readings.py). $min compares documents field by
-        # field in order, and costs a quarter of what $top with a sortBy costs over millions of rows.
         {
-            "$group": {
-                "_id": key or {"meter": "$meter", "ts": "$ts"},
-                "doc": {
-                    "$min": {
-                        "s": "$source",
-                        "r": "$received_at",
-                        "o": "$_id",
-                        "i": "$energy_import_kwh",
-                        "e": "$energy_export_kwh",
-                        "iv": "$interval_s",
-                        "m": "$method",  # an estimate's method; absent elsewhere
-                    }
-                },
+            "$unionWith": {
+                "coll": INTERVAL_FLAGS,
+                "pipeline": [{"$match": match}, {"$project": {**flag_keep, "source": {"$literal": SOURCE_FLAG}}}],
             }
         },
+        {"$group": group},
+        {"$match": {"doc.s": {"$lt": SOURCE_FLAG}}},
     ]
+
+
+def _quality_index() -> dict[str, Any]:
+    """The expression of an effective document's quality, as its index in reading_quality.QUALITIES.
+
+    Mirrors reading_quality.reading_quality and estimate_quality: an edit is edited; a document that
+    carries a code keeps it; an estimate stored before estimates carried one is judged by its method
+    (linear..., register: interpolation; otherwise the profile); a reading by its strongest flag.
+    """
+    stored = {"$max": [0, {"$indexOfArray": [{"$literal": list(rq.CODES)}, "$doc.q"]}]}
+    has_stored = {"$eq": [{"$type": "$doc.q"}, "string"]}
+    by_method = {
+        "$switch": {
+            "branches": [
+                {
+                    "case": {"$regexMatch": {"input": {"$ifNull": ["$doc.m", ""]}, "regex": "^(linear|register$)"}},
+                    "then": rq.INDEX[rq.ESTIMATED_INTERPOLATION.code],
+                },
+                {
+                    "case": {"$regexMatch": {"input": {"$ifNull": ["$doc.m", ""]}, "regex": "^reference_day"}},
+                    "then": rq.INDEX[rq.ESTIMATED_REFERENCE_DAY.code],
+                },
+            ],
+            "default": rq.INDEX[rq.ESTIMATED_PROFILE.code],
+        }
+    }
+    by_flag = {
+        "$switch": {
+            "branches": [
+                {"case": {"$eq": ["$f", rq.FLAG_QUESTIONABLE]}, "then": rq.INDEX[rq.QUESTIONABLE.code]},
+                {"case": {"$eq": ["$f", rq.FLAG_VALIDATED]}, "then": rq.INDEX[rq.VALIDATED.code]},
+            ],
+            "default": rq.INDEX[rq.VALID.code],
+        }
+    }
+    return {
+        "$switch": {
+            "branches": [
+                {"case": {"$eq": ["$doc.s", SOURCE_EDIT]}, "then": rq.INDEX[rq.EDITED.code]},
+                {"case": has_stored, "then": stored},
+                {"case": {"$eq": ["$doc.s", SOURCE_ESTIMATE]}, "then": by_method},
+            ],
+            "default": by_flag,
+        }
+    }
 
 
 def _interval_match(meter_pks: Sequence[int], start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
@@ -113,24 +202,33 @@ def _interval_match(meter_pks: Sequence[int], start: dt.datetime, end: dt.dateti
     return {"meter": {"$in": list(meter_pks)}, "ts": {"$gt": start, "$lte": end}}
 
 
-def effective_intervals(meter_pk: int, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
-    """One meter's effective intervals with start < ts <= end, by ts: {ts, import_kwh, export_kwh, source, method?}.
+def effective_intervals(
+    meter_pk: int, start: dt.datetime, end: dt.datetime, *, detail: bool = False
+) -> list[dict[str, Any]]:
+    """One meter's effective intervals with start < ts <= end, by ts: {ts, import_kwh, export_kwh,
+    source, method?, quality, origin?}.
 
-    `method` is the estimate's method (ESTIMATE_LINEAR, "profile", ...) where source is SOURCE_ESTIMATE.
+    `source` is SOURCE_EDIT, SOURCE_MEASURED or SOURCE_ESTIMATE; `method` the estimate's method
+    (ESTIMATE_LINEAR, "profile", ...) where source is SOURCE_ESTIMATE; `quality` the interval's code
+    (mdms.core.reading_quality); `origin` a reading's stored source (absent: MQTT). With `detail`,
+    also `edit_id` (an edit's audit row) and `flag` ({flag, rule, exception} of a VEE flag).
     """
+    project: dict[str, Any] = {
+        "_id": 0,
+        "ts": "$_id.ts",
+        "import_kwh": "$doc.i",
+        "export_kwh": "$doc.e",
+        "source": "$doc.s",
+        "method": "$doc.m",
+        "quality": {"$arrayElemAt": [{"$literal": list(rq.CODES)}, _quality_index()]},
+        "origin": "$doc.g",
+    }
+    if detail:
+        project.update({"edit_id": "$doc.x", "flag": "$fl"})
     pipeline = [
-        *_union_sources(_interval_match([meter_pk], start, end)),
+        *_union_sources(_interval_match([meter_pk], start, end), detail=detail),
         {"$sort": {"_id.ts": 1}},
-        {
-            "$project": {
-                "_id": 0,
-                "ts": "$_id.ts",
-                "import_kwh": "$doc.i",
-                "export_kwh": "$doc.e",
-                "source": "$doc.s",
-                "method": "$doc.m",
-            }
-        },
+        {"$project": project},
     ]
     # The hint pins the plan to the (meter, ts) index of the buckets. The planner's other candidate,
     # a clustered scan of the buckets by _id (time), reads every meter's buckets of the range: 506
@@ -207,9 +305,31 @@ _MAX_METER_PK = 90_000_000
 _MAX_SPAN = dt.timedelta(days=1_100)
 _HOUR_MS = 3_600_000
 # The three counts (intervals, estimated, edited) travel as one sum, a digit each in base 2**20
-# (a day has at most 86,400 intervals): one accumulator instead of three on every row.
+# (a day has at most 86,400 intervals): one accumulator instead of three on every row. The counts
+# per quality code travel the same way, three digits to a sum (a 64-bit integer holds three).
 _COUNT_UNIT = 2**20
-_COUNTS_BY_SOURCE = [1 + _COUNT_UNIT**2, 1, 1 + _COUNT_UNIT]  # by SOURCE_EDIT, _MEASURED, _ESTIMATE
+
+
+def _digits(*flags: bool) -> int:
+    return sum(_COUNT_UNIT**n for n, flag in enumerate(flags) if flag)
+
+
+# By quality index (reading_quality.QUALITIES): c = (intervals, estimated, edited),
+# c2 = (questionable, validated, interpolated), c3 = (profile, reference day, data hub). A legacy
+# "estimated" is what is estimated without a method: always 0 from this pipeline.
+_COUNTS = [_digits(True, q.estimated, q is rq.EDITED) for q in rq.QUALITIES]
+_COUNTS2 = [_digits(q is rq.QUESTIONABLE, q is rq.VALIDATED, q is rq.ESTIMATED_INTERPOLATION) for q in rq.QUALITIES]
+_COUNTS3 = [
+    _digits(q is rq.ESTIMATED_PROFILE, q is rq.ESTIMATED_REFERENCE_DAY, q is rq.ESTIMATED_DATAHUB) for q in rq.QUALITIES
+]
+_ESTIMATED_BY_INDEX = [q.estimated for q in rq.QUALITIES]
+
+
+def _digit(total: str, n: int) -> dict[str, Any]:
+    """The expression of digit n of a packed count."""
+    return {"$toInt": {"$mod": [{"$floor": {"$divide": [total, _COUNT_UNIT**n]}}, _COUNT_UNIT]}}
+
+
 _BLOCK_MS = DEMAND_WINDOW_MIN * 60_000
 
 
@@ -222,7 +342,7 @@ def _rollup_pipeline(
     # Every instant in the rows is taken relative to a day before the range (an interval that starts
     # before the range and ends in it) so that it fits in _KEY_BASE.
     base = calendar.starts[0] - 86_400_000
-    estimated = {"$eq": ["$s", SOURCE_ESTIMATE]}
+    estimated = {"$arrayElemAt": [{"$literal": _ESTIMATED_BY_INDEX}, "$k"]}
     iv = {"$ifNull": ["$doc.iv", interval_s]}
     row_key = {"$add": [{"$multiply": ["$meter", _KEY_BASE]}, {"$subtract": [{"$toLong": "$ts"}, base]}]}
 
@@ -256,7 +376,7 @@ def _rollup_pipeline(
                 "_id": 0,
                 "b": {"$subtract": ["$_id", {"$multiply": [iv, 1000]}]},
                 "t": {"$mod": ["$_id", _KEY_BASE]},
-                "s": "$doc.s",
+                "k": _quality_index(),
                 "i": "$doc.i",
                 "e": "$doc.e",
                 "iv": iv,
@@ -271,7 +391,9 @@ def _rollup_pipeline(
                 "e": {"$sum": "$e"},
                 "est": {"$sum": {"$cond": [estimated, "$i", 0]}},
                 "estx": {"$sum": {"$cond": [estimated, "$e", 0]}},
-                "c": {"$sum": {"$arrayElemAt": [{"$literal": _COUNTS_BY_SOURCE}, "$s"]}},
+                "c": {"$sum": {"$arrayElemAt": [{"$literal": _COUNTS}, "$k"]}},
+                "c2": {"$sum": {"$arrayElemAt": [{"$literal": _COUNTS2}, "$k"]}},
+                "c3": {"$sum": {"$arrayElemAt": [{"$literal": _COUNTS3}, "$k"]}},
                 "block_s": {"$sum": "$iv"},
                 "last": {"$max": "$t"},
                 "iv": {"$max": "$iv"},
@@ -286,6 +408,8 @@ def _rollup_pipeline(
                 "est": {"$sum": "$est"},
                 "estx": {"$sum": "$estx"},
                 "c": {"$sum": "$c"},
+                "c2": {"$sum": "$c2"},
+                "c3": {"$sum": "$c3"},
                 "iv": {"$max": "$iv"},
                 "peak": {
                     "$max": {
@@ -330,6 +454,8 @@ def _rollup_pipeline(
                 "est": {"$push": {"$round": ["$est", KWH_DECIMALS]}},
                 "estx": {"$push": {"$round": ["$estx", KWH_DECIMALS]}},
                 "c": {"$sum": "$c"},
+                "c2": {"$sum": "$c2"},
+                "c3": {"$sum": "$c3"},
                 "iv": {"$max": "$iv"},
                 "peak": {"$max": "$peak"},
             }
@@ -337,9 +463,15 @@ def _rollup_pipeline(
         {
             "$set": {
                 "meter": {"$toInt": {"$round": [{"$divide": ["$_id.m", _KEY_BASE]}]}},
-                "n": {"$toInt": {"$mod": ["$c", _COUNT_UNIT]}},
-                "n_est": {"$toInt": {"$mod": [{"$floor": {"$divide": ["$c", _COUNT_UNIT]}}, _COUNT_UNIT]}},
-                "n_edit": {"$toInt": {"$floor": {"$divide": ["$c", _COUNT_UNIT**2]}}},
+                "n": _digit("$c", 0),
+                "n_est": _digit("$c", 1),
+                "n_edit": _digit("$c", 2),
+                "n_q": _digit("$c2", 0),
+                "n_v": _digit("$c2", 1),
+                "n_interp": _digit("$c2", 2),
+                "n_prof": _digit("$c3", 0),
+                "n_ref": _digit("$c3", 1),
+                "n_hub": _digit("$c3", 2),
                 "hours": {"$toLong": hours},
                 "day": {"$arrayElemAt": [{"$literal": calendar.days}, "$_id.x"]},
             }
@@ -359,6 +491,20 @@ def _rollup_pipeline(
                 "intervals": "$n",
                 "estimated_intervals": "$n_est",
                 "edited_intervals": "$n_edit",
+                # Intervals per quality code (mdms.core.reading_quality), every code present.
+                "quality_intervals": {
+                    rq.VALID.code: {"$subtract": ["$n", {"$add": ["$n_est", "$n_edit", "$n_q", "$n_v"]}]},
+                    rq.ESTIMATED_INTERPOLATION.code: "$n_interp",
+                    rq.ESTIMATED_PROFILE.code: "$n_prof",
+                    rq.ESTIMATED_REFERENCE_DAY.code: "$n_ref",
+                    rq.ESTIMATED_DATAHUB.code: "$n_hub",
+                    rq.ESTIMATED.code: {
+                        "$subtract": ["$n_est", {"$add": ["$n_interp", "$n_prof", "$n_ref", "$n_hub"]}]
+                    },
+                    rq.EDITED.code: "$n_edit",
+                    rq.QUESTIONABLE.code: "$n_q",
+                    rq.VALIDATED.code: "$n_v",
+                },
                 "interval_s": "$iv",
                 "expected_intervals": {"$toInt": {"$divide": [{"$multiply": ["$hours", 3600]}, "$iv"]}},
                 "missing_intervals": {
@@ -461,10 +607,11 @@ def upsert_estimates(documents: Sequence[dict[str, Any]]) -> int:
         accepted = bool(
             before and before.get("accepted") and before["energy_import_kwh"] == document["energy_import_kwh"]
         )
+        quality = rq.estimate_quality(document.get("method")).code
         operations.append(
             pymongo.UpdateOne(
                 {"meter": document["meter"], "ts": document["ts"]},
-                {"$set": {**document, "accepted": accepted, "received_at": now}},
+                {"$set": {**document, "quality": quality, "accepted": accepted, "received_at": now}},
                 upsert=True,
             )
         )
@@ -511,6 +658,46 @@ def set_interval_edit(
     if export_kwh is not None:
         values["energy_export_kwh"] = export_kwh
     collection(INTERVAL_EDITS).replace_one({"meter": meter_pk, "ts": ts}, values, upsert=True)
+
+
+def flags_replace(
+    *,
+    meter_pk: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    rule: str,
+    times: Iterable[dt.datetime],
+    flag: int,
+    exception: int,
+) -> None:
+    """Make `times` the intervals of (meter, start < ts <= end) that `rule` flags, each with `flag`
+    (reading_quality.FLAG_*) and the exception that holds it; the rule's other flags there go."""
+    wanted = sorted(set(times))
+    span = {"meter": meter_pk, "rule": rule, "ts": {"$gt": start, "$lte": end}}
+    collection(INTERVAL_FLAGS).delete_many({**span, "ts": {"$gt": start, "$lte": end, "$nin": wanted}})
+    if wanted:
+        collection(INTERVAL_FLAGS).bulk_write(
+            [
+                pymongo.UpdateOne(
+                    {"meter": meter_pk, "ts": ts, "rule": rule},
+                    {"$set": {"flag": flag, "exception": exception}},
+                    upsert=True,
+                )
+                for ts in wanted
+            ],
+            ordered=False,
+        )
+
+
+def flags_clear(*, meter_pk: int, start: dt.datetime, end: dt.datetime, keep_rules: Iterable[str]) -> int:
+    """Drop the flags of (meter, start < ts <= end) of every rule not in keep_rules (it no longer fires)."""
+    query = {"meter": meter_pk, "ts": {"$gt": start, "$lte": end}, "rule": {"$nin": sorted(set(keep_rules))}}
+    return collection(INTERVAL_FLAGS).delete_many(query).deleted_count
+
+
+def flags_set_for_exception(exception: int, flag: int) -> int:
+    """Set the flag of every interval an exception holds (billing staff closed it: validated)."""
+    return collection(INTERVAL_FLAGS).update_many({"exception": exception}, {"$set": {"flag": flag}}).modified_count
 
 
 def raw_copies(meter_pk: int, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
@@ -624,6 +811,19 @@ def history_mean_import(meter_pk: int, first_day: dt.date, end_day: dt.date) -> 
     return float(rows[0]["kwh"]) / int(rows[0]["n"]), int(rows[0]["n"])
 
 
+def _quality_count(code: str) -> dict[str, Any]:
+    """A rollup document's count of one quality code; for a document computed before the codes
+    existed, what reading_quality.counts_from_legacy gives."""
+    legacy: Any = 0
+    if code == rq.VALID.code:
+        legacy = {"$max": [0, {"$subtract": ["$intervals", {"$add": ["$estimated_intervals", "$edited_intervals"]}]}]}
+    elif code == rq.ESTIMATED.code:
+        legacy = "$estimated_intervals"
+    elif code == rq.EDITED.code:
+        legacy = {"$ifNull": ["$edited_intervals", 0]}
+    return {"$ifNull": [f"$quality_intervals.{code}", legacy]}
+
+
 def billing_totals(
     meter_pks: Sequence[int],
     first_day: dt.date,
@@ -638,7 +838,7 @@ def billing_totals(
     meter comes back (decoding 10,000 meters x 744 hourly values in Python takes seconds).
     Returns {meter, import_kwh, export_kwh, estimated_import_kwh, estimated_export_kwh, by_label:
     [label_count sums], estimated_by_label: [label_count sums of the estimated import], intervals,
-    estimated_intervals, days, max_demand_kw, max_demand_at}. (Rollups computed before estimated
+    estimated_intervals, quality_intervals ({code: intervals}), days, max_demand_kw, max_demand_at}. (Rollups computed before estimated
     export was kept count it as 0 until recomputed.)
     """
     hours = {"$range": [0, "$hours"]}
@@ -697,6 +897,7 @@ def billing_totals(
                 "est_by_label": {"$push": "$est_by_label"},
                 "intervals": {"$sum": "$intervals"},
                 "estimated_intervals": {"$sum": "$estimated_intervals"},
+                **{f"q_{n}": {"$sum": _quality_count(code)} for n, code in enumerate(rq.CODES)},
                 "days": {"$sum": 1},
                 "peak": {
                     "$top": {
@@ -718,6 +919,7 @@ def billing_totals(
                 "estimated_by_label": label_sums("$est_by_label"),
                 "intervals": 1,
                 "estimated_intervals": 1,
+                "quality_intervals": {code: f"$q_{n}" for n, code in enumerate(rq.CODES)},
                 "days": 1,
                 "max_demand_kw": "$peak.kw",
                 "max_demand_at": "$peak.at",

@@ -8,7 +8,7 @@ read, so a run of thousands of accounts makes a handful of queries per chunk.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -17,7 +17,14 @@ from typing import Any
 from django.db.models import Q
 
 from billing import determinants as det
-from billing.selectors import billing_totals, daily_usage, usage_for_billing
+from billing.selectors import (
+    IntervalProvenance,
+    billing_totals,
+    daily_usage,
+    interval_provenance,
+    interval_usage,
+    usage_for_billing,
+)
 from mdms.core.localtime import each_day, hours_in_day, local_day, local_midnight, local_zone
 from mdms.core.models import Account, Holiday, MeterInstallation, MeterMultiplier
 
@@ -239,6 +246,9 @@ def _usage_to_read(
         totals = det.totals_from_hours(
             hours, start=lower, end=upper, bucket_of=namer, interval_s=s.interval_s, peaks=peaks
         )
+        # Hours know no interval's quality: one account's intervals are read for their codes.
+        intervals = interval_usage(meter_pk=s.meter_pk, start=lower, end=upper, interval_s=s.interval_s)
+        totals = replace(totals, intervals_by_quality=dict(Counter(i.quality for i in intervals)))
         part = {"meter": s.serial, "from": lower.isoformat(), "until": upper.isoformat()}
         meters.append(det.MeterUsage(s.multiplier, totals, part))
     return meters
@@ -254,3 +264,56 @@ def accounts_due(run_date: dt.date) -> list[Account]:
         .prefetch_related("tariff__tou_periods", "tariff__versions")
         .order_by("pk")
     )
+
+
+@dataclass(frozen=True)
+class BilledInterval:
+    """One interval behind a bill: the meter it came from, the multiplier in force, how it was obtained."""
+
+    serial: str
+    multiplier: Decimal
+    interval_s: int
+    interval: IntervalProvenance
+
+    @property
+    def start(self) -> dt.datetime:
+        # On the UTC instant: subtracting from a local wall-clock time is wrong across a DST change.
+        end = self.interval.usage.ts
+        return (end.astimezone(dt.UTC) - dt.timedelta(seconds=self.interval_s)).astimezone(end.tzinfo)
+
+    @property
+    def billed_import_kwh(self) -> float | None:
+        kwh = self.interval.usage.import_kwh
+        return None if kwh is None else float(Decimal(repr(kwh)) * self.multiplier)
+
+
+def bill_intervals(bill: Any, *, quality: frozenset[str] | None = None) -> list[BilledInterval]:
+    """Every interval that made up a bill's energy, by meter part and time: each meter that served the
+    premise in the billed days (both on an exchange day, one part per multiplier), up to a final
+    bill's read; only the codes in `quality` when given.
+
+    Read from the stored intervals as they are now: an interval changed since billing (an actual for
+    an estimate, an edit) shows its present value, and the bill keeps the one it was priced with.
+    """
+    window = det.Window(
+        bill.period_start,
+        bill.period_end,
+        dt.date.fromisoformat(bill.determinants.get("billed_start", bill.period_start.isoformat())),
+        dt.date.fromisoformat(bill.determinants.get("billed_end", bill.period_end.isoformat())),
+        usage_end=bill.final_read.read_at if bill.final_read_id else None,
+    )
+    start, end = window.bounds(local_zone())
+    found: list[BilledInterval] = []
+    for s in _meters_serving([bill.account.premise_id], window.billed_start, window.billed_end).get(
+        bill.account.premise_id, []
+    ):
+        lower = max(start, local_midnight(s.start_day)) if s.start_day else start
+        upper = min(end, local_midnight(s.end_day)) if s.end_day else end
+        if lower >= upper:
+            continue
+        found.extend(
+            BilledInterval(s.serial, s.multiplier, s.interval_s, row)
+            for row in interval_provenance(meter_pk=s.meter_pk, start=lower, end=upper)
+            if quality is None or row.usage.quality in quality
+        )
+    return found

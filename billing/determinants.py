@@ -55,6 +55,8 @@ class TotalsLike(Protocol):
     def expected_intervals(self) -> int: ...
     @property
     def missing_intervals(self) -> int: ...
+    @property
+    def intervals_by_quality(self) -> dict[str, int]: ...
 
 
 class HourlyLike(Protocol):
@@ -181,6 +183,8 @@ class Totals:
     missing_intervals: int
     estimated_export_kwh: float = 0.0
     estimated_import_kwh_by_bucket: dict[str, float] = field(default_factory=dict)
+    # Hours carry no per-interval quality: a stretch summed from hours counts none.
+    intervals_by_quality: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -246,6 +250,19 @@ class Determinants:
     # Each meter part when more than one served the window (an exchange, a multiplier change):
     # {"meter", "from", "until", "multiplier", "import_kwh"}, so a clerk sees what made the total.
     meters: list[dict[str, str]] = field(default_factory=list)
+    # The billed intervals per quality code (mdms.core.reading_quality), codes with none left out,
+    # and each code's share of them: how much of the bill rests on what.
+    intervals_by_quality: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def quality_share(self) -> dict[str, Decimal]:
+        counted = sum(self.intervals_by_quality.values())
+        if not counted:
+            return {}
+        return {
+            code: (Decimal(n) / counted).quantize(SHARE, rounding=ROUND_HALF_UP)
+            for code, n in sorted(self.intervals_by_quality.items())
+        }
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready, decimals as strings (exact), times in ISO 8601 with offset."""
@@ -271,6 +288,8 @@ class Determinants:
             "energy_by_period": {k: str(v) for k, v in sorted(self.energy_by_period.items())},
             "estimated_by_period": {k: str(v) for k, v in sorted(self.estimated_by_period.items())},
             **({"meters": [dict(part) for part in self.meters]} if self.meters else {}),
+            "intervals_by_quality": dict(sorted(self.intervals_by_quality.items())),
+            "quality_share": {code: str(share) for code, share in self.quality_share.items()},
         }
 
 
@@ -357,8 +376,11 @@ def compute(*, terms: TariffTerms, window: Window, meters: Iterable[MeterUsage],
     expected = missing = 0
     peak: tuple[Decimal, dt.datetime] | None = None
     parts: list[dict[str, str]] = []
+    by_quality: dict[str, int] = {}
     for meter in meters:
         totals = meter.totals
+        for code, n in totals.intervals_by_quality.items():
+            by_quality[code] = by_quality.get(code, 0) + n
         multipliers.add(meter.multiplier)
         parts.append(
             {
@@ -412,6 +434,7 @@ def compute(*, terms: TariffTerms, window: Window, meters: Iterable[MeterUsage],
         estimated_export_kwh=total_estimated_export,
         estimated_by_period={name: kwh for name, kwh in estimated_by_period.items() if kwh},
         meters=sorted(parts, key=lambda part: (part.get("from", ""), part.get("meter", ""))) if len(parts) > 1 else [],
+        intervals_by_quality={code: n for code, n in by_quality.items() if n},
     )
 
 

@@ -58,6 +58,9 @@ COLUMNS = [
     "closing_read_at",
     "closing_register_kwh",
     "error",
+    # The billed intervals per quality code and each code's share (mdms.core.reading_quality).
+    "intervals_by_quality",
+    "quality_share",
 ]
 
 

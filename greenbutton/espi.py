@@ -8,9 +8,11 @@ and the resource's name), so the same resource keeps its id in every document.
 Resources: the UsagePoint (a meter), the LocalTimeParameters of the utility's zone, per direction
 (import, and export for solar homes) a MeterReading, its ReadingType (Wh deltas of `interval_s`
 seconds) and one IntervalBlock per local day, and a UsageSummary per bill. Interval values are
-integers in Wh as metered (before the meter multiplier, like the usage API). An estimated interval
-carries ReadingQuality 9 when linearly interpolated, 8 when estimated from the meter's history (the
-profile method), and an edited one 7 (replaced by a human).
+integers in Wh as metered (before the meter multiplier, like the usage API). Every interval that is
+not valid carries a ReadingQuality with the ESPI number of its quality code (mdms.core.reading_quality:
+9 linearly interpolated, 8 estimated from history, a reference day or by a data hub, 7 edited by a
+person, 10 questionable, 17 validated); a valid one carries none and takes the ReadingType's
+defaultQuality, 0, as usage.xsd says.
 Validated against the Alliance's usage.xsd and atom.xsd in portal/tests/test_greenbutton.py and
 greenbutton/tests/.
 """
@@ -30,17 +32,16 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from billing.selectors import IntervalUsage
-from mdms.core.timeseries.rollups import ESTIMATE_LINEAR
+from mdms.core import reading_quality as reading_quality_codes
 
 ATOM = "http://www.w3.org/2005/Atom"
 ESPI = "http://naesb.org/espi"
 # A fixed namespace for the entries' UUIDs: the same meter gives the same ids in every document.
 ID_NAMESPACE = uuid.UUID("6f1c2a4e-5b0d-4c1e-9a57-2f0b3c6d8e91")
 
-QUALITY_VALID = 0
-QUALITY_EDITED = 7
-QUALITY_ESTIMATED = 8  # "replaced by a machine computed value based on ... historical data" (profile)
-QUALITY_INTERPOLATED = 9  # "computed using linear interpolation based on the readings before and after it"
+# ESPI QualityOfReading numbers: the list is mdms.core.reading_quality's.
+QUALITY_VALID = reading_quality_codes.VALID.espi
+QUALITY_ESTIMATED = reading_quality_codes.ESTIMATED.espi
 # ESPI codes (usage.xsd enumerations): deltaData, electricity secondary metered, net/forward/reverse, energy, Wh.
 ACCUMULATION_DELTA = 4
 COMMODITY_ELECTRICITY = 1
@@ -205,6 +206,7 @@ def reading_type(content: etree._Element, *, direction: Direction, interval_s: i
     for tag, value in [
         ("accumulationBehaviour", ACCUMULATION_DELTA),
         ("commodity", COMMODITY_ELECTRICITY),
+        ("defaultQuality", QUALITY_VALID),  # an IntervalReading without a ReadingQuality is valid
         ("flowDirection", direction.flow),
         ("intervalLength", interval_s),
         ("kind", KIND_ENERGY),
@@ -219,11 +221,8 @@ def _kwh(row: IntervalUsage, direction: Direction) -> float | None:
 
 
 def reading_quality(row: IntervalUsage) -> int:
-    """The ESPI ReadingQuality of an edited or estimated interval: 7 edited by a person, 9 linearly
-    interpolated (scaled to the registers or not), 8 estimated from the meter's history."""
-    if row.edited:
-        return QUALITY_EDITED
-    return QUALITY_INTERPOLATED if (row.estimate_method or "").startswith(ESTIMATE_LINEAR) else QUALITY_ESTIMATED
+    """The ESPI QualityOfReading of an interval: its quality code's number (mdms.core.reading_quality)."""
+    return row.espi_quality
 
 
 def days_of(
@@ -244,7 +243,7 @@ def days_of(
 def interval_block(
     content: etree._Element, *, rows: Sequence[IntervalUsage], direction: Direction, interval_s: int
 ) -> None:
-    """One IntervalBlock of `rows` (one local day of `days_of`), a ReadingQuality on each estimate or edit."""
+    """One IntervalBlock of `rows` (one local day of `days_of`), a ReadingQuality on each interval that is not valid."""
     length = dt.timedelta(seconds=interval_s)
     block = espi(content, "IntervalBlock")
     first_start = rows[0].ts.astimezone(dt.UTC) - length
@@ -254,7 +253,7 @@ def interval_block(
     for row in rows:
         kwh = _kwh(row, direction)
         element = espi(block, "IntervalReading")
-        if row.edited or row.estimated:
+        if row.quality != reading_quality_codes.VALID.code:
             quality = espi(element, "ReadingQuality")
             espi(quality, "quality", reading_quality(row))
         period = espi(element, "timePeriod")

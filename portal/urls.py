@@ -67,6 +67,7 @@ urlpatterns = [
     path("billing/deliveries/", billing.billing_deliveries, name="billing_deliveries"),
     path("billing/accounts/<int:account_pk>/", billing.billing_account, name="billing_account"),
     path("billing/bills/<int:bill_pk>/", billing.billing_bill, name="billing_bill"),
+    path("billing/bills/<int:bill_pk>/intervals/", billing.billing_bill_intervals, name="billing_bill_intervals"),
     path("billing/meters/<int:meter_pk>/", billing.billing_meter, name="billing_meter"),
     path("meters/<int:meter_pk>/commands/", meter_commands.meter_command_send, name="meter_command_send"),
     path("billing/tariffs/", billing_tariffs.billing_tariffs, name="billing_tariffs"),

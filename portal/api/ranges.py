@@ -11,6 +11,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from mdms.core import reading_quality
+
 MAX_SPAN = {
     "raw": dt.timedelta(days=31),
     "hour": dt.timedelta(days=366),
@@ -48,13 +50,35 @@ class UtcDateTimeField(serializers.DateTimeField):
 DEFAULT_EVENT_SPAN = dt.timedelta(days=30)
 
 
+class QualityFilterField(serializers.CharField):
+    """A `quality` filter: a code or a family ("estimated"), several separated by commas; a 400 names a bad one."""
+
+    def to_internal_value(self, data: Any) -> frozenset[str]:  # type: ignore[override]
+        text = super().to_internal_value(data)
+        try:
+            return reading_quality.parse_filter(text)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)[0].upper() + str(exc)[1:] + ".", code="invalid_choice") from exc
+
+
+QUALITY_HELP = (
+    "Only intervals of these quality codes: a code (valid, edited, estimated_profile, ...) or "
+    "'estimated' for every estimate; several separated by commas."
+)
+
+
 class ReadingsQuery(serializers.Serializer[Any]):
     resolution = serializers.ChoiceField(choices=list(MAX_SPAN), default="hour")
     start = UtcDateTimeField(help_text="Inclusive. Days: the local day containing it.")
     end = UtcDateTimeField(help_text="Exclusive.")
+    quality = QualityFilterField(required=False, help_text=QUALITY_HELP + " Raw resolution only.")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         start, end, resolution = attrs["start"], attrs["end"], attrs["resolution"]
+        if "quality" in attrs and resolution != "raw":
+            raise serializers.ValidationError(
+                {"quality": "Only raw intervals have a quality each: filter with resolution=raw."}, code="invalid"
+            )
         if end <= start:
             raise serializers.ValidationError({"end": "end must come after start."}, code="range")
         limit = MAX_SPAN[resolution]

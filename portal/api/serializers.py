@@ -13,6 +13,7 @@ from rest_framework import serializers
 
 from billing.models import Bill, BillLineItem, OnDemandRead
 from commands.models import KIND_CHOICES, MeterCommand, MeterCommandEvent
+from mdms.core import reading_quality
 from mdms.core.models import Account, Customer, Meter, Premise, Tariff, TariffVersion, TouPeriod
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 from monitoring.models import IncidentMeter, OutageIncident
@@ -207,11 +208,28 @@ class ReadingRowSerializer(serializers.Serializer[Any]):
     estimated = serializers.BooleanField(help_text="True when any of the value is estimated.")
     edited = serializers.BooleanField(allow_null=True, help_text="Raw intervals: set by billing staff.")
     missing_intervals = serializers.IntegerField(allow_null=True, help_text="Days: intervals with no value at all.")
+    quality = serializers.ChoiceField(
+        choices=list(reading_quality.CODES),
+        allow_null=True,
+        help_text="Raw intervals: the quality code (docs/reading-quality.md); null for hours and days.",
+    )
+    espi_quality = serializers.IntegerField(
+        allow_null=True, help_text="Raw intervals: the ESPI QualityOfReading number of the quality code."
+    )
+    source = serializers.ChoiceField(
+        choices=list(reading_quality.SOURCES), allow_null=True, help_text="Raw intervals: where the value came from."
+    )
+    quality_intervals = serializers.DictField(
+        child=serializers.IntegerField(),
+        allow_null=True,
+        help_text="Days: the intervals per quality code (codes with none left out); null otherwise.",
+    )
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         # The same output as the declared fields give, without DRF's per-field machinery: a page of
         # raw intervals is up to 1,000 rows, and the generic path cost more than the database read.
         row: dict[str, Any] = instance
+        quality = row.get("quality")
         return {
             "start": _datetime_text(row["start"]),
             "end": _datetime_text(row["end"]),
@@ -221,7 +239,32 @@ class ReadingRowSerializer(serializers.Serializer[Any]):
             "estimated": bool(row["estimated"]),
             "edited": None if row["edited"] is None else bool(row["edited"]),
             "missing_intervals": None if row["missing_intervals"] is None else int(row["missing_intervals"]),
+            "quality": quality,
+            "espi_quality": None if quality is None else reading_quality.BY_CODE[quality].espi,
+            "source": row.get("source"),
+            "quality_intervals": row.get("quality_intervals"),
         }
+
+
+class BillIntervalSerializer(serializers.Serializer[Any]):
+    """One interval behind a bill: its energy as metered and as billed (times the multiplier), and how
+    its value was obtained."""
+
+    meter = serializers.CharField(help_text="The meter's serial.")
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    import_kwh = serializers.FloatField(allow_null=True, help_text="As metered, before the multiplier.")
+    export_kwh = serializers.FloatField(allow_null=True)
+    multiplier = serializers.DecimalField(max_digits=8, decimal_places=3)
+    billed_import_kwh = serializers.FloatField(allow_null=True, help_text="import_kwh times the multiplier.")
+    quality = serializers.ChoiceField(choices=list(reading_quality.CODES))
+    espi_quality = serializers.IntegerField(help_text="ESPI QualityOfReading.")
+    source = serializers.ChoiceField(choices=list(reading_quality.SOURCES))
+    estimate_method = serializers.CharField(allow_null=True)
+    edited_by = serializers.CharField(allow_blank=True)
+    edit_reason = serializers.CharField(allow_blank=True)
+    vee_rule = serializers.CharField(allow_blank=True, help_text="The VEE rule a questionable/validated value failed.")
+    exception = serializers.IntegerField(allow_null=True, help_text="The exception holding that rule's finding.")
 
 
 def _datetime_text(moment: Any) -> str:

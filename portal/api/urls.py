@@ -33,6 +33,7 @@ v1 = [
     path("ingest/stats/", views_ops.IngestStats.as_view(), name="ingest-stats"),
     path("determinants/", views_billing.DeterminantList.as_view(), name="determinants"),
     path("determinants/pending/", views_billing.PendingDeterminantList.as_view(), name="determinants-pending"),
+    path("bills/<int:pk>/intervals/", views_billing.BillIntervalList.as_view(), name="bill-intervals"),
     *router.urls,
 ]
 

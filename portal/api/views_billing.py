@@ -8,11 +8,11 @@ from typing import Any
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, mixins, serializers, status, viewsets
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from billing.billable_usage import accounts_due
+from billing.billable_usage import accounts_due, bill_intervals
 from billing.determinants import cycle_period
 from billing.models import Bill, OnDemandRead
 from billing.on_demand_reads import on_demand_read_complete, on_demand_read_request
@@ -23,8 +23,10 @@ from portal.api import scoping
 from portal.api.auth import Scope, person_of, token_of
 from portal.api.base import ApiView
 from portal.api.filters import BillFilter, OnDemandReadFilter
+from portal.api.ranges import QUALITY_HELP, QualityFilterField
 from portal.api.serializers import (
     BillDetailSerializer,
+    BillIntervalSerializer,
     BillSerializer,
     DeterminantRowSerializer,
     OnDemandReadRequestSerializer,
@@ -104,6 +106,49 @@ class BillViewSet(ApiView, viewsets.ReadOnlyModelViewSet[Bill]):
 
     def get_serializer_class(self) -> Any:
         return BillDetailSerializer if self.action == "retrieve" else BillSerializer
+
+
+class BillIntervalsQuery(serializers.Serializer[Any]):
+    quality = QualityFilterField(required=False, help_text=QUALITY_HELP)
+
+
+class BillIntervalList(ApiView, generics.ListAPIView[Any]):
+    """Every interval behind a bill's energy: meter, energy as metered and as billed, its quality code
+    and source, who edited it and why, or the VEE rule that questioned it (billing staff)."""
+
+    serializer_class = BillIntervalSerializer
+    scopes = {"*": Scope.BILLING}
+    filter_backends: Any = []
+
+    @extend_schema(parameters=[OpenApiParameter("quality", str, description=QUALITY_HELP)])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        query = self.query(BillIntervalsQuery)
+        bill = scoping.bills(request).select_related("account", "final_read").filter(pk=kwargs["pk"]).first()
+        if bill is None:
+            raise NotFound("No such bill.")
+        rows = [
+            {
+                "meter": row.serial,
+                "start": row.start,
+                "end": row.interval.usage.ts,
+                "import_kwh": row.interval.usage.import_kwh,
+                "export_kwh": row.interval.usage.export_kwh,
+                "multiplier": row.multiplier,
+                "billed_import_kwh": row.billed_import_kwh,
+                "quality": row.interval.usage.quality,
+                "espi_quality": row.interval.usage.espi_quality,
+                "source": row.interval.usage.source,
+                "estimate_method": row.interval.usage.estimate_method,
+                "edited_by": row.interval.edited_by,
+                "edit_reason": row.interval.edit_reason,
+                "vee_rule": row.interval.flag_rule,
+                "exception": row.interval.exception_id,
+            }
+            for row in bill_intervals(bill, quality=query.get("quality"))
+        ]
+        page = self.paginate_queryset(rows)  # type: ignore[arg-type]
+        assert page is not None
+        return self.get_paginated_response(BillIntervalSerializer(page, many=True).data)
 
 
 class OnDemandReadViewSet(ApiView, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[OnDemandRead]):

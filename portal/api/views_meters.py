@@ -29,7 +29,7 @@ from portal.api import scoping
 from portal.api.auth import Scope, token_of
 from portal.api.base import ApiView
 from portal.api.filters import MeterFilter
-from portal.api.ranges import ReadingsQuery, SpanQuery
+from portal.api.ranges import QUALITY_HELP, ReadingsQuery, SpanQuery
 from portal.api.serializers import (
     AnomalySerializer,
     EventSerializer,
@@ -48,6 +48,7 @@ READING_PARAMETERS = [
     ),
     OpenApiParameter("start", dt.datetime, required=True),
     OpenApiParameter("end", dt.datetime, required=True),
+    OpenApiParameter("quality", str, description=QUALITY_HELP + " Raw resolution only."),
 ]
 SPAN_PARAMETERS = [OpenApiParameter("start", dt.datetime), OpenApiParameter("end", dt.datetime)]
 
@@ -77,8 +78,11 @@ def _actor(request: Request) -> Any:
     return token_of(request) or request.user
 
 
-def reading_rows(meter: Meter, resolution: str, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
-    """Rows of [start, end) at a resolution, every one saying how much of it is estimated."""
+def reading_rows(
+    meter: Meter, resolution: str, start: dt.datetime, end: dt.datetime, quality: frozenset[str] | None = None
+) -> list[dict[str, Any]]:
+    """Rows of [start, end) at a resolution, every one saying how much of it is estimated; raw
+    intervals each with their quality code and source (only the codes in `quality`, when given)."""
     if resolution == "raw":
         step = dt.timedelta(seconds=meter.interval_s)
         return [
@@ -91,8 +95,11 @@ def reading_rows(meter: Meter, resolution: str, start: dt.datetime, end: dt.date
                 "estimated": row.estimated,
                 "edited": row.edited,
                 "missing_intervals": None,
+                "quality": row.quality,
+                "source": row.source,
             }
             for row in usage.interval_usage(meter_pk=meter.pk, start=start, end=end, interval_s=meter.interval_s)
+            if quality is None or row.quality in quality
         ]
     if resolution == "hour":
         return [
@@ -121,6 +128,7 @@ def reading_rows(meter: Meter, resolution: str, start: dt.datetime, end: dt.date
             "estimated": row.estimated_import_kwh > 0 or row.estimated_intervals > 0,
             "edited": None,
             "missing_intervals": row.missing_intervals,
+            "quality_intervals": row.quality_intervals,
         }
         for row in usage.daily_usage(meter_pk=meter.pk, start=first_day, end=end_day)
     ]

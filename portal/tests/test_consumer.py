@@ -140,7 +140,7 @@ def test_download_as_csv_lists_every_interval_with_its_quality(client: Client, a
     assert response["Content-Disposition"].endswith('.csv"')
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))  # type: ignore[attr-defined]
     assert len(rows) in (92, 96, 100)  # 23, 24 or 25 hours
-    assert {row["quality"] for row in rows} == {"measured"}
+    assert {(row["quality"], row["espi_quality"], row["source"]) for row in rows} == {("valid", "0", "mqtt")}
     assert sum(float(row["import_kwh"]) for row in rows) == pytest.approx(0.25 * len(rows))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 
 from django import forms
 from django.conf import settings
@@ -23,10 +24,12 @@ from django.views.decorators.http import require_GET, require_http_methods
 from billing import bills as bill_services
 from billing import on_demand_reads, records
 from billing import selectors as usage
-from billing.models import OnDemandRead, VeeException
+from billing.billable_usage import bill_intervals
+from billing.models import Bill, OnDemandRead, VeeException
 from billing.sftp import SftpTarget
 from billing.vee import services as vee_services
 from lake.errors import LakeError
+from mdms.core import reading_quality
 from mdms.core import selectors as core
 from mdms.core.localtime import local_today
 from mdms.core.models import Account, Meter
@@ -255,7 +258,73 @@ def billing_bill(request: HttpRequest, bill_pk: int) -> HttpResponseBase:
         else:
             messages.success(request, "Bill cancelled: the customer no longer sees it, and the audit log has it.")
             return redirect("billing_bill", bill_pk=bill.pk)
-    return render(request, "portal/billing/bill.html", {"bill": bill, "form": form})
+    return render(
+        request, "portal/billing/bill.html", {"bill": bill, "form": form, "quality_rows": _quality_rows(bill)}
+    )
+
+
+def _quality_rows(bill: Bill) -> list[dict[str, object]]:
+    """The bill's intervals per quality code, as its determinants recorded them when it was priced."""
+    counts: dict[str, int] = bill.determinants.get("intervals_by_quality") or {}
+    shares: dict[str, str] = bill.determinants.get("quality_share") or {}
+    return [
+        {"quality": quality, "intervals": counts[quality.code], "share": Decimal(shares.get(quality.code, "0"))}
+        for quality in reading_quality.QUALITIES
+        if counts.get(quality.code)
+    ]
+
+
+# One page of a bill's intervals: a month of 15-minute intervals is three pages.
+BILL_INTERVALS_SHOWN = 1000
+
+
+class BillIntervalsFilter(forms.Form):
+    quality = forms.ChoiceField(
+        required=False,
+        choices=[("", "every quality"), ("estimated", "every estimate")]
+        + [(q.code, q.label) for q in reading_quality.QUALITIES],
+    )
+
+
+@billing_required
+@require_GET
+def billing_bill_intervals(request: HttpRequest, bill_pk: int) -> HttpResponseBase:
+    """Every interval behind a bill's energy, how each was obtained, and the sums per quality code."""
+    bill = records.bill_get(bill_pk=bill_pk)
+    form = BillIntervalsFilter(request.GET or None)
+    wanted = None
+    if form.is_valid() and form.cleaned_data["quality"]:
+        wanted = reading_quality.parse_filter(form.cleaned_data["quality"])
+    intervals = bill_intervals(bill, quality=wanted)
+    sums: dict[str, list[float]] = {}
+    for row in intervals:
+        slot = sums.setdefault(row.interval.usage.quality, [0, 0.0, 0.0])
+        slot[0] += 1
+        slot[1] += row.interval.usage.import_kwh or 0.0
+        slot[2] += row.billed_import_kwh or 0.0
+    summary = [
+        {"quality": q, "intervals": int(sums[q.code][0]), "import_kwh": sums[q.code][1], "billed_kwh": sums[q.code][2]}
+        for q in reading_quality.QUALITIES
+        if q.code in sums
+    ]
+    page = listing.paged(request, intervals, BILL_INTERVALS_SHOWN, csv=False)
+    context = {
+        "bill": bill,
+        "form": form,
+        "summary": summary,
+        "total_intervals": len(intervals),
+        "total_billed_kwh": sum(row["billed_kwh"] for row in summary),
+        "listing": page,
+        "rows": [
+            {
+                "row": row,
+                "quality": reading_quality.BY_CODE[row.interval.usage.quality],
+                "source": reading_quality.SOURCE_LABELS.get(row.interval.usage.source, row.interval.usage.source),
+            }
+            for row in page.rows
+        ],
+    }
+    return render(request, "portal/billing/bill_intervals.html", context)
 
 
 class ReadForm(forms.Form):

@@ -109,16 +109,19 @@ def consumer_today(request: HttpRequest, meter_pk: int) -> JsonResponse:
 
 
 def _csv_rows(meter_serial: str, intervals: list[usage.IntervalUsage], interval_s: int) -> Iterator[list[str]]:
-    yield ["meter", "interval_start", "interval_end", "import_kwh", "export_kwh", "quality"]
+    # quality: the interval's code, espi_quality its ESPI QualityOfReading number, source where the
+    # value came from (mdms.core.reading_quality; docs/reading-quality.md).
+    yield ["meter", "interval_start", "interval_end", "import_kwh", "export_kwh", "quality", "espi_quality", "source"]
     for row in intervals:
-        quality = "edited" if row.edited else "estimated" if row.estimated else "measured"
         yield [
             meter_serial,
             interval_start_local(row.ts, interval_s).isoformat(),
             row.ts.isoformat(),
             "" if row.import_kwh is None else f"{row.import_kwh:.4f}",
             "" if row.export_kwh is None else f"{row.export_kwh:.4f}",
-            quality,
+            row.quality,
+            str(row.espi_quality),
+            row.source,
         ]
 
 

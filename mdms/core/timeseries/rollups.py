@@ -60,9 +60,6 @@ SOURCE_NAMES = {SOURCE_EDIT: "edited", SOURCE_MEASURED: "measured", SOURCE_ESTIM
 # A VEE flag (interval_flags) is merged in with the values but never is one: it sorts after them,
 # and a (meter, ts) with only a flag has no value and is dropped.
 SOURCE_FLAG = 3
-# The `method` of an estimate that interpolated linearly between its neighbours (billing.vee.estimation);
-# Green Button gives these ReadingQuality 9 rather than 8 (estimated from history).
-ESTIMATE_LINEAR = "linear"
 
 # Maximum demand is the highest average power over a clock-aligned 15 minutes.
 DEMAND_WINDOW_MIN = 15
@@ -209,7 +206,7 @@ def effective_intervals(
     source, method?, quality, origin?}.
 
     `source` is SOURCE_EDIT, SOURCE_MEASURED or SOURCE_ESTIMATE; `method` the estimate's method
-    (ESTIMATE_LINEAR, "profile", ...) where source is SOURCE_ESTIMATE; `quality` the interval's code
+    ("linear", "profile", ...) where source is SOURCE_ESTIMATE; `quality` the interval's code
     (mdms.core.reading_quality); `origin` a reading's stored source (absent: MQTT). With `detail`,
     also `edit_id` (an edit's audit row) and `flag` ({flag, rule, exception} of a VEE flag).
     """

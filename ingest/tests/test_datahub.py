@@ -289,3 +289,12 @@ def test_the_request_url_follows_the_connector_path(
     connector = make_connector(alice, base_url=hub.base_url + "/", path="mirror/enedis/load_curve")
     pull(connector)
     assert [s.path for s in hub.seen] == ["/mirror/enedis/load_curve"]
+
+
+def test_pulled_readings_keep_the_data_hub_as_their_source(
+    alice: Any, mongo: Any, hub: FakeHub, make_connector: Callable[..., Any]
+) -> None:
+    assert pull(make_connector(alice)).status == DataHubPull.Status.OK
+    rows = store.readings_for_meter(alice.meter.pk, None, None)
+    # The fake hub's points are the meter's own ("B"): measured, so no quality field.
+    assert rows and {(r["origin"], r.get("quality")) for r in rows} == {("datahub", None)}

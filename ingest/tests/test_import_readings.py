@@ -76,5 +76,6 @@ def test_enedis_load_curve_import_maps_usage_point_to_the_meter(alice: Any, mong
     assert len(rows) == 46
     assert rows[0]["ts"] == dt.datetime(2026, 1, 10, 0, 0, tzinfo=dt.UTC)  # 01:00 Paris winter time
     assert rows[0]["power_w"] == 1000.0 and rows[0]["energy_import_kwh"] == 0.5
+    assert {row["origin"] for row in rows} == {"file"}
     assert "linky.json" in err and "value must be a number" in err
     assert "46 stored" in out

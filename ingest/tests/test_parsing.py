@@ -243,3 +243,13 @@ def test_a_power_factor_from_minus_one_to_one_is_accepted_and_beyond_it_refused(
         assert parse(payload).readings[0].values["power_factor"] == power_factor
     else:
         assert rejected(payload) == Reason.OUT_OF_RANGE
+
+
+def test_a_load_curve_point_the_hub_estimated_keeps_that_quality() -> None:
+    points = [
+        {"value": "1200", "date": "2026-07-01 00:30:00", "interval_length": "PT30M", "measure_type": "B"},
+        {"value": "800", "date": "2026-07-01 01:00:00", "interval_length": "PT30M", "measure_type": "E"},
+        {"value": "900", "date": "2026-07-01 01:30:00", "interval_length": "PT30M"},
+    ]
+    parsed = parse({"meter_reading": {"usage_point_id": "M1", "interval_reading": points}})
+    assert [r.quality for r in parsed.readings] == [None, "estimated_datahub", None]

@@ -139,3 +139,18 @@ def test_flush_counts_in_redis_and_hands_the_batch_bounds_on(alice: Any, mongo: 
     mine = [e for e in entries if e["meters"] == str(alice.meter.pk) and e["kind"] == "readings"]
     assert mine[-1]["min_ts"] == T0.isoformat()
     assert mine[-1]["max_ts"] == (T0 + dt.timedelta(minutes=30)).isoformat()
+
+
+def test_readings_sent_with_a_reads_answer_are_stored_with_their_source(alice: Any, mongo: Any) -> None:
+    serial = alice.meter.serial
+    answer = {"id": "cmd-7", "ts": T0.isoformat(), "register_import_kwh": 1234.5, "readings": [*numbered(2), {"ts": 1}]}
+    batch = ingest([message(serial, answer, topics.Kind.REPLIES)])
+    # A bad element is a dead letter of its own; the good ones and the reply itself are stored.
+    assert batch.counts["stored"] == 2 and len(batch.dead_letters) == 1
+    assert [r.get("origin") for r in store.readings_for_meter(alice.meter.pk, None, None)] == ["on_demand"] * 2
+    assert store.reply_for(alice.meter.pk, "cmd-7") is not None
+
+
+def test_readings_over_mqtt_store_no_source_field_since_mqtt_is_the_default(alice: Any, mongo: Any) -> None:
+    ingest([message(alice.meter.serial, numbered(2))])
+    assert all("origin" not in r and "quality" not in r for r in store.readings_for_meter(alice.meter.pk, None, None))

@@ -1,4 +1,4 @@
-"""The one list of an interval's quality codes and sources, with their ESPI numbers.
+"""The one list of an interval's quality codes and sources, with their ESPI numbers (issue 16, section 4).
 
 Every effective interval (mdms.core.timeseries.rollups.effective_intervals) has exactly one quality
 code and one source. The code says how trustworthy the value is and, for an estimate, how it was

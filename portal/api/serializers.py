@@ -216,7 +216,8 @@ class ReadingRowSerializer(serializers.Serializer[Any]):
     espi_quality = serializers.IntegerField(
         allow_null=True, help_text="Raw intervals: the ESPI QualityOfReading number of the quality code."
     )
-    source = serializers.ChoiceField(
+    # The metaclass takes declared fields off the class, so "source" does not shadow Field.source.
+    source = serializers.ChoiceField(  # type: ignore[assignment]
         choices=list(reading_quality.SOURCES), allow_null=True, help_text="Raw intervals: where the value came from."
     )
     quality_intervals = serializers.DictField(
@@ -259,7 +260,7 @@ class BillIntervalSerializer(serializers.Serializer[Any]):
     billed_import_kwh = serializers.FloatField(allow_null=True, help_text="import_kwh times the multiplier.")
     quality = serializers.ChoiceField(choices=list(reading_quality.CODES))
     espi_quality = serializers.IntegerField(help_text="ESPI QualityOfReading.")
-    source = serializers.ChoiceField(choices=list(reading_quality.SOURCES))
+    source = serializers.ChoiceField(choices=list(reading_quality.SOURCES))  # type: ignore[assignment]
     estimate_method = serializers.CharField(allow_null=True)
     edited_by = serializers.CharField(allow_blank=True)
     edit_reason = serializers.CharField(allow_blank=True)

@@ -313,7 +313,7 @@ def billing_bill_intervals(request: HttpRequest, bill_pk: int) -> HttpResponseBa
         "form": form,
         "summary": summary,
         "total_intervals": len(intervals),
-        "total_billed_kwh": sum(row["billed_kwh"] for row in summary),
+        "total_billed_kwh": sum(billed for _, _, billed in sums.values()),
         "listing": page,
         "rows": [
             {

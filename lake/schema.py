@@ -55,7 +55,12 @@ READING_COLUMNS: list[tuple[str, pa.DataType, str]] = [
         (field.name, pa.int32() if field.kind == Kind.INTERVAL else pa.float64(), field.meaning)
         for field in READING_FIELDS
     ],
+    # Provenance (mdms.core.reading_quality): kept so that a day restored from the lake reads as before.
+    ("origin", pa.string(), "where the reading came from: file, datahub or on_demand; null: MQTT"),
+    ("quality", pa.string(), "a quality code its source gave it (estimated_datahub); null: the meter's own value"),
 ]
+# Columns added after the first files were written: an older file lacks them (read as null).
+_LATER_READING_COLUMNS = ("origin", "quality")
 
 EVENT_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     *_COMMON,
@@ -94,6 +99,8 @@ def to_batch(
                 columns[name].append(None if value is None else float(value))
             interval = document.get("interval_s")
             columns["interval_s"].append(None if interval is None else int(interval))
+            for name in _LATER_READING_COLUMNS:
+                columns[name].append(document.get(name))
         else:
             columns["type"].append(document.get("type"))
             detail = document.get("detail")
@@ -115,6 +122,9 @@ def to_documents(kind: str, table: pa.Table | pa.RecordBatch) -> Iterator[dict[s
                     document[name] = data[name][k]
             if data["interval_s"][k] is not None:
                 document["interval_s"] = int(data["interval_s"][k])
+            for name in _LATER_READING_COLUMNS:
+                if data.get(name) is not None and data[name][k] is not None:
+                    document[name] = data[name][k]
         else:
             document["type"] = data["type"][k]
             detail = data["detail"][k]

@@ -33,13 +33,17 @@ from mdms.core.timeseries import (
 
 # A dead letter keeps the raw payload for diagnosis, up to this size (MQTT allows 256 MB).
 MAX_DEAD_PAYLOAD = 64 * 1024
+_READING_FIELD_SET = frozenset(READING_FIELD_NAMES)
 
 
 def reading_document(
     *, meter_pk: int, ts: dt.datetime, received_at: dt.datetime, values: Mapping[str, float], interval_s: int | None
 ) -> dict[str, Any]:
     document: dict[str, Any] = {"meter": meter_pk, "ts": ts, "received_at": received_at}
-    document.update({name: values[name] for name in READING_FIELD_NAMES if name in values})
+    if _READING_FIELD_SET.issuperset(values.keys()):  # the parser's readings: nothing to leave out
+        document.update(values)
+    else:
+        document.update({name: values[name] for name in READING_FIELD_NAMES if name in values})
     if interval_s is not None:
         document["interval_s"] = interval_s
     return document

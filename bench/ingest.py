@@ -5,8 +5,7 @@ Measured, all on this machine with the broker, MongoDB, the publisher and the wo
 - MongoDB's insert_many ceiling for the same documents (batches of 5,000, unordered);
 - the reference solution's naive approach: one insert_one per message;
 - the ingest worker (`celery -A mdms worker --ingest`, a subprocess) with one reading per
-  message for 10,000 meters, and with interval blocks of 96 readings per message;
-- the time series' bytes on disk against a plain collection with its (meter, ts) index.
+  message for 10,000 meters, and with interval blocks of 96 readings per message.
 """
 
 from __future__ import annotations
@@ -291,31 +290,6 @@ def worker_throughput(
     return min(distinct, stored_now) / elapsed, max(0, expected_readings - distinct)
 
 
-def storage_ratio() -> float:
-    """Bytes on disk (data + indexes) of the readings time series over a plain collection of the same data."""
-    database = timeseries.db()
-    plain = database["bench_plain"]
-    database.drop_collection("bench_plain")
-    batch: list[dict[str, Any]] = []
-    for doc in timeseries.collection(timeseries.READINGS).find({}, {"_id": 0}):
-        batch.append(doc)
-        if len(batch) == 10_000:
-            plain.insert_many(batch, ordered=False)
-            batch = []
-    if batch:
-        plain.insert_many(batch, ordered=False)
-    plain.create_index([("meter", 1), ("ts", 1)])
-    timeseries.client().admin.command("fsync")
-
-    def size(name: str) -> int:
-        stats = next(database[name].aggregate([{"$collStats": {"storageStats": {}}}]))["storageStats"]
-        return int(stats.get("storageSize", 0)) + int(stats.get("totalIndexSize", 0))
-
-    ratio = size(timeseries.READINGS) / size("bench_plain")
-    database.drop_collection("bench_plain")
-    return ratio
-
-
 def run() -> dict[str, Any]:
     print("ingest: preparing 10,000 meters and the messages")
     broker.ensure_ingest_account()
@@ -364,7 +338,6 @@ def run() -> dict[str, Any]:
     single_rate, block_rate = rates[1]
     single_rate_2, block_rate_2 = rates[2]
     probe_and_sent = distinct_readings()
-    ratio = storage_ratio()
 
     results = {
         "ingest_single_readings_per_s": round(single_rate),
@@ -381,7 +354,6 @@ def run() -> dict[str, Any]:
         "ingest_block_readings_per_s_2_workers": round(block_rate_2),
         "ingest_lost_readings": lost,
         "ingest_distinct_readings_stored": probe_and_sent,
-        "timeseries_storage_ratio": round(ratio, 3),
         # Capacity: a meter at 15-minute intervals sends one reading every 900 s (a daily block of
         # 96 is the same readings a day), so one worker keeps up with readings/s x 900 meters.
         "ingest_meters_per_worker_15min_single": round(single_rate * 900, -3),
@@ -419,8 +391,7 @@ batch is in MongoDB. Publisher, Mosquitto, MongoDB and the worker share the 2 co
   spare, or with MongoDB on its own machine.
 - Readings lost: **{lost}** (sent minus distinct (meter, ts) stored, over all four runs).
 - Load average when the run ended: {os.getloadavg()[0]:.2f} (other work on the machine skews the figures).
-- Time series on disk (data + indexes) over a plain collection with its (meter, ts) index, same data:
-  **{ratio:.3f}**.
+- Storage on disk is measured on a month of realistic data in its own section (`python -m bench storage`).
 """,
     )
     return results

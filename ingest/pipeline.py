@@ -125,7 +125,7 @@ class RegistryUnavailable(Exception):
     """PostgreSQL (the meter registry) is down and the worker is stopping: leave the message unacknowledged."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
     topic: str
     payload: bytes

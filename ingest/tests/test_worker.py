@@ -23,6 +23,8 @@ from django.db import connection
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from ingest import counters
 from ingest.testing import RunningWorker, drop_session, wait_for
@@ -103,6 +105,26 @@ def test_numbered_stream_published_with_qos1_is_fully_stored(worker: IngestWorke
     rows = store.readings_for_meter(meter.pk, None, None)
     assert [r["energy_import_kwh"] for r in rows] == [round(0.001 * i, 3) for i in range(500)]
     assert store.count_stored_readings([meter.pk]) == 500
+
+
+def test_readings_published_with_mqtt5_properties_are_stored_like_those_without(
+    worker: IngestWorker, meter: Meter
+) -> None:
+    # The worker's client decodes a PUBLISH without properties itself and hands one with properties
+    # to paho (BulkReceiveClient): both roads end in the same store, acknowledged.
+    properties = Properties(PacketTypes.PUBLISH)
+    properties.ContentType = "application/json"
+    properties.UserProperty = [("source", "head-end")]
+    topic = topics.topic(meter.serial, topics.Kind.READINGS)
+    infos = [
+        meter.client.publish(topic, json.dumps(reading(i)), qos=1, properties=properties if i % 2 else None)
+        for i in range(40)
+    ]
+    for info in infos:
+        info.wait_for_publish(10)
+    wait_for(lambda: store.count_distinct_readings([meter.pk]) == 40, what="40 readings")
+    rows = store.readings_for_meter(meter.pk, None, None)
+    assert [r["energy_import_kwh"] for r in rows] == [round(0.001 * i, 3) for i in range(40)]
 
 
 def test_resending_the_same_readings_changes_nothing_the_reads_return(worker: IngestWorker, meter: Meter) -> None:

@@ -34,6 +34,7 @@ from mdms.core.timeseries import (
 
 # A dead letter keeps the raw payload for diagnosis, up to this size (MQTT allows 256 MB).
 MAX_DEAD_PAYLOAD = 64 * 1024
+_READING_FIELD_SET = frozenset(READING_FIELD_NAMES)
 
 
 def reading_document(
@@ -50,7 +51,10 @@ def reading_document(
     it is not MQTT, the default every read assumes; `quality` a code its source gave it (a data
     hub's estimate), kept only when it said one."""
     document: dict[str, Any] = {"meter": meter_pk, "ts": ts, "received_at": received_at}
-    document.update({name: values[name] for name in READING_FIELD_NAMES if name in values})
+    if _READING_FIELD_SET.issuperset(values.keys()):  # the parser's readings: nothing to leave out
+        document.update(values)
+    else:
+        document.update({name: values[name] for name in READING_FIELD_NAMES if name in values})
     if interval_s is not None:
         document["interval_s"] = interval_s
     if origin is not None and origin != SOURCE_MQTT:

@@ -185,17 +185,16 @@ def _episodes_mark(documents: Sequence[dict[str, Any]]) -> None:
     for doc in flagged:
         first.setdefault(doc["meter_id"], doc["timestamp"])
     # The meter's previous finding, from an earlier batch (a live feed judges one interval at a time).
-    previous = {
-        pk: (row["timestamp"], row.get("episode_start") or row["timestamp"])
-        for pk, row in store.latest_anomalies(first, episodes.EPISODE_RULE, episodes.QUIET).items()
-    }
+    open_episodes: dict[int, episodes.Episode] = {}
+    for pk, row in store.latest_anomalies(first, episodes.EPISODE_RULE, episodes.QUIET).items():
+        started = row.get("episode_start") or row["timestamp"]  # found before episodes: its own
+        open_episodes[pk] = episodes.Episode(start=started, last=row["timestamp"], fields=frozenset(row["anomalies"]))
     for doc in flagged:
-        before_ts, before_start = previous.get(doc["meter_id"], (None, None))
-        start = episodes.episode_start(doc["timestamp"], before_ts, before_start)
-        doc["episode_start"] = start
-        if start != doc["timestamp"]:
+        episode = episodes.follow(doc["timestamp"], doc["anomalies"], open_episodes.get(doc["meter_id"]))
+        doc["episode_start"] = episode.start
+        if episode.start != doc["timestamp"]:
             doc["severity"] = episodes.CONTINUATION_SEVERITY
-        previous[doc["meter_id"]] = (doc["timestamp"], start)
+        open_episodes[doc["meter_id"]] = episode
 
 
 def anomalies_detect(*, ranges: Sequence[store.Range]) -> DetectionResult:

@@ -16,6 +16,8 @@ a fact the standard counts by interval, not an opinion of a baseline.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 # The rule whose findings form episodes (monitoring.detection.statistical.RULE_BY_SEVERITY["warning"]).
 EPISODE_RULE = "statistical"
@@ -28,11 +30,19 @@ RENEW = dt.timedelta(hours=24)
 CONTINUATION_SEVERITY = "info"
 
 
-def episode_start(ts: dt.datetime, previous_ts: dt.datetime | None, previous_start: dt.datetime | None) -> dt.datetime:
-    """The start of the episode a finding at `ts` belongs to, given the same meter's previous
-    finding of the rule (its time and its episode's start): `ts` itself when it opens one."""
-    if previous_ts is None or previous_start is None:
-        return ts
-    if ts - previous_ts > QUIET or ts - previous_start >= RENEW:
-        return ts
-    return previous_start
+@dataclass(frozen=True)
+class Episode:
+    """An open episode as its latest finding left it: when it started, that finding's time and fields."""
+
+    start: dt.datetime
+    last: dt.datetime
+    fields: frozenset[str]
+
+
+def follow(ts: dt.datetime, fields: Iterable[str], episode: Episode | None) -> Episode:
+    """The episode a finding at `ts` flagging `fields` belongs to, given the meter's open one (or
+    None): the same episode (its start kept) when it continues it, else a new one at `ts`."""
+    flagged = frozenset(fields)
+    if episode is None or ts - episode.last > QUIET or ts - episode.start >= RENEW or not flagged <= episode.fields:
+        return Episode(start=ts, last=ts, fields=flagged)
+    return Episode(start=episode.start, last=ts, fields=flagged)

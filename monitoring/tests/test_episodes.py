@@ -79,15 +79,30 @@ def test_judging_the_day_again_changes_no_episode(sagging_day: int) -> None:
 MINUTES = st.integers(min_value=1, max_value=3 * 24 * 60)
 
 
-@given(gaps=st.lists(MINUTES, min_size=1, max_size=40))
-def test_an_episode_never_outlasts_its_renewal_nor_spans_a_quiet_gap(gaps: list[int]) -> None:
-    ts, previous_ts, previous_start = DAY, None, None
-    for gap in gaps:
+@given(
+    steps=st.lists(
+        st.tuples(MINUTES, st.sets(st.sampled_from(["voltage_v", "frequency_hz"]), min_size=1)), min_size=1, max_size=40
+    )
+)
+def test_an_episode_never_outlasts_its_renewal_nor_spans_a_quiet_gap_nor_hides_a_new_field(
+    steps: list[tuple[int, set[str]]],
+) -> None:
+    ts, episode = DAY, None
+    for gap, fields in steps:
         ts += dt.timedelta(minutes=gap)
-        start = episodes.episode_start(ts, previous_ts, previous_start)
-        assert start <= ts and ts - start < episodes.RENEW
-        if previous_ts is not None and ts - previous_ts > episodes.QUIET:
-            assert start == ts
-        if start != ts:
-            assert start == previous_start
-        previous_ts, previous_start = ts, start
+        following = episodes.follow(ts, fields, episode)
+        assert following.start <= ts and ts - following.start < episodes.RENEW
+        if episode is not None and (ts - episode.last > episodes.QUIET or not fields <= episode.fields):
+            assert following.start == ts  # a quiet gap, or a field the previous finding did not flag
+        if following.start != ts:
+            assert episode is not None and following.start == episode.start
+        episode = following
+
+
+def test_a_frequency_excursion_during_a_voltage_episode_is_a_warning_of_its_own() -> None:
+    voltage = episodes.follow(DAY, ["voltage_v"], None)
+    still = episodes.follow(DAY + helpers.STEP, ["voltage_v"], voltage)
+    both = episodes.follow(DAY + 2 * helpers.STEP, ["voltage_v", "frequency_hz"], still)
+
+    assert still.start == DAY
+    assert both.start == DAY + 2 * helpers.STEP

@@ -129,7 +129,7 @@ def latest_anomalies(
     first_ts: Mapping[int, dt.datetime], rule: str, lookback: dt.timedelta
 ) -> dict[int, dict[str, Any]]:
     """Per meter, its newest anomaly of this rule in [its time - lookback, its time), if any
-    (timestamp and episode_start): where detection finds an episode a new finding continues."""
+    (timestamp, anomalies and episode_start): where detection finds an episode a new finding continues."""
     if not first_ts:
         return {}
     branches = [

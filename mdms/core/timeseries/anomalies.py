@@ -142,6 +142,7 @@ def latest_anomalies(
             "$group": {
                 "_id": "$meter_id",
                 "timestamp": {"$first": "$timestamp"},
+                "anomalies": {"$first": "$anomalies"},
                 "episode_start": {"$first": "$episode_start"},
             }
         },

@@ -196,7 +196,11 @@ def start_workers(count: int) -> list[subprocess.Popen[bytes]]:
     """`count` ingest workers (each its own process and broker session, on the shared subscription)."""
     workers = []
     for n in range(count):
-        env = dict(os.environ, INGEST_CLIENT_ID=f"bench-ingest-{uuid.uuid4().hex[:6]}")
+        # In the shared group, as when scaled out (docs/scaling.md): the two-worker run splits the stream,
+        # and a stopped worker ends its session instead of leaving it to queue the next run's messages.
+        env = dict(
+            os.environ, INGEST_CLIENT_ID=f"bench-ingest-{uuid.uuid4().hex[:6]}", INGEST_SHARE_GROUP=topics.SHARE_GROUP
+        )
         log = open(ROOT / "var" / "log" / f"bench-ingest-{n}.log", "wb")  # noqa: SIM115 - lives as long as the worker
         command = [sys.executable, "-m", "celery", "-A", "mdms", "worker", "--ingest", "-P", "solo", "-Q",
                    "bench-ingest", "-n", f"bench-ingest-{uuid.uuid4().hex[:6]}@%h", "-l", "WARNING"]  # fmt: skip

@@ -1,8 +1,8 @@
 """Helpers for tests that run the MQTT ingest against the real broker (ingest's and other apps').
 
-A worker run in a test joins the broker's shared subscription group; drop_session ends its
-persistent session afterwards, so that the group does not keep queueing a share of later tests'
-messages for a worker that is gone.
+A worker run in a test holds a persistent session; drop_session ends it afterwards, so that the
+broker does not keep queueing later tests' messages (or, in a shared group, a share of them) for a
+worker that is gone.
 """
 
 from __future__ import annotations
@@ -41,9 +41,10 @@ def drop_session(client_id: str) -> None:
 class RunningWorker:
     """An IngestWorker consuming in a thread of the test process; subscribed once constructed."""
 
-    def __init__(self, client_id_prefix: str, **options: Any) -> None:
+    def __init__(self, client_id_prefix: str, *, client_id: str | None = None, **options: Any) -> None:
+        """client_id resumes a given session; by default the worker gets a new one (prefix + random)."""
         self.worker = IngestWorker(
-            client_id=f"{client_id_prefix}-{uuid.uuid4().hex[:8]}", flush_interval_s=0.05, **options
+            client_id=client_id or f"{client_id_prefix}-{uuid.uuid4().hex[:8]}", flush_interval_s=0.05, **options
         )
         self.thread = threading.Thread(target=self.worker.run, daemon=True)
         self.thread.start()

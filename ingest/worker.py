@@ -1,10 +1,18 @@
-"""The MQTT consumer: shared subscription, persistent session, acknowledge after storing.
+"""The MQTT consumer: persistent session, its own or a shared subscription, acknowledge after storing.
 
 paho's network thread only puts messages on a queue (the callback is thin). The consuming thread
 takes them into a batch, flushes the batch by size or age through ingest.pipeline, and only then
 acknowledges its messages, in the order received (MQTT 5, 4.6). A worker killed between receive
 and acknowledge leaves the messages in its broker session, which redelivers them when the same
 client id reconnects; the pipeline's dedupe and the deduping reads make that harmless.
+
+The subscription (settings.INGEST_SHARE_GROUP) is the worker's own by default: Mosquitto 2.0 writes
+it to its database with the session and restores it at a restart, so the broker keeps queueing
+what meters send for the session from the moment it is back. A shared subscription
+($share/<group>/...) lets several workers split the stream, but Mosquitto 2.0 does not write it to
+its database (persist__subs_save walks a topic's ordinary subscribers, never its shared ones): after
+a broker restart the group is empty until the workers subscribe again, and what meters send in
+between is answered "no matching subscribers" and dropped (docs/reliability.md, section 3).
 """
 
 from __future__ import annotations
@@ -73,8 +81,11 @@ class IngestWorker:
         batch_messages: int = BATCH_MESSAGES,
         flush_interval_s: float = FLUSH_INTERVAL_S,
         session_expiry_s: int = SESSION_EXPIRY_S,
+        share_group: str | None = None,
     ) -> None:
         self.client_id = client_id or default_client_id()
+        # None: settings.INGEST_SHARE_GROUP; "" subscribes alone, a name joins that shared group.
+        self.share_group = settings.INGEST_SHARE_GROUP if share_group is None else share_group
         self.batch_readings = batch_readings
         self.batch_messages = batch_messages
         self.flush_interval_s = flush_interval_s
@@ -100,8 +111,9 @@ class IngestWorker:
             log.error("ingest %s: broker refused the connection: %s", self.client_id, reason)
             return
         log.info("ingest %s connected (session present: %s)", self.client_id, flags.session_present)
-        # Subscribing again on a resumed session is harmless and covers an expired one.
-        client.subscribe([(topics.shared(kind), 1) for kind in topics.INBOUND])
+        # Subscribing again on a resumed session is harmless, covers an expired one, and puts a shared
+        # subscription back after a broker restart (Mosquitto 2.0 does not restore those).
+        client.subscribe([(topics.inbound(kind, self.share_group), 1) for kind in topics.INBOUND])
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode], properties: Any
@@ -167,25 +179,31 @@ class IngestWorker:
             self._flushes.put(None)
             flusher.join()
             assert self.client is not None
-            # Everything received is stored and acknowledged, and the group no longer routes to
-            # us: end the session, so that the broker does not keep queueing a share of the stream
-            # for a worker that may never come back (a crash skips this and keeps the session, so
-            # the restarted worker gets its unacknowledged messages again).
+            # In a shared group, everything received is stored and acknowledged, and the group no
+            # longer routes to us: end the session, so that the broker does not keep queueing a
+            # share of the stream for a worker that may never come back (a crash skips this and
+            # keeps the session, so the restarted worker gets its unacknowledged messages again).
+            # Alone, the session stays: what meters send until the next start waits in it.
             goodbye = Properties(PacketTypes.DISCONNECT)
             goodbye.SessionExpiryInterval = 0
-            self.client.disconnect(properties=goodbye if self._left_group and not self._keep_session else None)
+            end_session = self.share_group and self._left_group and not self._keep_session
+            self.client.disconnect(properties=goodbye if end_session else None)
             self.client.loop_stop()
             db.connections.close_all()  # this thread's connections; the process may go on
 
     def leave_group(self, timeout_s: float = 5.0) -> None:
-        """Stop the shared subscription routing messages to this worker (on a graceful stop)."""
+        """Stop the shared subscription routing messages to this worker (on a graceful stop).
+
+        A worker subscribed alone keeps its subscription and session instead: the broker queues what
+        meters send while it is away (a deploy, a restart) and hands it over when it comes back.
+        """
         if self._left_group:
             return
         self._left_group = True
-        if self.client is None:  # never connected: nothing to leave
+        if self.client is None or not self.share_group:  # never connected, or nothing to leave
             return
         self.unsubscribed.clear()
-        self.client.unsubscribe([topics.shared(kind) for kind in topics.INBOUND])
+        self.client.unsubscribe([topics.shared(kind, self.share_group) for kind in topics.INBOUND])
         if not self.unsubscribed.wait(timeout_s):
             log.warning("ingest %s: no UNSUBACK within %.0f s; stopping anyway", self.client_id, timeout_s)
 

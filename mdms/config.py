@@ -92,6 +92,14 @@ def env_time_zone(name: str, default: str) -> str:
     return value
 
 
+def env_share_group(name: str, default: str) -> str:
+    """An MQTT shared-subscription group name (one topic level), or "" for none."""
+    value = env(name, default).strip()
+    if any(ch in value for ch in "/+#") or any(ch.isspace() for ch in value):
+        raise ConfigError(f"{name} must be one MQTT topic level (no '/', '+', '#' or spaces), not {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class DatabaseURL:
     """A postgres:// URL taken apart."""

@@ -60,6 +60,7 @@ def _read() -> dict[str, object]:
             "mqtt_admin_password": config.env("MQTT_ADMIN_PASSWORD", "" if debug else None),
             "mqtt_ingest_username": config.env("MQTT_INGEST_USERNAME", "mdms-ingest"),
             "mqtt_ingest_password": config.env("MQTT_INGEST_PASSWORD", "" if debug else None),
+            "ingest_share_group": config.env_share_group("INGEST_SHARE_GROUP", ""),
             "time_zone": config.env_time_zone("TIME_ZONE", config.DEFAULT_TIME_ZONE),
             "csrf_trusted": [o for o in config.env("CSRF_TRUSTED_ORIGINS", "").split(",") if o],
             "secure": config.env_bool("DJANGO_SECURE", not debug),
@@ -201,6 +202,11 @@ MQTT_ADMIN_USERNAME: str = str(_env["mqtt_admin_username"])
 MQTT_ADMIN_PASSWORD: str = str(_env["mqtt_admin_password"])
 MQTT_INGEST_USERNAME: str = str(_env["mqtt_ingest_username"])
 MQTT_INGEST_PASSWORD: str = str(_env["mqtt_ingest_password"])
+# Empty (the default): each ingest worker holds an exclusive subscription in its persistent session,
+# which Mosquitto 2.0 restores after a restart. A group name: the workers split the stream through
+# $share/<group>/..., which Mosquitto 2.0 does not restore after a restart, so what meters send
+# between the restart and the workers' new SUBSCRIBE is dropped (docs/reliability.md, section 3).
+INGEST_SHARE_GROUP: str = str(_env["ingest_share_group"])
 
 # Celery: Redis is broker and result store. The beat schedule is defined in mdms.schedule.
 CELERY_BROKER_URL = REDIS_URL

@@ -22,7 +22,7 @@ from mdms.core.localtime import local_zone
 from mdms.core.models import Meter
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S, READING_FIELD_NAMES
 from mdms.core.timeseries import anomalies as store
-from monitoring.detection import MeterSpec, rules, statistical
+from monitoring.detection import MeterSpec, episodes, rules, statistical
 
 DETECT_GROUP = "detect"
 # The register rules compare with the previous reading if it is at most this old (a meter silent
@@ -172,6 +172,31 @@ def _document(spec: MeterSpec, reading: dict[str, Any], finding: Any, now: dt.da
     }
 
 
+def _episodes_mark(documents: Sequence[dict[str, Any]]) -> None:
+    """Give each statistical finding its episode (monitoring.detection.episodes): the first of an
+    episode stays a warning, the ones that continue it become "info", both with `episode_start`."""
+    flagged = sorted(
+        (doc for doc in documents if doc["rule"] == episodes.EPISODE_RULE),
+        key=lambda doc: (doc["meter_id"], doc["timestamp"]),
+    )
+    if not flagged:
+        return
+    first: dict[int, dt.datetime] = {}
+    for doc in flagged:
+        first.setdefault(doc["meter_id"], doc["timestamp"])
+    # The meter's previous finding, from an earlier batch (a live feed judges one interval at a time).
+    open_episodes: dict[int, episodes.Episode] = {}
+    for pk, row in store.latest_anomalies(first, episodes.EPISODE_RULE, episodes.QUIET).items():
+        started = row.get("episode_start") or row["timestamp"]  # found before episodes: its own
+        open_episodes[pk] = episodes.Episode(start=started, last=row["timestamp"], fields=frozenset(row["anomalies"]))
+    for doc in flagged:
+        episode = episodes.follow(doc["timestamp"], doc["anomalies"], open_episodes.get(doc["meter_id"]))
+        doc["episode_start"] = episode.start
+        if episode.start != doc["timestamp"]:
+            doc["severity"] = episodes.CONTINUATION_SEVERITY
+        open_episodes[doc["meter_id"]] = episode
+
+
 def anomalies_detect(*, ranges: Sequence[store.Range]) -> DetectionResult:
     """Judge every reading of the ranges (meters, first ts, last ts) and store new anomalies."""
     readings = store.readings_in(ranges)
@@ -215,6 +240,7 @@ def anomalies_detect(*, ranges: Sequence[store.Range]) -> DetectionResult:
             for judged in statistical.check(spec, reading, fields, tz):
                 documents.append(_document(spec, reading, judged, now))
             before = reading
+    _episodes_mark(documents)
     stored = store.insert_anomalies(documents)
     newest = max((r["received_at"] for r in readings if r.get("received_at")), default=None)
     return DetectionResult(scanned=len(readings), stored=stored, newest_received_at=newest)

@@ -19,6 +19,8 @@ from mdms.core.timeseries import ROLLUPS_DAILY, collection
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 STEP = dt.timedelta(minutes=15)
+# The PUBACK reason code (MQTT 5, 3.4.2.1) of a message the broker accepted and routed to nobody.
+NO_MATCHING_SUBSCRIBERS = 16
 # Every tenth reading carries an over-voltage the rules flag: detection must judge each once.
 PLANTED_EVERY = 10
 
@@ -53,12 +55,20 @@ class PublishingMeter:
         self.connected = threading.Event()
         self.client.on_connect = lambda c, u, f, reason, p: self.connected.set() if not reason.is_failure else None
         self.client.on_disconnect = lambda *args: self.connected.clear()
+        # PUBACKs with reason 16: the broker took the reading but had no subscriber to give it to,
+        # so it dropped it (paho still counts the publish as done).
+        self.no_subscribers = 0
+        self.client.on_publish = self._on_publish
         self.client.reconnect_delay_set(min_delay=1, max_delay=2)
         # A meter keeps what it could not deliver while the broker was away, and sends it again.
         self.client.max_queued_messages_set(0)
         connect(self.client)
         self.client.loop_start()
         assert self.connected.wait(15), "the broker refused the meter"
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        if reason == NO_MATCHING_SUBSCRIBERS:
+            self.no_subscribers += 1
 
     def publish(self, i: int) -> mqtt.MQTTMessageInfo:
         """Publish reading i. Like a meter with QoS 1, a reading the client refuses while it is

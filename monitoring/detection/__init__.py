@@ -6,6 +6,7 @@ functions find, and the benchmark scores them on the simulator's labelled faults
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,17 @@ def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+def _continuing(anomaly: Mapping[str, Any]) -> str:
+    """ ", still so since ..." for a finding that continues an episode (monitoring.detection.episodes)."""
+    start, ts = anomaly.get("episode_start"), anomaly.get("timestamp")
+    if not isinstance(start, dt.datetime) or not isinstance(ts, dt.datetime) or start >= ts:
+        return ""
+    minutes = round((ts - start).total_seconds() / 60)
+    hours, minutes = divmod(minutes, 60)
+    took = f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+    return f"; continues the warning raised {took} earlier"
+
+
 def describe(anomaly: Mapping[str, Any]) -> str:
     """What a stored anomaly is, in an operator's words: a voltage beyond the standard band is
     said to be one (it is a fact about the supply, EN 50160 or ANSI C84.1), a statistical flag is
@@ -68,8 +80,10 @@ def describe(anomaly: Mapping[str, Any]) -> str:
             usual = baseline.get("voltage_v") or {}
             expected = _number(usual.get("expected", usual.get("median")))
             usual_text = f" (usual {expected:.1f} V)" if expected is not None else ""
-            return f"{voltage:.1f} V, within the standard band, unusual for this meter at this hour{usual_text}"
-        return f"Unusual {', '.join(fields)} for this meter at this hour"
+            text = f"{voltage:.1f} V, within the standard band, unusual for this meter at this hour{usual_text}"
+        else:
+            text = f"Unusual {', '.join(fields)} for this meter at this hour"
+        return text + _continuing(anomaly)
     if rule == "statistical_load":
         return "Unusual consumption for this meter at this hour (advisory)"
     if rule == "power_factor_low":

@@ -6,7 +6,7 @@ and the plugin answers on `.../response`. Who may do what:
 | account                  | roles                     | may                                            |
 |--------------------------|---------------------------|------------------------------------------------|
 | meter `{serial}`         | `meter-{serial}`, `meter` | publish meters/{serial}/{readings,events,replies}; subscribe meters/{serial}/commands |
-| ingest (settings)        | `ingest`                  | subscribe $share/ingest/meters/+/{readings,events,replies}; publish meters/+/commands |
+| ingest (settings)        | `ingest`                  | subscribe meters/+/{readings,events,replies}, alone or shared ($share/ingest/..., or the group INGEST_SHARE_GROUP names); publish meters/+/commands |
 
 Mosquitto 2.0.11's dynamic-security plugin does not expand `%u` in ACL topics (tried: a role with
 `meters/%u/readings` refused the meter's own publish), so each meter has a role of its own. The
@@ -80,8 +80,10 @@ def shared_meter_acls() -> list[dict[str, Any]]:
 
 
 def ingest_acls() -> list[dict[str, Any]]:
+    groups = sorted({topics.SHARE_GROUP, settings.INGEST_SHARE_GROUP} - {""})
     return [
-        *(_acl("subscribePattern", topics.shared(kind)) for kind in topics.INBOUND),
+        *(_acl("subscribePattern", topics.wildcard(kind)) for kind in topics.INBOUND),
+        *(_acl("subscribePattern", topics.shared(kind, group)) for group in groups for kind in topics.INBOUND),
         _acl("publishClientSend", topics.wildcard(topics.Kind.COMMANDS)),
     ]
 

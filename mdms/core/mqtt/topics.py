@@ -13,7 +13,8 @@ from __future__ import annotations
 from enum import StrEnum
 
 PREFIX = "meters"
-# The ingest workers share one subscription group, so that N workers split the stream.
+# The group name the documentation and docker-compose use when ingest workers split the stream
+# (settings.INGEST_SHARE_GROUP; empty by default: each worker subscribes on its own).
 SHARE_GROUP = "ingest"
 
 
@@ -38,6 +39,11 @@ def wildcard(kind: Kind) -> str:
 
 def shared(kind: Kind, group: str = SHARE_GROUP) -> str:
     return f"$share/{group}/{wildcard(kind)}"
+
+
+def inbound(kind: Kind, group: str) -> str:
+    """The ingest worker's filter for one inbound kind: shared within `group`, or its own when empty."""
+    return shared(kind, group) if group else wildcard(kind)
 
 
 # A dict lookup: Kind(value) costs a microsecond, and the ingest parses every message's topic.

@@ -19,6 +19,8 @@ from mdms.core.testing import start_django_with
         ("MQTT_PORT", "eighteen"),
         ("DJANGO_DEBUG", "perhaps"),
         ("MONGODB_URI", "http://127.0.0.1:27017/mdms"),
+        ("INGEST_SHARE_GROUP", "ingest/a"),
+        ("INGEST_SHARE_GROUP", "in#gest"),
     ],
 )
 def test_a_bad_value_fails_at_start_with_the_variable_name(variable: str, value: str) -> None:

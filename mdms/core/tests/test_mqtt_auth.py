@@ -226,20 +226,25 @@ def test_removed_meter_is_refused(
     assert not sessions(meter.serial, password).accepted
 
 
-def test_ingest_shared_subscription_receives_what_a_meter_publishes(sessions: Sessions, register: Register) -> None:
+def test_ingest_account_receives_what_a_meter_publishes_alone_or_in_its_group(
+    sessions: Sessions, register: Register
+) -> None:
     meter, password = register("A")
     ingest = sessions(*mqtt_client.ingest_credentials())
-    granted = [ingest.subscribe(topics.shared(kind))[0] for kind in topics.INBOUND]
-    plain = ingest.subscribe(topics.wildcard(topics.Kind.READINGS))[0]
+    # Alone (the default) or in the shared group (INGEST_SHARE_GROUP): both are the ingest's to take.
+    granted = [
+        ingest.subscribe(topics.inbound(kind, group))[0]
+        for group in ("", topics.SHARE_GROUP)
+        for kind in topics.INBOUND
+    ]
+    commands = ingest.subscribe(topics.wildcard(topics.Kind.COMMANDS))[0]
     meter_session = sessions(meter.serial, password)
 
-    # Other ingest workers may share the group on this broker and take their turn of the
-    # messages, so the meter sends several and this member must get some of them.
     for _ in range(20):
         assert not meter_session.publish(topics.topic(meter.serial, topics.Kind.READINGS))[0].is_failure
 
     assert not any(reason.is_failure for reason in granted)
-    assert plain.is_failure, "the ingest account reads meters only through the shared subscription"
+    assert commands.is_failure, "the ingest account sends commands to meters, it does not read them"
     assert topics.topic(meter.serial, topics.Kind.READINGS) in ingest.received(within_s=2.0)
 
 

@@ -2,7 +2,7 @@
 
 Anomaly documents follow the MongoDB reference solution's shape (`timestamp`, `meter_id`, `data`
 = the reading, `anomalies` = the flagged fields) plus `rule`, `severity`, `baseline`, `feeder`,
-`region` and `detected_at`. A time-series collection has no unique index, so `insert_anomalies`
+`region` and `detected_at`, and for the statistical rule `episode_start` (monitoring.detection.episodes). A time-series collection has no unique index, so `insert_anomalies`
 skips every (meter_id, timestamp, rule) already stored, checked in one query per batch: a re-run
 of detection never duplicates an anomaly.
 """
@@ -123,6 +123,31 @@ def stored_anomaly_keys(documents: Sequence[Mapping[str, Any]]) -> set[tuple[int
     }
     cursor = collection(ANOMALIES).find(query, {"_id": 0, "meter_id": 1, "timestamp": 1, "rule": 1})
     return {key for doc in cursor if (key := (doc["meter_id"], doc["timestamp"], doc["rule"])) in wanted}
+
+
+def latest_anomalies(
+    first_ts: Mapping[int, dt.datetime], rule: str, lookback: dt.timedelta
+) -> dict[int, dict[str, Any]]:
+    """Per meter, its newest anomaly of this rule in [its time - lookback, its time), if any
+    (timestamp, anomalies and episode_start): where detection finds an episode a new finding continues."""
+    if not first_ts:
+        return {}
+    branches = [
+        {"meter_id": pk, "timestamp": {"$gte": ts - lookback, "$lt": ts}} for pk, ts in sorted(first_ts.items())
+    ]
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"rule": rule, "$or": branches}},
+        {"$sort": {"timestamp": -1}},
+        {
+            "$group": {
+                "_id": "$meter_id",
+                "timestamp": {"$first": "$timestamp"},
+                "anomalies": {"$first": "$anomalies"},
+                "episode_start": {"$first": "$episode_start"},
+            }
+        },
+    ]
+    return {row["_id"]: row for row in collection(ANOMALIES).aggregate(pipeline)}
 
 
 def insert_anomalies(documents: Sequence[dict[str, Any]]) -> int:

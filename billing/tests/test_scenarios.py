@@ -203,7 +203,9 @@ def test_scenario(path: Path, alice: Any, bill: Any, mongo: Any) -> None:
     names = {sim.meter.serial: name for name, sim in sims.items()}
     # The bill as issued (version 1): whatever arrived after it, it has not changed.
     issued = Bill.objects.get(account=alice.account, version=1, period_end=period_end)
-    assert _determinants(issued, expected["bill"], names) == {k: v for k, v in expected["bill"].items() if k != "run_date"}
+    assert _determinants(issued, expected["bill"], names) == {
+        k: v for k, v in expected["bill"].items() if k != "run_date"
+    }
     if "total" in expected:
         assert str(issued.total) == expected["total"]
     if "rebill" in expected:

@@ -70,7 +70,7 @@ def test_billing_staff_accept_a_rebill_proposal_in_the_browser(
     assert browser_page.locator("#proposal-intervals tbody tr").count() == 4
     screenshot(browser_page, "billing-rebill-proposal")
     browser_page.click("button[value=accept]")
-    browser_page.wait_for_url(f"**/billing/bills/*/")
+    browser_page.wait_for_url("**/billing/bills/*/")
     new = Bill.objects.get(account=jay.account, is_current=True)
     assert (new.version, new.total, Bill.objects.get(pk=issued.pk).total) == (2, Decimal("191.25"), Decimal("190.00"))
 

@@ -101,8 +101,13 @@ def rebill_proposals_judge(*, limit: int = JUDGE_LIMIT) -> JudgeResult:
     bills: dict[int, Bill] = {}
     now = timezone.now()
     judged = waiting = 0
+    # A replaced stretch is many intervals of one meter and day: one look-up of the bills per meter-day.
+    covering_by_day: dict[tuple[int, dt.date], list[Bill]] = {}
     for replacement in pending:
-        covering = _bills_covering(replacement)
+        key = (replacement.meter_id, _interval_day(replacement))
+        if key not in covering_by_day:
+            covering_by_day[key] = _bills_covering(replacement)
+        covering = covering_by_day[key]
         if not covering:
             replacement.outcome = EstimateReplacement.Outcome.NOT_BILLED
             replacement.judged_at = now

@@ -431,6 +431,33 @@ def _complete_determinants(
     return outcome
 
 
+def _rebill_window(bill: Bill) -> det.Window:
+    cycle = bill.determinants
+    return det.Window(
+        period_start=dt.date.fromisoformat(cycle["period_start"]),
+        period_end=dt.date.fromisoformat(cycle["period_end"]),
+        billed_start=bill.period_start,
+        billed_end=bill.period_end,
+        usage_end=bill.final_read.read_at if bill.final_read else None,
+    )
+
+
+def bill_rebill_preview(*, bill: Bill) -> tuple[Bill, list[BillLineItem]]:
+    """What a re-bill of this bill would be today, unsaved: the same rules as bill_rebill (BillHeld when
+    the data is incomplete). Billing staff are proposed a re-bill from the difference (billing.rebill_proposals)."""
+    current = Bill.objects.select_related("account__tariff", "final_read").get(pk=bill.pk)
+    terms = terms_cache()
+    outcome = _complete_determinants(current.account, _rebill_window(current), terms)
+    return _bill_rows(
+        account=current.account,
+        determinants=outcome,
+        terms=terms(current.account),
+        kind=current.kind,
+        version=current.version + 1,
+        final_read=current.final_read,
+    )
+
+
 @transaction.atomic
 def bill_rebill(*, bill: Bill, reason: str, created_by: User | None = None) -> Bill:
     """Bill the same account and period again (after an edit): version n+1 is current, the old is kept."""
@@ -440,14 +467,7 @@ def bill_rebill(*, bill: Bill, reason: str, created_by: User | None = None) -> B
     if not current.is_current:
         raise ValueError(f"bill {current} has been superseded; re-bill the current version")
     account = current.account
-    cycle = current.determinants
-    window = det.Window(
-        period_start=dt.date.fromisoformat(cycle["period_start"]),
-        period_end=dt.date.fromisoformat(cycle["period_end"]),
-        billed_start=current.period_start,
-        billed_end=current.period_end,
-        usage_end=current.final_read.read_at if current.final_read else None,
-    )
+    window = _rebill_window(current)
     terms = terms_cache()
     outcome = _complete_determinants(account, window, terms)
     latest = Bill.objects.filter(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from billing.models import Bill, BillingRun, IntervalEdit, OnDemandRead, VeeException
+from billing.models import Bill, BillingRun, EstimateReplacement, IntervalEdit, OnDemandRead, VeeException
 from mdms.core.models import Account, Meter, MeterInstallation
 from mdms.core.selectors import meter_search
 
@@ -46,6 +46,11 @@ def vee_exception_get(*, exception_pk: int) -> VeeException:
     if exception is None:
         raise Http404("No such exception")
     return exception
+
+
+def proposal_replacements(*, proposal: VeeException, limit: int = 500) -> list[EstimateReplacement]:
+    """The intervals whose actuals made a re-bill proposal, by meter and time."""
+    return list(proposal.replacements.select_related("meter").order_by("meter__serial", "ts")[:limit])
 
 
 def interval_edits(*, meter_pk: int, limit: int = 50) -> list[IntervalEdit]:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from billing.replacements import replacements_record
 from lake.restore import lake_raw_ensure
 from mdms.core import stored_batches
 from mdms.core.followers import follower_run
@@ -87,7 +88,10 @@ def rollups_follow(
             entries = run.take(count=count)
             if not entries:
                 break
-            meter_days += _recompute_touched([batch for _entry_id, batch in entries if batch.kind == "readings"])
+            readings = [batch for _entry_id, batch in entries if batch.kind == "readings"]
+            meter_days += _recompute_touched(readings)
+            # Actuals that replaced estimates are judged for billing once their rollups show them.
+            replacements_record(readings)
             # Acknowledged only once stored: a crash before this means the entries are redone, harmlessly.
             run.done(entry_id for entry_id, _batch in entries)
             batches += len(entries)

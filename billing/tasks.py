@@ -20,6 +20,7 @@ from billing.models import BillingRun, OutboxDeliveryAttempt
 from billing.on_demand_reads import on_demand_reads_sweep
 from billing.outbox import outbox_write
 from billing.read_fetch import deliveries_sweep
+from billing.rebill_proposals import rebill_proposals_judge
 from billing.rollups import rollups_follow
 from billing.vee.services import vee_run
 from mdms.core.localtime import local_today
@@ -31,11 +32,16 @@ VEE_CHUNK = 500
 
 @shared_task(name="billing.follow_stored_batches", ignore_result=True)
 def follow_stored_batches() -> int:
-    """Recompute the rollups of the meter-days the ingest stored since the last call; returns batches taken.
+    """Recompute the rollups of the meter-days the ingest stored since the last call, then judge the estimates
+    that actuals replaced (billing.rebill_proposals); returns batches taken.
 
     A run stops taking new entries after rollups.FOLLOW_BUDGET_S (10 s) and leaves the rest to the next.
     """
-    return rollups_follow().batches
+    batches = rollups_follow().batches
+    # Actuals the follower found replacing estimates: judged against the issued bills (a re-bill proposed
+    # in the exception queue above the thresholds). Cheap when there is nothing to judge.
+    rebill_proposals_judge()
+    return batches
 
 
 @shared_task(name="billing.vee_yesterday", ignore_result=True)

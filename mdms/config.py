@@ -69,8 +69,15 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
     return value
 
 
-def env_float(name: str, default: float, *, above: float | None = None, at_most: float | None = None) -> float:
-    """A number; `above` (exclusive) and `at_most` (inclusive) bound it, and NaN is refused with them."""
+def env_float(
+    name: str,
+    default: float,
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+    at_most: float | None = None,
+) -> float:
+    """A number; `above` (exclusive), `at_least` and `at_most` (inclusive) bound it, and NaN is refused with them."""
     raw = env(name, str(default))
     try:
         value = float(raw)
@@ -78,8 +85,17 @@ def env_float(name: str, default: float, *, above: float | None = None, at_most:
         raise ConfigError(f"{name} must be a number, not {raw!r}") from None
     if above is not None and not value > above:
         raise ConfigError(f"{name} must be above {above:g}, not {value:g}")
+    if at_least is not None and not value >= at_least:
+        raise ConfigError(f"{name} must be at least {at_least:g}, not {value:g}")
     if at_most is not None and not value <= at_most:
         raise ConfigError(f"{name} must be at most {at_most:g}, not {value:g}")
+    return value
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env(name, default).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
     return value
 
 

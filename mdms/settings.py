@@ -76,6 +76,9 @@ def _read() -> dict[str, object]:
             "datahub_catchup_days": config.env_int("DATAHUB_CATCHUP_DAYS", 7, minimum=1),
             "billing_fetch_lead_s": config_seconds("BILLING_FETCH_LEAD_S", 21_600.0),
             "billing_fetch_max_missing": config.env_int("BILLING_FETCH_MAX_MISSING", 4, minimum=0),
+            "rebill_min_kwh": config.env_float("REBILL_PROPOSAL_MIN_KWH", 1.0, at_least=0, at_most=1e9),
+            "rebill_min_amount": config.env_float("REBILL_PROPOSAL_MIN_AMOUNT", 1.0, at_least=0, at_most=1e9),
+            "rebill_rule": config.env_choice("REBILL_PROPOSAL_RULE", "either", ("either", "both")),
             "commands_rate_per_s": config.env_float("COMMANDS_RATE_PER_S", 50.0, above=0, at_most=100_000),
             "commands_retry_base_s": config_seconds("COMMANDS_RETRY_BASE_S", 15.0),
             "commands_retry_max_s": config_seconds("COMMANDS_RETRY_MAX_S", 300.0),
@@ -352,6 +355,14 @@ DATAHUB_CATCHUP_DAYS: int = int(_env["datahub_catchup_days"])  # type: ignore[ca
 # in batch 1 (a closing register read is needed too).
 BILLING_FETCH_LEAD_S: float = float(_env["billing_fetch_lead_s"])  # type: ignore[arg-type]
 BILLING_FETCH_MAX_MISSING: int = int(_env["billing_fetch_max_missing"])  # type: ignore[call-overload]
+
+# Actuals that replace billed estimates (billing.rebill_proposals, docs/meter-lifecycle.md): the
+# issued bill never changes; a re-bill is proposed in the exception queue when the re-bill would
+# differ from it by at least MIN_KWH (billed kWh, after the multiplier) and/or MIN_AMOUNT (the bill's
+# currency, taxes included): RULE "either" proposes when one of the two is reached, "both" when both are.
+REBILL_PROPOSAL_MIN_KWH: float = float(_env["rebill_min_kwh"])  # type: ignore[arg-type]
+REBILL_PROPOSAL_MIN_AMOUNT: float = float(_env["rebill_min_amount"])  # type: ignore[arg-type]
+REBILL_PROPOSAL_RULE: str = str(_env["rebill_rule"])
 
 # Commands to meters (docs/commands.md): the fleet-wide send rate (a mass disconnect or a
 # read-everything must not flood the broker), the wait for an answer before sending again (doubling

@@ -21,6 +21,7 @@ IMPORT_COLOUR = "#0b6bcb"
 ESTIMATED_COLOUR = "#8a5cf6"
 EXPORT_COLOUR = "#1a7f37"
 LAST_YEAR_COLOUR = "#9aa5b4"
+EXCHANGE_COLOUR = "#b35900"
 CONFIG = {"responsive": True, "displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
 
@@ -88,10 +89,32 @@ def daily_usage_figure(summary: UsageSummary, *, solar: bool) -> Figure:
                 "hovertemplate": "%{customdata:.2f} kWh<extra>exported</extra>",
             }
         )
+    # A meter exchange: a dashed vertical line at its moment, labelled with the day and both meters.
+    marks: dict[str, Any] = {
+        "shapes": [
+            {"type": "line", "xref": "x", "yref": "paper", "x0": m.at.isoformat(timespec="minutes")[:16],
+             "x1": m.at.isoformat(timespec="minutes")[:16], "y0": 0, "y1": 1,
+             "line": {"color": EXCHANGE_COLOUR, "width": 2, "dash": "dash"}}
+            for m in summary.exchanges
+        ],
+        "annotations": [
+            {"xref": "x", "yref": "paper", "x": m.at.isoformat(timespec="minutes")[:16], "y": 1, "yanchor": "bottom",
+             "showarrow": False, "xanchor": "left", "font": {"size": 11, "color": EXCHANGE_COLOUR},
+             "text": f"Meter exchanged {m.at:%d %b %H:%M}: {m.old_serial} → {m.new_serial}"}
+            for m in summary.exchanges
+        ],
+    } if summary.exchanges else {}  # fmt: skip
     # Titles stay short enough for a phone; the page's caption says the rest.
     return figure(
         traces,
-        layout("Daily energy", y_title="Energy per day (kWh)", barmode="relative", bargap=0.1, xaxis={"type": "date"}),
+        layout(
+            "Daily energy",
+            y_title="Energy per day (kWh)",
+            barmode="relative",
+            bargap=0.1,
+            xaxis={"type": "date"},
+            **marks,
+        ),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
@@ -19,6 +19,7 @@ from django.utils import timezone
 from billing import selectors as usage
 from billing.models import Bill
 from mdms.core import selectors as core
+from mdms.core.localtime import local_midnight as local_midnight_of
 from mdms.core.localtime import local_today
 from mdms.core.models import Account, Meter
 from mdms.core.roles import Role, user_roles
@@ -131,9 +132,18 @@ class MonthUsage:
         return net_self_sufficiency(self.import_kwh, self.export_kwh)
 
 
+@dataclass(frozen=True)
+class ExchangeMark:
+    """A meter exchange inside the dashboard's range, marked on its chart."""
+
+    at: dt.datetime  # local
+    old_serial: str
+    new_serial: str
+
+
 @dataclass
 class UsageSummary:
-    """Six months of one meter, shaped for the dashboard's charts."""
+    """Six months of one meter (and of the meters it replaced on its premise), shaped for the dashboard's charts."""
 
     start: dt.date
     end: dt.date  # exclusive (tomorrow)
@@ -141,6 +151,7 @@ class UsageSummary:
     months: list[MonthUsage]
     # heatmap[h][d]: kWh imported in local hour h of days[d] (the repeated autumn hour adds up).
     heatmap: list[list[float]] = field(default_factory=list)
+    exchanges: list[ExchangeMark] = field(default_factory=list)
 
     @property
     def has_data(self) -> bool:
@@ -188,13 +199,17 @@ def usage_summary(meter: Meter, *, today: dt.date | None = None, visible: Visibl
     today = today or local_today()
     start = _months_back(today, DASHBOARD_MONTHS - 1)
     end = today + dt.timedelta(days=1)
-    profiles = usage.billing_day_profiles(meter_pks=[meter.pk], start=start, end=end)[meter.pk]
+    # Continuous across an exchange: the meters this one replaced on its premise are part of its history
+    # (each keeps only its own side of the exchange moment, so their days add up, the exchange day too).
+    exchanges = core.meter_exchanges_into(meter)
+    meter_pks = [meter.pk, *(exchange.old_meter_id for exchange in exchanges)]
+    by_meter = usage.billing_day_profiles(meter_pks=meter_pks, start=start, end=end)
     # Last year only needs each day's totals: leaving the hourly arrays in MongoDB halves the page's decoding.
     last_year = rollup_store.daily_documents(
-        [meter.pk], _year_before(start), _year_before(end), fields=("total_import_kwh", "total_export_kwh")
+        meter_pks, _year_before(start), _year_before(end), fields=("total_import_kwh", "total_export_kwh")
     )
 
-    by_day = {p.day: p for p in profiles}
+    by_day = _merged_days(by_meter)
     months: dict[dt.date, MonthUsage] = {}
     days: list[DayUsage] = []
     heatmap: list[list[float]] = [[] for _ in range(24)]
@@ -232,7 +247,34 @@ def usage_summary(meter: Meter, *, today: dt.date | None = None, visible: Visibl
         if target is not None:
             target.last_year_import_kwh = (target.last_year_import_kwh or 0.0) + float(document["total_import_kwh"])
             target.last_year_export_kwh = (target.last_year_export_kwh or 0.0) + float(document["total_export_kwh"])
-    return UsageSummary(start=start, end=end, days=days, months=list(months.values()), heatmap=heatmap)
+    marks = [
+        ExchangeMark(timezone.localtime(x.exchanged_at), x.old_meter.serial, x.new_meter.serial)
+        for x in reversed(exchanges)
+        if local_midnight_of(start) <= x.exchanged_at < local_midnight_of(end)
+    ]
+    return UsageSummary(start=start, end=end, days=days, months=list(months.values()), heatmap=heatmap, exchanges=marks)
+
+
+def _merged_days(by_meter: dict[int, list[usage.DayProfile]]) -> dict[dt.date, usage.DayProfile]:
+    """One profile per day, the meters' hours added (a day's hours are the same whichever meter read them)."""
+    merged: dict[dt.date, usage.DayProfile] = {}
+    for profiles in by_meter.values():
+        for p in profiles:
+            seen = merged.get(p.day)
+            if seen is None or len(seen.import_kwh) != len(p.import_kwh):
+                merged[p.day] = p if seen is None else seen
+                continue
+            merged[p.day] = replace(
+                seen,
+                import_kwh=[a + b for a, b in zip(seen.import_kwh, p.import_kwh, strict=True)],
+                export_kwh=[a + b for a, b in zip(seen.export_kwh, p.export_kwh, strict=True)],
+                estimated_import_kwh=[
+                    a + b for a, b in zip(seen.estimated_import_kwh, p.estimated_import_kwh, strict=True)
+                ],
+                intervals=seen.intervals + p.intervals,
+                estimated_intervals=seen.estimated_intervals + p.estimated_intervals,
+            )
+    return merged
 
 
 @dataclass(frozen=True)

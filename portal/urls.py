@@ -69,6 +69,7 @@ urlpatterns = [
     path("billing/bills/<int:bill_pk>/", billing.billing_bill, name="billing_bill"),
     path("billing/bills/<int:bill_pk>/intervals/", billing.billing_bill_intervals, name="billing_bill_intervals"),
     path("billing/meters/<int:meter_pk>/", billing.billing_meter, name="billing_meter"),
+    path("billing/meters/<int:meter_pk>/exchange/", billing.billing_meter_exchange, name="billing_meter_exchange"),
     path("meters/<int:meter_pk>/commands/", meter_commands.meter_command_send, name="meter_command_send"),
     path("billing/tariffs/", billing_tariffs.billing_tariffs, name="billing_tariffs"),
     path("billing/tariffs/<int:tariff_pk>/", billing_tariffs.billing_tariff, name="billing_tariff"),

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-__all__ = ["IntervalEdit", "VeeException"]
+__all__ = ["EstimateReplacement", "IntervalEdit", "VeeException"]
 
 
 class IntervalEdit(models.Model):
@@ -63,6 +63,9 @@ class VeeException(models.Model):
         REGISTER_MISMATCH = "register_mismatch", "Register delta disagrees with the intervals"
         CONFLICTING_DUPLICATE = "conflicting_duplicate", "Conflicting duplicates"
         OUTSIDE_INSTALLATION = "outside_installation", "Readings outside the installation dates"
+        # Not a VEE finding but work for the same people: actuals replaced estimates of an issued bill
+        # (billing.rebill_proposals); period_start/period_end are the bill's billed days.
+        REBILL_PROPOSED = "rebill_proposed", "Re-bill proposed: actuals replaced billed estimates"
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -91,3 +94,43 @@ class VeeException(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.meter_id} {self.period_start:%Y-%m-%d %H:%M}"
+
+
+class EstimateReplacement(models.Model):
+    """A measured reading that arrived for an interval VEE had estimated (late data, a re-send, a data
+    hub pull, an on-demand read): what the estimate said, what the meter said, and what it meant for
+    billing. Written by the rollup follower once the rollups show the actual; the unique (meter, ts)
+    makes the same replacement, seen twice, one row, and so at most one proposal.
+    """
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Not yet judged"
+        NOT_BILLED = "not_billed", "Not billed yet: the next bill uses the actual"
+        BELOW_THRESHOLD = "below_threshold", "Billed; the re-bill would differ by less than the threshold"
+        PROPOSED = "proposed", "Billed; a re-bill is proposed"
+
+    meter = models.ForeignKey("core.Meter", on_delete=models.PROTECT, related_name="estimate_replacements")
+    ts = models.DateTimeField(help_text="Interval end (UTC).")
+    estimate_import_kwh = models.FloatField()
+    estimate_export_kwh = models.FloatField(null=True, blank=True)
+    estimate_method = models.CharField(max_length=24, blank=True)
+    actual_import_kwh = models.FloatField(null=True, blank=True)
+    actual_export_kwh = models.FloatField(null=True, blank=True)
+    actual_received_at = models.DateTimeField(null=True, blank=True)
+    replaced_at = models.DateTimeField(auto_now_add=True, help_text="When the follower saw the actual.")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
+    judged_at = models.DateTimeField(null=True, blank=True)
+    bill = models.ForeignKey("Bill", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    proposal = models.ForeignKey(
+        VeeException, on_delete=models.PROTECT, null=True, blank=True, related_name="replacements"
+    )
+
+    class Meta:
+        ordering = ["meter", "ts"]
+        constraints = [
+            models.UniqueConstraint(fields=["meter", "ts"], name="estimate_replacement_once_per_interval"),
+        ]
+        indexes = [models.Index(fields=["outcome", "replaced_at"], name="estimate_repl_outcome_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.meter_id} {self.ts:%Y-%m-%d %H:%M} {self.estimate_import_kwh} -> {self.actual_import_kwh}"

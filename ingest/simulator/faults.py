@@ -33,6 +33,23 @@ class FaultKind(StrEnum):
     DUPLICATE = "duplicate"
     OUT_OF_ORDER = "out_of_order"
     CLOCK_DRIFT = "clock_drift"
+    # What happens to the meter in its life (issue 16). A rollover is true: the register wraps at its
+    # capacity, and the consumption across it is what was drawn (the rate is the share of meters
+    # installed with a register near its capacity, not a rate per day). An exchange is done through the
+    # MDMS's own service by the simulator (simulate_meters), and the new meter carries on.
+    REGISTER_ROLLOVER = "register_rollover"
+    METER_EXCHANGE = "meter_exchange"
+
+
+# Not planned per day as an interval fault: decided once per meter (FaultPlan.rollover_margin_kwh).
+PER_METER = frozenset({FaultKind.REGISTER_ROLLOVER})
+# How far below its capacity a rollover meter's register starts, in kWh: a few days of a household's use.
+ROLLOVER_MARGIN_KWH = (5.0, 60.0)
+# A uniform plan (--faults RATE) gives the life events rates of their own: an exchange is rare (RATE/20
+# a meter a day: 0.02 gives about one meter in 5 exchanged over the demo's 190 days), while a register
+# near its capacity is a property of the meter (RATE x 5 of meters: 0.02 gives one in 10).
+UNIFORM_EXCHANGE_SHARE = 1 / 20
+UNIFORM_ROLLOVER_FACTOR = 5.0
 
 
 # How many intervals a fault lasts, at least and at most (the outage adds seconds inside one).
@@ -47,6 +64,8 @@ DURATION_INTERVALS: dict[FaultKind, tuple[int, int]] = {
     FaultKind.DUPLICATE: (1, 1),
     FaultKind.OUT_OF_ORDER: (1, 1),
     FaultKind.CLOCK_DRIFT: (24, 96),
+    FaultKind.REGISTER_ROLLOVER: (1, 1),
+    FaultKind.METER_EXCHANGE: (1, 1),  # the exchange is at its start, an interval boundary
 }
 
 
@@ -106,7 +125,22 @@ class FaultPlan:
 
     @classmethod
     def uniform(cls, rate: float) -> FaultPlan:
-        return cls(rates=dict.fromkeys(FaultKind, rate))
+        rates = dict.fromkeys(FaultKind, rate)
+        rates[FaultKind.METER_EXCHANGE] = rate * UNIFORM_EXCHANGE_SHARE
+        rates[FaultKind.REGISTER_ROLLOVER] = min(1.0, rate * UNIFORM_ROLLOVER_FACTOR)
+        return cls(rates=rates)
+
+    def rollover_margin_kwh(self, serial: str, *, seed: int) -> float | None:
+        """How far below its capacity this meter's register starts (it wraps once that much is drawn);
+        None for a meter without a rollover. An explicit fault may give `margin_kwh` in its details."""
+        for fault in self.explicit:
+            if fault.kind is FaultKind.REGISTER_ROLLOVER and fault.serial in ("*", serial):
+                return float(fault.details.get("margin_kwh", sum(ROLLOVER_MARGIN_KWH) / 2))
+        share = self.rates.get(FaultKind.REGISTER_ROLLOVER, 0.0)
+        rng = random.Random(f"rollover:{seed}:{serial}")
+        if share <= 0 or rng.random() >= share:
+            return None
+        return round(rng.uniform(*ROLLOVER_MARGIN_KWH), 1)
 
     @classmethod
     def parse(cls, text: str) -> FaultPlan:
@@ -140,6 +174,8 @@ class FaultPlan:
         day_end = day_start + dt.timedelta(days=1)
         planned: list[Fault] = []
         for fault in self.explicit:
+            if fault.kind in PER_METER:
+                continue
             if fault.serial in ("*", serial) and day_start <= fault.start < day_end:
                 planned.append(
                     Fault(serial, fault.kind, fault.start, fault.end, {**_defaults(fault.kind), **fault.details})
@@ -148,6 +184,8 @@ class FaultPlan:
         intervals_per_day = 86400 // interval_s
         # Outages first, so that the data quality faults never hide inside one.
         for kind in sorted(self.rates, key=lambda k: k is not FaultKind.OUTAGE):
+            if kind in PER_METER:
+                continue
             rate = self.rates[kind]
             whole, fraction = divmod(rate, 1.0)
             for _ in range(int(whole) + (1 if rng.random() < fraction else 0)):

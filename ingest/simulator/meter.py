@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ingest.simulator.faults import Fault, FaultKind, FaultPlan, iso
@@ -62,11 +62,47 @@ class SimulatedMeter:
     # The supply relay, opened by a disconnect command: the premise then draws (and exports) nothing,
     # while the meter itself stays powered and keeps reporting.
     relay_connected: bool = field(default=True, init=False)
+    # The register's capacity (6 digits and 1 decimal, as the MDMS assumes by default): what it shows
+    # wraps to 0 there, while register_*_wh keep counting.
+    register_capacity_kwh: float = 100_000.0
+    # Stop at a planned meter exchange (exchange_due) so the fleet can do it through the MDMS; without
+    # this, METER_EXCHANGE faults are ignored (a meter on its own cannot be exchanged).
+    exchanges: bool = False
+    exchange_due: Fault | None = field(default=None, init=False)
+    # A meter put in by an exchange: exchanges planned up to this moment are not its own.
+    installed_at: dt.datetime | None = field(default=None, init=False)
+    _wrapped: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self._model = LoadModel(self.profile, self.seed, self.time_zone)
         self.register_import_wh = round(self.profile.initial_register_import_kwh * 1000)
         self.register_export_wh = round(self.profile.initial_register_export_kwh * 1000)
+        margin = self.fault_plan.rollover_margin_kwh(self.serial, seed=self.seed)
+        if margin is not None:
+            # Installed with its register near the top: it wraps once `margin` kWh have been drawn.
+            self.register_import_wh = self._capacity_wh - round(margin * 1000)
+
+    @property
+    def _capacity_wh(self) -> int:
+        return round(self.register_capacity_kwh * 1000)
+
+    def shown_registers(self) -> tuple[float, float]:
+        """What the register display shows now (kWh, wrapped at the capacity)."""
+        return (self.register_import_wh % self._capacity_wh) / 1000, (
+            self.register_export_wh % self._capacity_wh
+        ) / 1000
+
+    def successor(self, serial: str, *, at: dt.datetime) -> SimulatedMeter:
+        """The meter that replaces this one at `at` (an exchange): same household and plan, registers from 0."""
+        profile = replace(self.profile, serial=serial, initial_register_import_kwh=0.0, initial_register_export_kwh=0.0)
+        new = SimulatedMeter(
+            profile, self.seed, self.interval_s, self.fault_plan, self.time_zone,
+            register_capacity_kwh=self.register_capacity_kwh, exchanges=self.exchanges,
+        )  # fmt: skip
+        new.register_import_wh = new.register_export_wh = 0  # a new meter's register starts at 0, whatever the plan
+        new.last_ts = new.installed_at = at
+        new.relay_connected = self.relay_connected
+        return new
 
     def state(self) -> dict[str, Any]:
         """What a restart needs to carry on where this meter stopped: its registers and last interval."""
@@ -98,8 +134,25 @@ class SimulatedMeter:
             if self.last_ts is not None and interval_end <= self.last_ts:
                 continue  # already sent before a restart (resumed from saved state)
             self._plan(interval_end)
+            exchange = self._exchange_before(interval_end)
+            if exchange is not None:
+                # Exchanged at the start of this interval: the new meter sends it (Fleet.advance).
+                self.exchange_due = exchange
+                break
             emissions.extend(self._interval(interval_end, began))
         return emissions, began
+
+    def _exchange_before(self, interval_end: dt.datetime) -> Fault | None:
+        if not self.exchanges:
+            return None
+        for fault in self._faults:
+            if self.installed_at is not None and fault.start <= self.installed_at:
+                continue
+            if fault.kind is FaultKind.METER_EXCHANGE and fault.start < interval_end and fault not in self._started:
+                self._started.add(fault)
+                # An exchange planned inside an interval happens at its start (a field visit's record).
+                return replace_fault_start(fault, interval_end - dt.timedelta(seconds=self.interval_s))
+        return None
 
     def flush(self) -> list[Emission]:
         """Readings still held back (out of order) when the run ends."""
@@ -108,11 +161,8 @@ class SimulatedMeter:
 
     def read_registers(self, now: dt.datetime) -> dict[str, Any]:
         """An on-demand read: the registers as of the last completed interval."""
-        return {
-            "ts": iso(now),
-            "register_import_kwh": self.register_import_wh / 1000,
-            "register_export_kwh": self.register_export_wh / 1000,
-        }
+        shown_import, shown_export = self.shown_registers()
+        return {"ts": iso(now), "register_import_kwh": shown_import, "register_export_kwh": shown_export}
 
     def _plan(self, interval_end: dt.datetime) -> None:
         for day in {(interval_end - dt.timedelta(seconds=self.interval_s)).date(), interval_end.date()}:
@@ -131,7 +181,7 @@ class SimulatedMeter:
         active = [fault for fault in self._faults if fault.covers(end)]
         emissions: list[Emission] = []
         for fault in active:
-            if fault not in self._started:
+            if fault not in self._started and fault.kind is not FaultKind.METER_EXCHANGE:
                 self._started.add(fault)
                 began.append(fault)
         # An outage that ends inside this interval still lets the meter report its rest.
@@ -158,6 +208,12 @@ class SimulatedMeter:
             return emissions
 
         reading = self._reading(sample, active, on_fraction)
+        if self._wrapped:
+            self._wrapped = False
+            began.append(
+                Fault(self.serial, FaultKind.REGISTER_ROLLOVER, interval_start, end,
+                      {"capacity_kwh": self.register_capacity_kwh, "register_kwh": reading["register_import_kwh"]})
+            )  # fmt: skip
         for fault in active:
             self._distort(fault, reading)
         emission = Emission(end, Kind.READINGS, reading)
@@ -205,8 +261,11 @@ class SimulatedMeter:
         net_w = (consumption_w - production_w) * on_fraction
         energy_wh = round(net_w * self.interval_s / 3600.0)
         import_wh, export_wh = max(0, energy_wh), max(0, -energy_wh)
+        capacity = self._capacity_wh
+        self._wrapped = (self.register_import_wh % capacity) + import_wh >= capacity
         self.register_import_wh += import_wh
         self.register_export_wh += export_wh
+        shown_import, shown_export = self.shown_registers()
         self.last_ts = sample.end
         # Average power over the interval, consistent with its energy; negative while exporting.
         power_w = round((import_wh - export_wh) * 3600.0 / self.interval_s, 1)
@@ -217,8 +276,8 @@ class SimulatedMeter:
             "interval_s": self.interval_s,
             "energy_import_kwh": import_wh / 1000,
             "energy_export_kwh": export_wh / 1000,
-            "register_import_kwh": self.register_import_wh / 1000,
-            "register_export_kwh": self.register_export_wh / 1000,
+            "register_import_kwh": shown_import,
+            "register_export_kwh": shown_export,
             "power_w": power_w,
             "voltage_v": voltage_v,
             "current_a": round(abs(power_w) / (voltage_v * power_factor), 2),
@@ -244,3 +303,7 @@ class SimulatedMeter:
             hours = (true_end - fault.start).total_seconds() / 3600.0
             offset_s = round(float(fault.details.get("drift_s_per_hour", 60.0)) * hours)
             reading["ts"] = iso(true_end + dt.timedelta(seconds=offset_s))
+
+
+def replace_fault_start(fault: Fault, start: dt.datetime) -> Fault:
+    return Fault(fault.serial, fault.kind, start, max(fault.end, start), dict(fault.details))

@@ -26,7 +26,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from tqdm import tqdm
 
-from ingest.simulator.faults import LabelWriter, iso
+from ingest.simulator.faults import Fault, FaultKind, LabelWriter, iso
 from ingest.simulator.meter import Emission, SimulatedMeter
 from mdms.core.mqtt import client as mqtt_client
 from mdms.core.mqtt import topics
@@ -45,6 +45,10 @@ LOW_WATER = 5_000
 # Real meters do not all report at the same second: each has a fixed offset within this spread.
 REALTIME_SPREAD_S = 20.0
 RECONNECT_DELAY_S = 5.0
+# A new meter from an exchange waits this long before it sends: the ingest learns a new serial within
+# seconds (pipeline.MeterCache re-reads the registry at most every 2 s on a miss), and a reading that
+# comes before is dead-lettered as unknown. A real meter is commissioned minutes before it reports.
+EXCHANGE_SETTLE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,9 @@ class Fleet:
     # Serial -> how that meter treats commands; a meter not named answers.
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
     late_reply_s: float = LATE_REPLY_S
+    # Does a planned meter exchange through the MDMS (simulate_meters gives core.services.meter_exchange):
+    # given the old meter and the exchange, the new meter's login, or None when it could not be done.
+    exchanger: Callable[[SimulatedMeter, Fault], MeterLogin | None] | None = None
     links: list[Link] = field(default_factory=list, init=False)
     _later: list[tuple[float, int, Link, dict[str, Any]]] = field(default_factory=list, init=False)
     _later_order: itertools.count[int] = field(default_factory=itertools.count, init=False)
@@ -163,6 +170,58 @@ class Fleet:
             if link.refused:
                 logger.warning("meter %s not connected: %s", link.meter.serial, link.refused)
         return self.live
+
+    def __post_init__(self) -> None:
+        for meter in self.meters:
+            meter.exchanges = self.exchanger is not None
+
+    def advance(
+        self, link: Link, start: dt.datetime, end: dt.datetime, labels: LabelWriter, block_size: int = 1
+    ) -> tuple[Link, list[Emission]]:
+        """What the meter of `link` sends for (start, end], and the link that sends it. Across a planned
+        exchange, the old meter's readings up to it are sent (and acknowledged) first, since the exchange
+        ends its broker access; then the new meter, on a new link with its own login, goes on."""
+        while True:
+            emissions, began = link.meter.advance(start, end)
+            labels.write(began)
+            exchange, link.meter.exchange_due = link.meter.exchange_due, None
+            if exchange is None:
+                return link, emissions
+            self.send(link, emissions, block_size)
+            self.drain(timeout_s=30.0)
+            successor = self._exchange(link, exchange)
+            labels.write([Fault(link.meter.serial, FaultKind.METER_EXCHANGE, exchange.start, exchange.end,
+                                {"new_serial": successor.meter.serial if successor else None})])  # fmt: skip
+            if successor is not None:
+                link = successor
+            # else the old meter carries on (the exchange is not offered to it again)
+
+    def _exchange(self, link: Link, exchange: Fault) -> Link | None:
+        assert self.exchanger is not None
+        try:
+            login = self.exchanger(link.meter, exchange)
+        except Exception:  # the simulator runs on: the old meter keeps sending, the MDMS refuses it or not
+            logger.exception("meter %s: the exchange at %s failed", link.meter.serial, iso(exchange.start))
+            login = None
+        if login is None:
+            return None
+        meter = link.meter.successor(login.serial, at=exchange.start)
+        self.logins[login.serial] = login  # type: ignore[assignment]
+        client = self._new_client(login.serial)
+        new = Link(meter, client, registers=meter.read_registers(exchange.start))
+        self._wire(new)
+        self.links.append(new)
+        self.meters.append(meter)
+        link.refused = f"exchanged for {login.serial}"  # the broker has ended its access; no reconnecting
+        try:
+            mqtt_client.connect(client, keepalive=60)
+        except OSError as exc:
+            new.refused = f"cannot reach the broker: {exc}"
+        logger.info("meter %s exchanged for %s at %s", link.meter.serial, login.serial, iso(exchange.start))
+        settled = time.monotonic() + EXCHANGE_SETTLE_S
+        while time.monotonic() < settled:
+            self.pump(0.1)
+        return new
 
     def _new_client(self, serial: str) -> mqtt.Client:
         login = self.logins[serial]
@@ -418,15 +477,15 @@ def run_accelerated(
         while cursor < end and not should_stop():
             chunk_end = min(end, cursor + chunk)
             for link in live:
-                emissions, began = link.meter.advance(cursor, chunk_end)
-                labels.write(began)
-                fleet.send(link, emissions, block_size)
+                sender, emissions = fleet.advance(link, cursor, chunk_end, labels, block_size)
+                fleet.send(sender, emissions, block_size)
                 fleet.pump(0)
                 if fleet.stats.unacked >= HIGH_WATER:
                     fleet.drain(below=LOW_WATER)
                 bar.update()
             cursor = chunk_end
-    for link in live:
+            live = fleet.live  # an exchange replaced a link
+    for link in fleet.links:
         fleet.send(link, link.meter.flush(), block_size)
     fleet.drain()
 
@@ -460,12 +519,15 @@ def run_realtime(
         # Prepare one interval ahead, so that an event inside it goes out at its own time.
         while prepared <= now():
             for link in live:
-                emissions, began = link.meter.advance(prepared, prepared + interval)
-                labels.write(began)
+                sender, emissions = fleet.advance(link, prepared, prepared + interval, labels)
+                offset = offsets.setdefault(
+                    sender.meter.serial, zlib.crc32(sender.meter.serial.encode()) % 1000 / 1000 * REALTIME_SPREAD_S
+                )
                 for emission in emissions:
-                    at = emission.at + dt.timedelta(seconds=offsets[link.meter.serial])
-                    heapq.heappush(due, (at, next(sequence), link, emission))
+                    at = emission.at + dt.timedelta(seconds=offset)
+                    heapq.heappush(due, (at, next(sequence), sender, emission))
             prepared += interval
+            live = fleet.live
         moment = now()
         while due and due[0][0] <= moment:
             _, _, link, emission = heapq.heappop(due)

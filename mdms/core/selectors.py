@@ -9,8 +9,11 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from mdms.core.models import Account, Meter, MeterCertificate, Region
+from mdms.core.models import Account, Meter, MeterCertificate, MeterExchange, Region
 from mdms.core.roles import Role, user_roles
+
+# A premise's chain of exchanges is followed this far back (a guard; a real premise sees a few).
+MAX_EXCHANGE_CHAIN = 50
 
 
 def accounts_for_user(user: User | AnonymousUser) -> QuerySet[Account]:
@@ -32,6 +35,22 @@ def meters_for_user(user: User | AnonymousUser) -> QuerySet[Meter]:
     if Role.CONSUMER in roles and isinstance(user, User):
         return base.filter(premise__accounts__customer__user=user).distinct()
     return base.none()
+
+
+def meter_exchanges_into(meter: Meter) -> list[MeterExchange]:
+    """The exchanges that led to this meter on its premise, newest first (A -> B -> C: C's are B->C, A->B).
+
+    The old meters' history is the premise's history: the consumer's dashboard shows it as one series.
+    """
+    found: list[MeterExchange] = []
+    current = meter.pk
+    while len(found) < MAX_EXCHANGE_CHAIN:
+        exchange = MeterExchange.objects.select_related("old_meter", "new_meter").filter(new_meter_id=current).first()
+        if exchange is None:
+            break
+        found.append(exchange)
+        current = exchange.old_meter_id
+    return found
 
 
 def meter_by_serial(serial: str) -> Meter | None:

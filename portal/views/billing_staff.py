@@ -22,7 +22,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from billing import bills as bill_services
-from billing import on_demand_reads, records
+from billing import on_demand_reads, rebill_proposals, records
 from billing import selectors as usage
 from billing.billable_usage import bill_intervals
 from billing.models import Bill, OnDemandRead, VeeException
@@ -31,8 +31,10 @@ from billing.vee import services as vee_services
 from lake.errors import LakeError
 from mdms.core import reading_quality
 from mdms.core import selectors as core
+from mdms.core import services as core_services
 from mdms.core.localtime import local_today
 from mdms.core.models import Account, Meter
+from mdms.core.mqtt import certificates
 from monitoring import selectors as monitoring
 from portal import listing
 from portal.views import billing_lists
@@ -156,6 +158,8 @@ def _local_input(moment: dt.datetime) -> str:
 def billing_vee_exception(request: HttpRequest, exception_pk: int) -> HttpResponseBase:
     """One exception: its intervals with their sources, accept or edit them, resolve it; the audit trail."""
     exception = records.vee_exception_get(exception_pk=exception_pk)
+    if exception.kind == VeeException.Kind.REBILL_PROPOSED:
+        return _rebill_proposal(request, exception)
     meter = exception.meter
     # At least a day of intervals, so an exception about one interval shows its neighbours.
     start = min(exception.period_start, exception.period_end - dt.timedelta(hours=2))
@@ -237,6 +241,43 @@ def _apply(request: HttpRequest, action: str, data: dict[str, object], exception
         messages.error(request, f"This day's raw readings are in the data lake and could not be read back: {exc}")
         return False
     return True
+
+
+class DismissForm(forms.Form):
+    reason = forms.CharField(max_length=400, label="Why is no re-bill made?")
+
+
+def _rebill_proposal(request: HttpRequest, proposal: VeeException) -> HttpResponseBase:
+    """A re-bill proposed because actuals replaced billed estimates: the bill as issued against the re-bill,
+    the intervals replaced (estimate and actual, with the method), accept (re-bill) or dismiss."""
+    dismiss = DismissForm(request.POST if request.POST.get("action") == "dismiss" else None, prefix="dismiss")
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        try:
+            if action == "accept":
+                new = rebill_proposals.rebill_proposal_accept(proposal=proposal, user=request.user)  # type: ignore[arg-type]
+                messages.success(request, f"Re-billed: version {new.version} is now the customer's bill.")
+                return redirect("billing_bill", bill_pk=new.pk)
+            if action == "dismiss" and dismiss.is_valid():
+                rebill_proposals.rebill_proposal_dismiss(
+                    proposal=proposal,
+                    user=request.user,  # type: ignore[arg-type]
+                    reason=dismiss.cleaned_data["reason"],
+                )
+                messages.success(request, "Proposal dismissed: the issued bill stands.")
+                return redirect("billing_vee_exception", exception_pk=proposal.pk)
+        except ValidationError as exc:
+            for text in exc.messages:
+                messages.error(request, text)
+        except PermissionDenied as exc:
+            messages.error(request, str(exc))
+    context = {
+        "exception": proposal,
+        "detail": proposal.detail,
+        "replacements": records.proposal_replacements(proposal=proposal),
+        "dismiss_form": dismiss,
+    }
+    return render(request, "portal/billing/rebill_proposal.html", context)
 
 
 class CancelForm(forms.Form):
@@ -457,11 +498,79 @@ def billing_meter(request: HttpRequest, meter_pk: int) -> HttpResponse:
     return render(request, "portal/billing/meter.html", context)
 
 
+class ExchangeForm(forms.Form):
+    """The same fields as the API's exchange (portal.api.serializers.MeterExchangeSerializer), for a person."""
+
+    new_serial = forms.RegexField(
+        regex=r"^[A-Za-z0-9_-]+$",
+        max_length=32,
+        label="New meter's serial",
+        error_messages={"invalid": "Letters, digits, '-' and '_' only."},
+    )
+    at = listing.iso_datetime_field("Exchanged at")
+    old_final_register_kwh = forms.DecimalField(
+        label="Old meter's final register (kWh)", max_digits=14, decimal_places=3, min_value=0
+    )
+    new_initial_register_kwh = forms.DecimalField(
+        label="New meter's initial register (kWh)", max_digits=14, decimal_places=3, min_value=0
+    )
+    work_order = forms.CharField(label="Work order (optional)", max_length=64, required=False)
+
+    def clean_new_serial(self) -> str:
+        serial = str(self.cleaned_data["new_serial"])
+        if Meter.objects.filter(serial=serial).exists():
+            raise ValidationError("A meter with this serial is registered already.")
+        return serial
+
+
+# Where the service's ValidationError keys land on the form (the others go above the fields).
+_EXCHANGE_ERROR_FIELDS = {"at": "at", "register": "old_final_register_kwh", "new_meter_serial": "new_serial"}
+
+
+@billing_required
+@require_http_methods(["GET", "POST"])
+def billing_meter_exchange(request: HttpRequest, meter_pk: int) -> HttpResponseBase:
+    """Exchange a meter on its premise (core.services.meter_exchange, as the CLI, the admin and the API do;
+    the service writes the audit row). The new meter's MQTT password is shown here once."""
+    meter = records.meter_record(meter_pk=meter_pk).meter
+    form = ExchangeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        if meter.premise is None:
+            form.add_error(None, f"Meter {meter.serial} is not installed on a premise.")
+        else:
+            try:
+                record, credentials = core_services.meter_exchange(
+                    premise=meter.premise,
+                    old_meter=meter,
+                    new_meter_serial=data["new_serial"],
+                    at=data["at"],
+                    old_final_register_kwh=data["old_final_register_kwh"],
+                    new_initial_register_kwh=data["new_initial_register_kwh"],
+                    work_order=data["work_order"],
+                    actor=request.user,
+                    via="portal",
+                )
+            except ValidationError as exc:
+                errors = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
+                for key, texts in errors.items():
+                    for text in texts:
+                        form.add_error(_EXCHANGE_ERROR_FIELDS.get(key), text)
+            except certificates.CertificateError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Meter {meter.serial} exchanged for {record.new_meter.serial}.")
+                context = {"meter": meter, "exchange": record, "credentials": credentials}
+                return render(request, "portal/billing/meter_exchanged.html", context)
+    return render(request, "portal/billing/meter_exchange.html", {"meter": meter, "form": form})
+
+
 __all__ = [
     "billing_account",
     "billing_bill",
     "billing_lookup",
     "billing_meter",
+    "billing_meter_exchange",
     "billing_reads",
     "billing_reads_live",
     "billing_runs",

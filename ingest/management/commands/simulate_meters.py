@@ -7,15 +7,20 @@
 Each meter logs in with its own credentials from the provisioning CSV (seed_demo writes
 var/demo-meters.csv): a password on the broker's MQTT port, or, for a row with `certificate` and
 `key` files, its client certificate on the TLS listener (settings.MQTT_TLS_PORT). Faults are
-labelled in --labels for scoring detection.
+labelled in --labels for scoring detection. Life events too (issue 16): some meters start with their
+register near its capacity and wrap, and a planned meter exchange is done through the MDMS's own
+service (core.services.meter_exchange): the new meter's row replaces the old one in the credentials
+file, and it carries on sending from the exchange moment.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import logging
 import signal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +28,20 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
-from ingest.simulator.faults import FaultPlan, LabelWriter
+from ingest.simulator.faults import Fault, FaultKind, FaultPlan, LabelWriter
 from ingest.simulator.meter import SimulatedMeter
 from ingest.simulator.profiles import MeterProfile, profile_for
-from ingest.simulator.runner import Behaviour, Fleet, describe, read_credentials, run_accelerated, run_realtime
+from ingest.simulator.runner import (
+    Behaviour,
+    Fleet,
+    MeterLogin,
+    describe,
+    read_credentials,
+    run_accelerated,
+    run_realtime,
+)
 from mdms.config import VAR_DIR
+from mdms.core import services
 from mdms.core.localtime import local_zone
 from mdms.core.models import Meter
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
@@ -74,6 +88,65 @@ def profiles(serials: list[str], *, seed: int, solar_share: float) -> tuple[list
             )
         )
     return result, len(known)
+
+
+class MdmsExchanger:
+    """A planned meter exchange, done as a field technician's work order would be: through the MDMS's
+    service (the old meter's final register as it shows, the new one's from 0, audited as `simulator`),
+    and the new meter's login written into the credentials file in place of the old one's."""
+
+    def __init__(self, credentials: Path) -> None:
+        self.credentials = credentials
+
+    def __call__(self, meter: SimulatedMeter, exchange: Fault) -> MeterLogin | None:
+        old = Meter.objects.filter(serial=meter.serial).select_related("premise").first()
+        if old is None or old.premise is None:
+            logger.warning("meter %s: not installed in the registry, not exchanged", meter.serial)
+            return None
+        new_serial = f"{meter.serial}-X{exchange.start:%y%m%d%H%M}"[:32]
+        final_import, _final_export = meter.shown_registers()
+        _record, credentials = services.meter_exchange(
+            premise=old.premise,
+            old_meter=old,
+            new_meter_serial=new_serial,
+            at=exchange.start,
+            old_final_register_kwh=Decimal(str(final_import)),
+            new_initial_register_kwh=Decimal("0"),
+            work_order=f"SIM-{meter.serial}-{exchange.start:%Y%m%d}",
+            via="simulator",
+        )
+        assert credentials.mqtt_password is not None
+        login = MeterLogin(serial=new_serial, password=credentials.mqtt_password)
+        self._replace_row(meter.serial, login)
+        return login
+
+    def _replace_row(self, old_serial: str, login: MeterLogin) -> None:
+        with self.credentials.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            fields = list(reader.fieldnames or ["serial", "password"])
+            rows = list(reader)
+        for row in rows:
+            if row.get("serial", "").strip() == old_serial:
+                row.update(dict.fromkeys(fields, ""), serial=login.serial, password=login.password)
+        temporary = self.credentials.with_suffix(".tmp")
+        with temporary.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+        temporary.replace(self.credentials)
+
+
+def _plans_exchanges(plan: FaultPlan) -> bool:
+    return plan.rates.get(FaultKind.METER_EXCHANGE, 0.0) > 0 or any(
+        fault.kind is FaultKind.METER_EXCHANGE for fault in plan.explicit
+    )
+
+
+def _register_capacities(serials: list[str]) -> dict[str, float]:
+    try:
+        return {m.serial: m.register_capacity_kwh for m in Meter.objects.filter(serial__in=serials)}
+    except DatabaseError:
+        return {}
 
 
 class Command(BaseCommand):
@@ -135,9 +208,14 @@ class Command(BaseCommand):
             seed=options["seed"],
             solar_share=options["solar_share"],
         )
+        capacities = _register_capacities([profile.serial for profile in meter_profiles])
         meters = [
-            SimulatedMeter(profile, options["seed"], interval_s, plan, settings.TIME_ZONE) for profile in meter_profiles
-        ]
+            SimulatedMeter(
+                profile, options["seed"], interval_s, plan, settings.TIME_ZONE,
+                register_capacity_kwh=capacities.get(profile.serial, 100_000.0),
+            )
+            for profile in meter_profiles
+        ]  # fmt: skip
         state_file: Path | None = options["state"]
         saved = json.loads(state_file.read_text()) if state_file and state_file.exists() else {}
         for meter in meters:
@@ -151,7 +229,13 @@ class Command(BaseCommand):
             except ValueError:
                 choices = ", ".join(b.value for b in Behaviour)
                 raise CommandError(f"--command-behaviour {spec!r}: say SERIAL=BEHAVIOUR, one of {choices}") from None
-        fleet = Fleet(meters, {login.serial: login for login in credentials}, behaviours=behaviours)
+        fleet = Fleet(
+            meters,
+            {login.serial: login for login in credentials},
+            behaviours=behaviours,
+            # Exchanges need the registry (the MDMS's service): with none, the plan's exchanges are skipped.
+            exchanger=MdmsExchanger(options["credentials"]) if known and _plans_exchanges(plan) else None,
+        )
 
         def save_state() -> None:
             if state_file is not None:

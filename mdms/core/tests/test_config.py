@@ -21,6 +21,9 @@ from mdms.core.testing import start_django_with
         ("MONGODB_URI", "http://127.0.0.1:27017/mdms"),
         ("INGEST_SHARE_GROUP", "ingest/a"),
         ("INGEST_SHARE_GROUP", "in#gest"),
+        ("REBILL_PROPOSAL_MIN_KWH", "-1"),
+        ("REBILL_PROPOSAL_MIN_AMOUNT", "ten"),
+        ("REBILL_PROPOSAL_RULE", "sometimes"),
     ],
 )
 def test_a_bad_value_fails_at_start_with_the_variable_name(variable: str, value: str) -> None:

@@ -18,6 +18,7 @@ Measured:
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -78,7 +79,7 @@ def _fresh_databases(env: dict[str, str]) -> None:
     ) as conn:  # fmt: skip
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    mongo = pymongo.MongoClient(env["MONGODB_URI"])
+    mongo: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(env["MONGODB_URI"])
     mongo.drop_database(mongo.get_default_database().name)
     mongo.close()
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()
@@ -126,6 +127,26 @@ def _coverage(env: dict[str, str]) -> dict[str, Any]:
     return dict(json.loads(out.stdout.decode().strip().splitlines()[-1]))
 
 
+def simulator_cost_per_reading() -> float:
+    """Seconds of one core the simulator's meter model takes per reading it makes (3 meters, 5 days each)."""
+    from django.conf import settings
+
+    from ingest.management.commands.simulate_meters import profiles
+    from ingest.simulator.faults import FaultPlan
+    from ingest.simulator.meter import SimulatedMeter
+
+    made, spent = 0, 0.0
+    end = dt.datetime.now(dt.UTC)
+    meter_profiles, _known = profiles([f"MTR{n:06d}" for n in range(1, 4)], seed=2026, solar_share=0.2)
+    for profile in meter_profiles:
+        meter = SimulatedMeter(profile, 2026, 900, FaultPlan.parse("0.02"), settings.TIME_ZONE)
+        started = time.process_time()
+        emissions, _began = meter.advance(end - dt.timedelta(days=5), end)
+        spent += time.process_time() - started
+        made += sum(1 for emission in emissions if emission.kind.value == "readings")
+    return spent / made
+
+
 def run() -> dict[str, Any]:
     run_dir = ROOT / "var" / "bench-demo"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -141,6 +162,13 @@ def run() -> dict[str, Any]:
     print(f"demo: make run from scratch, {DEMO_METERS} meters, {DEMO_HISTORY_DAYS} days of history, web on {web_port}")
     _fresh_databases(env)
     load_before = os.getloadavg()
+    # The simulator makes the history it sends, reading by reading: its cost alone bounds how soon
+    # the history can be stored (CPU time of one process, whatever else the machine does).
+    per_reading = simulator_cost_per_reading()
+    history_readings = DEMO_METERS * DEMO_HISTORY_DAYS * 96
+    floor_s = per_reading * history_readings
+    print(f"demo: the simulator's meter model takes {per_reading * 1e6:.0f} us of CPU per reading: "
+          f"{floor_s:.0f} s for the {history_readings:,} readings of the history")  # fmt: skip
     started = time.monotonic()
     _manage(env, "migrate", "--noinput", "-v0")
     _manage(env, "mqtt_sync")
@@ -188,6 +216,8 @@ def run() -> dict[str, Any]:
         "demo_start_to_healthz_s": round(healthy_at - started),
         "demo_history_coverage_at_end": round(reached, 4),
         "demo_load_average": round(max(load_before[0], load_after[0]), 1),
+        "demo_simulator_cpu_us_per_reading": round(per_reading * 1e6),
+        "demo_history_generation_cpu_s": round(floor_s),
     }
     save_results(results)
     trail = "\n".join(
@@ -213,6 +243,12 @@ simulator. Ready when every meter has a daily rollup for each of the last {CONSU
 |---|---|---|
 | demo_start_to_healthz_s | {round(healthy_at - started)} s | |
 | demo_history_ready_s | {verdict} | {GOAL_S} s |
+| the simulator's CPU per reading it makes (meter model) | {per_reading * 1e6:.0f} us | |
+| CPU the simulator needs to make the {history_readings:,} readings of the history | {floor_s:.0f} s | |
+
+The history is made and sent by the simulator (the Procfile's `meters`, `--backfill-days`), one
+meter model step per reading, in one process: the CPU that takes, measured above in the same run, is a
+floor under the time the history needs to exist at all, before ingest and the followers do their share.
 
 Load average {load_before[0]:.1f} before, {load_after[0]:.1f} after (other helpers share the 2 cores).
 

@@ -18,8 +18,10 @@ Measured:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -63,6 +65,44 @@ def _procfile(web_port: int, run_dir: Path) -> Path:
     path = run_dir / "Procfile"
     path.write_text(text)
     return path
+
+
+def _own_broker(run_dir: Path, env: dict[str, str]) -> Path:
+    """A Mosquitto of the demo's own, configured as this checkout's (its accounts copied) on free ports:
+    the demo's ingest must not share a subscription with another stack's on the checkout's broker."""
+    source = ROOT / "var" / "mosquitto"
+    here = run_dir / "mosquitto"
+    if here.exists():
+        shutil.rmtree(here)
+    here.mkdir(parents=True)
+    shutil.copy(source / "dynamic-security.json", here / "dynamic-security.json")
+    plain, tls = _free_port(), _free_port()
+    lines: list[str] = []
+    ports = [plain, tls]  # the plain listener comes first, then the TLS one
+    for line in (source / "mosquitto.conf").read_text().splitlines():
+        key = line.split(" ", 1)[0]
+        if key == "listener":
+            line = f"listener {ports.pop(0)} 127.0.0.1"
+        elif key in ("plugin_opt_config_file", "persistence_location", "pid_file", "log_dest"):
+            target = {"plugin_opt_config_file": here / "dynamic-security.json", "persistence_location": f"{here}/",
+                      "pid_file": here / "mosquitto.pid", "log_dest": f"file {here / 'mosquitto.log'}"}[key]  # fmt: skip
+            line = f"{key} {target}"
+        lines.append(line)
+    (here / "mosquitto.conf").write_text("\n".join(lines) + "\n")
+    subprocess.run(["mosquitto", "-c", str(here / "mosquitto.conf"), "-d"], check=True, capture_output=True)
+    env["MQTT_PORT"], env["MQTT_TLS_PORT"] = str(plain), str(tls)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", plain)) == 0:
+                break
+        time.sleep(0.2)
+    return here / "mosquitto.pid"
+
+
+def _stop_broker(pid_file: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)
 
 
 def _fresh_databases(env: dict[str, str]) -> None:
@@ -159,6 +199,10 @@ def run() -> dict[str, Any]:
     env["DEMO_HISTORY_DAYS"] = str(DEMO_HISTORY_DAYS)
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    # Redis: the bench's database unless DEMO_REDIS_DB names another (to run beside another bench).
+    if os.environ.get("DEMO_REDIS_DB"):
+        env["REDIS_URL"] = urlunsplit(urlsplit(env["REDIS_URL"])._replace(path=f"/{int(os.environ['DEMO_REDIS_DB'])}"))
+    broker_pid = _own_broker(run_dir, env)
     print(f"demo: make run from scratch, {DEMO_METERS} meters, {DEMO_HISTORY_DAYS} days of history, web on {web_port}")
     _fresh_databases(env)
     load_before = os.getloadavg()
@@ -207,6 +251,7 @@ def run() -> dict[str, Any]:
         except subprocess.TimeoutExpired:
             os.killpg(stack.pid, signal.SIGKILL)
             stack.wait(10)
+        _stop_broker(broker_pid)
     load_after = os.getloadavg()
     assert healthy_at is not None
     ready_s = round(ready_at - healthy_at) if ready_at is not None else None

@@ -436,7 +436,14 @@ def reset() -> None:
     IncidentMeter.objects.all().delete()
     OutageIncident.objects.all().delete()
     database = timeseries.db()
-    for name in (timeseries.READINGS, timeseries.ROLLUPS_DAILY, timeseries.ANOMALIES, timeseries.FOLLOWER_WATERMARKS):
+    for name in (
+        timeseries.READINGS,
+        timeseries.EVENTS,
+        timeseries.ROLLUPS_DAILY,
+        timeseries.ANOMALIES,
+        timeseries.METER_LAST_SEEN,
+        timeseries.FOLLOWER_WATERMARKS,
+    ):
         database.drop_collection(name)
     timeseries.ensure_collections()
 

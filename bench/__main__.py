@@ -11,7 +11,18 @@ import os
 import sys
 from urllib.parse import urlsplit, urlunsplit
 
-BENCHMARKS = ["ingest", "pipeline", "detect", "billing", "portal", "reads_under_ingest", "forecast", "commands", "realdata", "demo"]
+BENCHMARKS = [
+    "ingest",
+    "pipeline",
+    "detect",
+    "billing",
+    "portal",
+    "reads_under_ingest",
+    "forecast",
+    "commands",
+    "realdata",
+    "demo",
+]
 
 
 def _with_bench_database(url: str) -> str:

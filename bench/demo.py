@@ -162,7 +162,11 @@ def _coverage(env: dict[str, str]) -> dict[str, Any]:
     import json
 
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE.format(days=CONSUMER_DAYS)], cwd=ROOT, env=env, check=True, capture_output=True
+        [sys.executable, "-c", _PROBE.format(days=CONSUMER_DAYS)],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "mdms.settings"},
+        check=True,
+        capture_output=True,
     )
     return dict(json.loads(out.stdout.decode().strip().splitlines()[-1]))
 

@@ -56,6 +56,7 @@ from bench.mqtt_wire import FastPublisher, publish_packet
 from billing.rollups import GROUP as ROLLUPS_GROUP
 from mdms.core import followers, stored_batches, timeseries
 from mdms.core.mqtt import broker, topics
+from mdms.core.mqtt.client import connect, ingest_credentials, new_client
 from monitoring.models import IncidentMeter, OutageIncident
 from monitoring.outages import OUTAGES_GROUP
 from monitoring.services import DETECT_GROUP
@@ -76,6 +77,10 @@ CLIMB_LIMIT = 3.0
 FOLLOWERS = (ROLLUPS_GROUP, DETECT_GROUP, OUTAGES_GROUP)
 PROCESSES = ("ingest", "rollups", "detect", "outages", "beat")
 SAMPLE_S = 1.0
+INGEST_CLIENT_ID = f"bench-pipeline-{uuid.uuid4().hex[:6]}"
+# Each drain waits at most this long for the ingest's backlog (in the broker) too; a step whose
+# backlog the ingest cannot take by then ends its ladder (every higher rate would fail as well).
+INGEST_DRAIN_S = int(os.environ.get("PIPELINE_INGEST_DRAIN_S", "120"))
 TICK_S = 0.05
 
 
@@ -102,10 +107,26 @@ def start_stack() -> dict[str, subprocess.Popen[bytes]]:
         argv = shlex.split(commands[name])
         if name == "beat":  # a schedule file of its own, never the demo's
             argv[argv.index("--schedule") + 1] = str(schedule)
-        env = dict(os.environ, INGEST_CLIENT_ID=f"bench-pipeline-{uuid.uuid4().hex[:6]}")
+        env = dict(os.environ, INGEST_CLIENT_ID=INGEST_CLIENT_ID)
         log = open(logs / f"bench-pipeline-{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
         started[name] = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     return started
+
+
+def end_sessions(client_ids: list[str]) -> None:
+    """Drop the broker's persistent sessions of these ingest client ids (clean start, no expiry).
+
+    The ingest worker keeps its session an hour after it stops (ingest.worker.SESSION_EXPIRY_S) and
+    the broker goes on handing that session its share of the shared subscription: a stopped bench
+    worker's session would take a share of the next run's messages, to be lost with it."""
+    username, password = ingest_credentials()
+    for client_id in client_ids:
+        client = new_client(client_id=client_id, username=username, password=password)
+        connect(client, clean_start=True, session_expiry_s=0)
+        client.loop_start()
+        time.sleep(0.5)
+        client.disconnect()
+        client.loop_stop()
 
 
 def stop_stack(processes: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -118,6 +139,7 @@ def stop_stack(processes: dict[str, subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+    end_sessions([INGEST_CLIENT_ID])
 
 
 def _reading(ts: dt.datetime, k: int) -> dict[str, Any]:
@@ -220,6 +242,10 @@ class StreamWatch:
         if index >= len(self.ids):
             return done, 0.0
         return done, max(0.0, time.time() - self.ids[index][0] / 1000)
+
+
+class IngestBacklog(Exception):
+    """The ingest could not take a step's backlog in time: the ladder stops there."""
 
 
 @dataclass
@@ -325,7 +351,12 @@ class Bench:
             time.sleep(1.0)
         # The ingest's backlog cannot be skipped (it is in the broker): wait for it, then skip the
         # followers' (what they owe from a failed step says nothing about the next).
+        ingest_deadline = time.monotonic() + INGEST_DRAIN_S
         while self.lags(offered)["ingest"][1] > 0:
+            if time.monotonic() > ingest_deadline:
+                raise IngestBacklog(
+                    f"the ingest still had a backlog {INGEST_DRAIN_S} s after the step at {offered:,.0f}/s"
+                )
             time.sleep(1.0)
         client = stored_batches.connection()
         for group in FOLLOWERS:
@@ -337,6 +368,13 @@ class Bench:
 
     def ladder(self, load: Load, start: float, goal: float, label: str) -> list[Step]:
         steps: list[Step] = []
+        try:
+            self._ladder(load, start, goal, label, steps)
+        except IngestBacklog as stopped:
+            print(f"    {label}: the ladder stops: {stopped}")
+        return steps
+
+    def _ladder(self, load: Load, start: float, goal: float, label: str, steps: list[Step]) -> None:
         passed: Step | None = None
         failed: Step | None = None
         rate = float(start)
@@ -374,7 +412,6 @@ class Bench:
                 passed = step
             else:
                 failed = step
-        return steps
 
     def close(self) -> None:
         self.publisher.close()
@@ -507,6 +544,11 @@ def run() -> dict[str, Any]:
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(f"pipeline: stopped by signal {_signum}"))
     processes = start_stack()
     bench = Bench(serials)
+    single_steps: list[Step] = []
+    block_steps: list[Step] = []
+    rollup_counts_single: dict[str, int] = {}
+    rollup_counts_all: dict[str, int] = {}
+    incidents_single = incidents_block = 0
     try:
         singles = Load(serials, single_start, block=False)
         wait_ready(bench, singles)

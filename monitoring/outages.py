@@ -78,6 +78,7 @@ def meters_out(
         Meter.objects.filter(pk__in=meter_pks, relay_state=Meter.Relay.DISCONNECTED).values_list("pk", flat=True)
     )
     newly: list[int] = []
+    joined: dict[int, OutageIncident] = {}
     for pk in sorted(set(meter_pks) - already - cut_off, key=lambda p: at[p]):
         if pk not in where:
             continue
@@ -108,9 +109,13 @@ def meters_out(
             if since < incident.started_at:
                 incident.started_at = since
                 incident.save(update_fields=["started_at", "updated_at"])
-            _refresh_counts(incident)
+            joined[incident.pk] = incident
             touched.setdefault(incident.pk, "incident.updated")
             newly.append(pk)
+    # Counted once per incident, after its meters joined: counting after each meter cost a count of
+    # the whole incident per meter (2,616 meters out at once took 133 s).
+    for incident in joined.values():
+        _refresh_counts(incident)
     return newly
 
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 BENCHMARKS = [
     "ingest",
     "storage",
+    "pipeline",
     "detect",
     "billing",
     "portal",
@@ -21,6 +22,7 @@ BENCHMARKS = [
     "forecast",
     "commands",
     "realdata",
+    "demo",
 ]
 
 

@@ -95,24 +95,56 @@ def _outages_behind() -> bool:
     return int(stream.get("length") or 0) > 0  # the follower has not started: all of it is ahead
 
 
+# The shortest reporting interval a meter may have: no meter is silent before it is this far past its slack.
+SHORTEST_INTERVAL = dt.timedelta(seconds=60)
+
+
+def silence_slack(*, span: dt.timedelta, behind: dt.timedelta, interval: dt.timedelta) -> dt.timedelta:
+    """How much older than the stream's time a meter's newest reading may be by its own cadence,
+    learnt from the message that brought it (`behind` the stream's time when applied).
+
+    A meter publishing each reading as its interval ends has none: MONITORING_SILENT_INTERVALS is its
+    whole allowance. A meter publishing blocks (a day of 96 quarter-hours in one message) has the
+    span its message covered (newest minus oldest reading, 23:45) plus how far behind the stream's
+    time that message came, at most one message more (span + one interval): a meter that sends each
+    day's block an hour after midnight, or whose replayed block came after another meter's next day,
+    is not silent for it; one whose next block is overdue beyond that is.
+    """
+    if span <= dt.timedelta(0):
+        return dt.timedelta(0)
+    return span + min(max(dt.timedelta(0), behind), span + interval)
+
+
+def is_silent(*, now: dt.datetime, seen: dt.datetime, slack: dt.timedelta, interval_s: int, missed: int) -> bool:
+    """A meter is silent when its newest reading is older than its slack plus `missed` intervals."""
+    return now - seen > slack + dt.timedelta(seconds=missed * interval_s)
+
+
+def overdue_meters(now: dt.datetime) -> dict[int, tuple[dt.datetime, dt.timedelta]]:
+    """(newest reading, slack) of the meters that may be silent at `now`: one indexed range query."""
+    return store.last_seen_overdue(now - SHORTEST_INTERVAL)
+
+
 def silent_meters(*, now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Active meters whose newest reading is MONITORING_SILENT_INTERVALS intervals old or more, by the
-    stream's time (what the outage follower has applied), as the silent-meter check judges them."""
+    """Active meters whose newest reading is MONITORING_SILENT_INTERVALS intervals older than their
+    slack allows, by the stream's time (what the outage follower has applied), as the silent-meter
+    check judges them."""
     now = now or silence_now()
     intervals = settings.MONITORING_SILENT_INTERVALS
-    seen = store.last_seen_before(now - dt.timedelta(seconds=intervals * 60))
-    rows = Meter.objects.filter(pk__in=list(seen), status=Meter.Status.ACTIVE).select_related("premise__feeder")
+    overdue = overdue_meters(now)
+    rows = Meter.objects.filter(pk__in=list(overdue), status=Meter.Status.ACTIVE).select_related("premise__feeder")
     silent = []
     for meter in rows:
-        if seen[meter.pk] < now - dt.timedelta(seconds=intervals * meter.interval_s):
+        seen, slack = overdue[meter.pk]
+        if is_silent(now=now, seen=seen, slack=slack, interval_s=meter.interval_s, missed=intervals):
             feeder = meter.premise.feeder if meter.premise else None
             silent.append(
                 {
                     "meter": meter.pk,
                     "serial": meter.serial,
                     "feeder": feeder.code if feeder else None,
-                    "last_reading": seen[meter.pk],
-                    "silent_intervals": int((now - seen[meter.pk]).total_seconds() // meter.interval_s),
+                    "last_reading": seen,
+                    "silent_intervals": int((now - seen - slack).total_seconds() // meter.interval_s),
                 }
             )
     return sorted(silent, key=lambda row: row["last_reading"])

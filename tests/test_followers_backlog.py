@@ -332,3 +332,104 @@ def test_an_incident_of_the_past_counts_the_customers_who_lived_there_on_its_day
 
     incident = OutageIncident.objects.get()
     assert (incident.affected_meters, incident.affected_customers) == (2, 1)
+
+
+# Daily interval blocks: one message carries a meter's day of 96 quarter-hours (the MQTT contract's
+# JSON list), delivered an hour after the day ends; its readings share the message's received_at.
+DAY = dt.timedelta(days=1)
+
+
+def _publish_blocks(blocks: list[tuple[list[int], int]]) -> None:
+    """Store and hand on, in this order, each (meters, day) as one block per meter and one stream entry."""
+    for pks, day in blocks:
+        start = D0 + day * DAY
+        documents = []
+        for pk in pks:
+            for reading in helpers.household(pk, start, start + DAY, seed=pk + day):
+                documents.append({**reading, "received_at": start + DAY + HOUR})
+        helpers.store(documents)
+        stored_batches.publish(
+            kind="readings", meter_pks=pks, min_ts=start + HOUR / 4, max_ts=start + DAY, count=len(documents)
+        )
+
+
+def _follow_and_check(rounds: int) -> dict[int, str]:
+    """The outage follower, one entry a run, with the silent-meter check after each run."""
+    touched: dict[int, str] = {}
+    for _round in range(rounds):
+        assert outages.outages_process_pending(consumer="test", count=1)["entries"] == 1
+        touched.update(outages.outages_check_silent())
+    return touched
+
+
+def test_meters_replaying_daily_blocks_out_of_step_are_not_silent(people: dict[str, int], clean_stream: None) -> None:
+    # alice and carol (north) replay a day ahead of bob (north) and dave (south): when bob's block of
+    # a day arrives, the stream's time is already at the end of the next day.
+    ahead, behind = [people["alice"], people["carol"]], [people["bob"], people["dave"]]
+    order = [(ahead, 0), (ahead, 1), (behind, 0), (ahead, 2), (behind, 1), (ahead, 3), (behind, 2), (behind, 3)]
+    _publish_blocks(order)
+
+    assert _follow_and_check(len(order) - 1) == {}
+    # Each block meter earned the slack of its cadence: a block's span (23:45), and for those whose
+    # block came a day behind the stream's time, that day.
+    block_span = DAY - HOUR / 4
+    assert _slack(people) == {**dict.fromkeys(ahead, block_span), **dict.fromkeys(behind, block_span + DAY)}
+
+    # The last block catches bob and dave up: their slack is the span again.
+    assert _follow_and_check(1) == {}
+    assert _slack(people) == dict.fromkeys(people.values(), block_span)
+    assert not OutageIncident.objects.exists()
+    assert selectors.silence_now() >= D0 + 4 * DAY
+    assert selectors.silent_meters() == []
+
+
+def _slack(people: dict[str, int]) -> dict[int, dt.timedelta]:
+    overdue = anomaly_store.last_seen_overdue(D0 + 10 * DAY)  # everyone, by a time far ahead
+    return {pk: overdue[pk][1] for pk in people.values()}
+
+
+def test_a_block_meter_whose_next_block_is_overdue_beyond_its_span_and_the_limit_is_put_out(
+    people: dict[str, int], clean_stream: None
+) -> None:
+    everyone = list(people.values())
+    going_on = [people["alice"], people["dave"]]
+    stopped = [people["bob"], people["carol"]]  # two on north: enough to open an incident alone
+    _publish_blocks([(everyone, 0), (everyone, 1), (going_on, 2)])
+
+    # The stream's time is the end of day 2: bob's and carol's block of day 2 may still come.
+    assert _follow_and_check(3) == {}
+    last_block_end = D0 + 2 * DAY
+    limit = (
+        (DAY - HOUR / 4)  # the span of their last block
+        + dt.timedelta(seconds=settings.MONITORING_SILENT_INTERVALS * 900)
+        + outages.SILENCE_GRACE
+    )
+    assert outages.outages_check_silent(now=last_block_end + limit) == {}
+    assert not OutageIncident.objects.exists()
+
+    # A day more of the stream and their block of day 2 has not come: they are out since their last reading.
+    _publish_blocks([(going_on, 3)])
+    touched = _follow_and_check(1)
+
+    incident = OutageIncident.objects.get()
+    assert touched == {incident.pk: "incident.opened"}
+    assert incident.feeder == make_grid("north")
+    assert {(row.meter_id, row.source, row.out_since) for row in incident.meters.all()} == {
+        (pk, IncidentMeter.Source.SILENT, last_block_end) for pk in stopped
+    }
+    assert {row["meter"] for row in selectors.silent_meters()} == set(stopped)
+
+
+def test_a_block_meter_delivering_each_day_an_hour_late_is_not_silent_between_blocks() -> None:
+    span, interval = DAY - HOUR / 4, dt.timedelta(minutes=15)
+    # Live: the block of day D (ending at midnight) is applied at 01:00, an hour behind the stream.
+    slack = selectors.silence_slack(span=span, behind=HOUR, interval=interval)
+    assert slack == span + HOUR
+    midnight = D0 + DAY
+    next_block = midnight + DAY + HOUR
+    assert not selectors.is_silent(now=next_block, seen=midnight, slack=slack, interval_s=900, missed=2)
+    # Two quarter-hours after the hour it usually comes, it is overdue.
+    overdue = next_block + 2 * interval + dt.timedelta(seconds=1)
+    assert selectors.is_silent(now=overdue, seen=midnight, slack=slack, interval_s=900, missed=2)
+    # A meter publishing each reading as it ends keeps no slack: two missed intervals are its limit.
+    assert selectors.silence_slack(span=dt.timedelta(0), behind=HOUR, interval=interval) == dt.timedelta(0)

@@ -21,6 +21,9 @@ from mdms.core import stored_batches
 logger = logging.getLogger(__name__)
 
 LOCK_PREFIX = "mdms:followers:lock:"
+# What each follower has done, as running totals (a Redis hash per group): benchmarks and health pages
+# read them; a follower adds to its own after each round.
+COUNTS_PREFIX = "mdms:followers:counts:"
 # The lock lapses this long after its holder's last heartbeat (a killed worker frees it by then).
 LOCK_TTL_S = 30.0
 # The heartbeat beats well within both the lock's TTL and the stream's CLAIM_IDLE_MS.
@@ -126,3 +129,17 @@ def follower_run(
 def running(group: str) -> bool:
     """Whether a run of this follower holds its lock now (for health pages and tests)."""
     return bool(stored_batches.connection().exists(LOCK_PREFIX + group))
+
+
+def count(group: str, **amounts: int) -> None:
+    """Add to this follower's running totals (e.g. rounds=1, entries=..., readings=...)."""
+    pipe = stored_batches.connection().pipeline(transaction=False)
+    for name, amount in amounts.items():
+        pipe.hincrby(COUNTS_PREFIX + group, name, int(amount))
+    pipe.execute()
+
+
+def counts(group: str) -> dict[str, int]:
+    """This follower's running totals since Redis last started empty."""
+    raw: dict[str, str] = stored_batches.connection().hgetall(COUNTS_PREFIX + group)  # type: ignore[assignment]
+    return {name: int(value) for name, value in raw.items()}

@@ -17,7 +17,7 @@ Collections (the schema is documented in docs/data-model.md):
 | interval_flags  | regular     | VEE flags on measured intervals (questionable, validated), one per meter, ts and rule |
 | meter_replies   | regular     | replies to on-demand reads, one per meter and command id       |
 | anomaly_baselines | regular   | per meter, robust hour-of-day baselines anomaly detection uses |
-| meter_last_seen | regular     | per meter, its newest reading's time (silent-meter check)      |
+| meter_last_seen | regular     | per meter, its newest reading's time and slack (silent check)  |
 | follower_watermarks | regular | per stored-batches follower, its ingest-time watermark and open gap (followers.py) |
 """
 
@@ -134,8 +134,8 @@ _INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
         ([("feeder", 1), ("timestamp", -1)], {"name": "feeder_timestamp"}),
         ([("region", 1), ("timestamp", -1)], {"name": "region_timestamp"}),
     ],
-    # The silent-meter check asks for meters last seen before a time.
-    METER_LAST_SEEN: [([("ts", 1)], {"name": "ts"})],
+    # The silent-meter check asks for meters whose next message is overdue (due = ts + slack).
+    METER_LAST_SEEN: [([("ts", 1)], {"name": "ts"}), ([("due", 1)], {"name": "due"})],
     # The operator dashboard lists the newest dead letters, and counts them by reason.
     DEAD_LETTERS: [
         ([("received_at", -1)], {"name": "received_at"}),

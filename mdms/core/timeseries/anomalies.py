@@ -72,16 +72,29 @@ def history(
     return collection(READINGS).find(query, projection, batch_size=10_000)
 
 
-def newest_readings_in(ranges: Iterable[Range]) -> dict[int, dt.datetime]:
-    """The newest reading time of each meter within the ranges (what a stored batch brought)."""
+def newest_messages_in(ranges: Iterable[Range]) -> dict[int, tuple[dt.datetime, dt.timedelta]]:
+    """Per meter, its newest reading time within the ranges (what a stored batch brought) and the span
+    of the message that carried it: its newest minus its oldest reading, 0 for a message of one
+    reading, 23:45 for a daily block of 96 quarter-hours (a message's readings share `received_at`)."""
     clauses = _or(ranges)
     if not clauses:
         return {}
     pipeline: list[dict[str, Any]] = [
         {"$match": {"$or": clauses}},
-        {"$group": {"_id": "$meter", "newest": {"$max": "$ts"}}},
+        {
+            "$group": {
+                "_id": {"meter": "$meter", "received_at": "$received_at"},
+                "newest": {"$max": "$ts"},
+                "oldest": {"$min": "$ts"},
+            }
+        },
+        # The message with the newest reading last; of two (a re-sent reading), the wider one.
+        {"$sort": {"newest": 1, "oldest": -1}},
+        {"$group": {"_id": "$_id.meter", "newest": {"$last": "$newest"}, "oldest": {"$last": "$oldest"}}},
     ]
-    return {row["_id"]: row["newest"] for row in collection(READINGS).aggregate(pipeline)}
+    return {
+        row["_id"]: (row["newest"], row["newest"] - row["oldest"]) for row in collection(READINGS).aggregate(pipeline)
+    }
 
 
 def power_events_in(ranges: Iterable[Range]) -> list[dict[str, Any]]:
@@ -242,17 +255,40 @@ def all_anomalies(start: dt.datetime, end: dt.datetime) -> Iterator[dict[str, An
 
 
 # Last seen: {_id: meter, ts: when it was last heard from (its newest reading's interval end, or a
-# power_on event)}; the silent-meter check reads it.
-def last_seen_advance(newest: Mapping[int, dt.datetime]) -> None:
+# power_on event), slack_s: how much older than the stream's time its newest reading may be by its
+# own cadence (the span of its last message plus how far behind the stream that message came; 0 for
+# a meter publishing each reading as it ends), due: ts + slack_s}; the silent-meter check reads it.
+def last_seen_advance(newest: Mapping[int, dt.datetime], *, slack: Mapping[int, dt.timedelta] | None = None) -> None:
+    """Move each meter's last-seen time forward (never back). With `slack`, the slack of a meter's
+    newest message replaces the stored one; without (a power_on event), the stored slack stays."""
     if newest:
         collection(METER_LAST_SEEN).bulk_write(
-            [UpdateOne({"_id": pk}, {"$max": {"ts": ts}}, upsert=True) for pk, ts in newest.items()], ordered=False
+            [
+                UpdateOne({"_id": pk}, _last_seen_update(ts, None if slack is None else slack.get(pk)), upsert=True)
+                for pk, ts in newest.items()
+            ],
+            ordered=False,
         )
 
 
-def last_seen_before(threshold: dt.datetime) -> dict[int, dt.datetime]:
-    """Meters whose newest reading ends before threshold."""
-    return {doc["_id"]: doc["ts"] for doc in collection(METER_LAST_SEEN).find({"ts": {"$lt": threshold}})}
+def _last_seen_update(ts: dt.datetime, slack: dt.timedelta | None) -> list[dict[str, Any]]:
+    fields: dict[str, Any] = {"ts": {"$max": [ts, "$ts"]}}
+    if slack is not None:
+        # Expressions of one $set stage all read the document before it: "$ts" is the old time.
+        is_newest = {"$or": [{"$eq": [{"$type": "$ts"}, "missing"]}, {"$gte": [ts, "$ts"]}]}
+        fields["slack_s"] = {"$cond": [is_newest, slack.total_seconds(), "$slack_s"]}
+    due = {"$add": ["$ts", {"$multiply": [{"$ifNull": ["$slack_s", 0]}, 1000]}]}
+    return [{"$set": fields}, {"$set": {"due": due}}]
+
+
+def last_seen_overdue(threshold: dt.datetime) -> dict[int, tuple[dt.datetime, dt.timedelta]]:
+    """Meters whose newest reading plus its slack ends before threshold: (newest, slack) each. One
+    indexed range query; a record written before slack was kept counts with none."""
+    query = {"$or": [{"due": {"$lt": threshold}}, {"due": {"$exists": False}, "ts": {"$lt": threshold}}]}
+    return {
+        doc["_id"]: (doc["ts"], dt.timedelta(seconds=doc.get("slack_s") or 0))
+        for doc in collection(METER_LAST_SEEN).find(query, {"ts": 1, "slack_s": 1})
+    }
 
 
 def last_seen(meter_pks: Iterable[int]) -> dict[int, dt.datetime]:

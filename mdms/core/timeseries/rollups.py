@@ -924,3 +924,21 @@ def billing_totals(
         },
     ]
     return list(collection(ROLLUPS_DAILY).aggregate(pipeline, allowDiskUse=True))
+
+
+def intervals_held(meters_by_day: dict[dt.date, Sequence[int]]) -> int:
+    """The intervals with a value in the daily rollups of these meter-days, summed: how many readings
+    recomputing them read (the rollup follower's cost, against the readings it was given)."""
+    ids = [f"{pk}:{day.isoformat()}" for day, pks in meters_by_day.items() for pk in pks]
+    total = 0
+    for offset in range(0, len(ids), 10_000):
+        found = list(
+            collection(ROLLUPS_DAILY).aggregate(
+                [
+                    {"$match": {"_id": {"$in": ids[offset : offset + 10_000]}}},
+                    {"$group": {"_id": None, "n": {"$sum": "$intervals"}}},
+                ]
+            )
+        )
+        total += int(found[0]["n"]) if found else 0
+    return total

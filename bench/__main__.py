@@ -11,7 +11,17 @@ import os
 import sys
 from urllib.parse import urlsplit, urlunsplit
 
-BENCHMARKS = ["ingest", "detect", "billing", "portal", "reads_under_ingest", "forecast", "commands", "realdata"]
+BENCHMARKS = [
+    "ingest",
+    "detect",
+    "billing",
+    "portal",
+    "reads_under_ingest",
+    "forecast",
+    "commands",
+    "realdata",
+    "scale",
+]
 
 
 def _with_bench_database(url: str) -> str:

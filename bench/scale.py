@@ -181,7 +181,7 @@ def _map_in_chromium(shots: int = 3) -> dict[str, Any]:
     screenshot = RESULTS.parent.parent / "var" / "scale-operator-dashboard.png"
     with override_settings(DEBUG=False, ALLOWED_HOSTS=["127.0.0.1"]), _LiveServer() as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport=DESKTOP)
+        context = browser.new_context(viewport=DESKTOP)  # type: ignore[arg-type]
         page = context.new_page()
         page.set_default_timeout(120_000)
         log_in(page, url, OPERATOR, PASSWORD)

@@ -256,7 +256,7 @@ def write_readings(pks: Sequence[int], start: dt.datetime, end: dt.datetime) -> 
     return written
 
 
-def _scaled(field: str, factor: dict[str, Any]) -> dict[str, Any]:
+def _scaled(field: str, factor: str) -> dict[str, Any]:
     return {"$map": {"input": f"${field}", "as": "v", "in": {"$round": [{"$multiply": ["$$v", factor]}, KWH_DECIMALS]}}}
 
 

@@ -101,18 +101,20 @@ def silent_meters(*, now: dt.datetime | None = None) -> list[dict[str, Any]]:
     now = now or silence_now()
     intervals = settings.MONITORING_SILENT_INTERVALS
     seen = store.last_seen_before(now - dt.timedelta(seconds=intervals * 60))
-    rows = Meter.objects.filter(pk__in=list(seen), status=Meter.Status.ACTIVE).select_related("premise__feeder")
+    # Plain rows, not model instances: when a head-end link drops, a whole fleet can be silent at once.
+    rows = Meter.objects.filter(pk__in=list(seen), status=Meter.Status.ACTIVE).values_list(
+        "pk", "serial", "interval_s", "premise__feeder__code"
+    )
     silent = []
-    for meter in rows:
-        if seen[meter.pk] < now - dt.timedelta(seconds=intervals * meter.interval_s):
-            feeder = meter.premise.feeder if meter.premise else None
+    for pk, serial, interval_s, feeder_code in rows:
+        if seen[pk] < now - dt.timedelta(seconds=intervals * interval_s):
             silent.append(
                 {
-                    "meter": meter.pk,
-                    "serial": meter.serial,
-                    "feeder": feeder.code if feeder else None,
-                    "last_reading": seen[meter.pk],
-                    "silent_intervals": int((now - seen[meter.pk]).total_seconds() // meter.interval_s),
+                    "meter": pk,
+                    "serial": serial,
+                    "feeder": feeder_code,
+                    "last_reading": seen[pk],
+                    "silent_intervals": int((now - seen[pk]).total_seconds() // interval_s),
                 }
             )
     return sorted(silent, key=lambda row: row["last_reading"])

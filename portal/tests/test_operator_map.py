@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from mdms.core.localtime import local_today
 from mdms.core.models import Meter, Premise
 from mdms.core.testing import make_grid
 from portal.views import operator_charts, operator_data
@@ -115,9 +116,7 @@ def test_the_map_figure_draws_one_mark_per_cell_with_its_count(mongo: Any) -> No
 
 
 @pytest.mark.django_db
-def test_the_dashboard_draws_cells_for_a_large_fleet(
-    olivia: Any, mongo: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_dashboard_draws_cells_for_a_large_fleet(olivia: Any, mongo: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     _fleet(40)
     monkeypatch.setattr(operator_data, "MAP_POINTS_MAX", 10)
     client = Client()
@@ -149,3 +148,21 @@ def test_on_a_large_fleet_the_grid_sums_come_from_the_cache_until_refreshed(
     assert fresh.computed_at > first.computed_at
     assert operator_data.grid_view(today=today).computed_at == fresh.computed_at
     assert sum(row["meters"] for row in fresh.regions.values()) == 3
+
+
+@pytest.mark.django_db
+def test_the_grid_refresh_job_fills_the_cache_only_on_a_large_fleet(
+    mongo: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portal.tasks import grid_refresh
+
+    _fleet(3)
+    key = operator_data.GRID_CACHE_KEY.format(day=local_today().isoformat())
+    operator_data.cache.delete(key)
+    assert grid_refresh() is False
+    assert operator_data.cache.get(key) is None
+
+    monkeypatch.setattr(operator_data, "GRID_CACHE_MIN_METERS", 3)
+    assert grid_refresh() is True
+    cached = operator_data.cache.get(key)
+    assert isinstance(cached, operator_data.GridView) and sum(r["meters"] for r in cached.regions.values()) == 3

@@ -124,22 +124,22 @@ def map_figure(
     traces: list[dict[str, Any]] = []
     largest = max((c.premises for c in cells), default=1)
     for state in ("normal", "anomaly", "silent", "out"):
-        chosen = [c for c in cells if c.state == state]
-        if not chosen:
+        in_cells = [c for c in cells if c.state == state]
+        if not in_cells:
             continue
         traces.append(
             {
                 "type": "scatter",
                 "mode": "markers",
-                "name": f"{STATE_LABELS[state]}, per area ({sum(c.premises for c in chosen):,})",
+                "name": f"{STATE_LABELS[state]}, per area ({sum(c.premises for c in in_cells):,})",
                 "meta": f"{state}-cells",
-                "x": [round(c.longitude, 5) for c in chosen],
-                "y": [round(c.latitude, 5) for c in chosen],
-                "customdata": [c.premises for c in chosen],
+                "x": [round(c.longitude, 5) for c in in_cells],
+                "y": [round(c.latitude, 5) for c in in_cells],
+                "customdata": [c.premises for c in in_cells],
                 "marker": {
                     "color": STATE_COLOURS[state],
                     "opacity": 0.45,
-                    "size": [round(6 + 24 * math.sqrt(c.premises / largest), 1) for c in chosen],
+                    "size": [round(6 + 24 * math.sqrt(c.premises / largest), 1) for c in in_cells],
                     "line": {"width": 0},
                 },
                 "hovertemplate": "%{customdata:,} premises<extra>" + STATE_LABELS[state] + "</extra>",

@@ -260,52 +260,68 @@ def write_readings(pks: Sequence[int], start: dt.datetime, end: dt.datetime) -> 
     return written
 
 
-def _scaled(field: str, factor: str) -> dict[str, Any]:
-    return {"$map": {"input": f"${field}", "as": "v", "in": {"$round": [{"$multiply": ["$$v", factor]}, KWH_DECIMALS]}}}
+_ARRAYS = ("import_kwh", "export_kwh", "estimated_import_kwh", "estimated_export_kwh")
+_TOTALS = {
+    "import_kwh": "total_import_kwh",
+    "export_kwh": "total_export_kwh",
+    "estimated_import_kwh": "total_estimated_import_kwh",
+    "estimated_export_kwh": "total_estimated_export_kwh",
+}
+
+
+def _insert_documents(documents: Sequence[dict[str, Any]], label: str) -> None:
+    """insert_many in batches on two threads ($merge upserts one document at a time: 100 a second here)."""
+    collection = timeseries.collection(ROLLUPS_DAILY)
+    batches = [documents[i : i + 10_000] for i in range(0, len(documents), 10_000)]
+    done = 0
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for count in pool.map(lambda batch: len(collection.insert_many(batch, ordered=False).inserted_ids), batches):
+            done += count
+            progress(label, done, len(documents))
+
+
+def _class_sources(pks: Sequence[int]) -> dict[tuple[int, int], list[int]]:
+    classes: dict[tuple[int, int], list[int]] = {}
+    for pk in pks:
+        classes.setdefault(_load_class(pk), []).append(pk)
+    return classes
 
 
 def copy_rollup_days(pks: Sequence[int], template: dt.date, days: Sequence[dt.date]) -> None:
     """The real rollup documents of `template`, as the documents of `days` (see the module docstring)."""
     collection = timeseries.collection(ROLLUPS_DAILY)
+    classes = _class_sources(pks)
+    sources = {
+        _load_class(doc["meter"]): doc
+        for doc in collection.find({"meter": {"$in": [m[0] for m in classes.values()]}, "day": template.isoformat()})
+    }
     template_start = local_midnight(template)
+    stamp = dt.datetime.now(dt.UTC)
+    collection.delete_many(
+        {"meter": {"$gte": min(pks), "$lte": max(pks)}, "day": {"$in": [d.isoformat() for d in days]}}
+    )
     for index, day in enumerate(days, start=1):
+        if hours_in_day(day) != hours_in_day(template):
+            raise RuntimeError(f"{day} is not as long as {template}: the seed copies only days of the same length")
         start = local_midnight(day)
-        hours = hours_in_day(day)
-        if hours != hours_in_day(template):
-            raise RuntimeError(f"{day} has {hours} hours: the seed copies only days as long as {template}")
-        # 0.75 .. 1.25, a different factor for each meter and day.
-        factor = {"$add": [0.75, {"$divide": [{"$mod": [{"$add": ["$meter", day.toordinal() * 7]}, 11]}, 20]}]}
-        shift_ms = int((start - template_start).total_seconds() * 1000)
-        pipeline: list[dict[str, Any]] = [
-            {"$match": {"meter": {"$gte": min(pks), "$lte": max(pks)}, "day": template.isoformat()}},
-            {"$set": {"f": factor}},
-            {
-                "$set": {
-                    "_id": {"$concat": [{"$toString": "$meter"}, f":{day.isoformat()}"]},
-                    "day": day.isoformat(),
-                    "start": start,
-                    "import_kwh": _scaled("import_kwh", "$f"),
-                    "export_kwh": _scaled("export_kwh", "$f"),
-                    "estimated_import_kwh": _scaled("estimated_import_kwh", "$f"),
-                    "estimated_export_kwh": _scaled("estimated_export_kwh", "$f"),
-                    "max_demand_kw": {"$round": [{"$multiply": ["$max_demand_kw", "$f"]}, KWH_DECIMALS]},
-                    "max_demand_at": {"$add": ["$max_demand_at", shift_ms]},
-                    "computed_at": dt.datetime.now(dt.UTC),
-                }
-            },
-            {
-                "$set": {
-                    "total_import_kwh": {"$round": [{"$sum": "$import_kwh"}, KWH_DECIMALS]},
-                    "total_export_kwh": {"$round": [{"$sum": "$export_kwh"}, KWH_DECIMALS]},
-                    "total_estimated_import_kwh": {"$round": [{"$sum": "$estimated_import_kwh"}, KWH_DECIMALS]},
-                    "total_estimated_export_kwh": {"$round": [{"$sum": "$estimated_export_kwh"}, KWH_DECIMALS]},
-                }
-            },
-            {"$unset": "f"},
-            {"$merge": {"into": ROLLUPS_DAILY, "on": "_id", "whenMatched": "replace", "whenNotMatched": "insert"}},
-        ]
-        collection.aggregate(pipeline, allowDiskUse=True)
-        progress("scale: rollup days copied from the real one", index, len(days))
+        shift = start - template_start
+        scaled: dict[tuple[tuple[int, int], int], dict[str, Any]] = {}
+        documents = []
+        for key, members in classes.items():
+            source = sources[key]
+            for pk in members:
+                variant = (pk + day.toordinal() * 7) % 11  # a factor 0.75 .. 1.25 per meter and day
+                body = scaled.get((key, variant))
+                if body is None:
+                    factor = 0.75 + variant / 20
+                    body = {name: [round(v * factor, KWH_DECIMALS) for v in source[name]] for name in _ARRAYS}
+                    body.update({_TOTALS[name]: round(sum(body[name]), KWH_DECIMALS) for name in _ARRAYS})
+                    body["max_demand_kw"] = round(source["max_demand_kw"] * factor, KWH_DECIMALS)
+                    scaled[(key, variant)] = body
+                documents.append({**source, **body, "_id": f"{pk}:{day.isoformat()}", "meter": pk,
+                                  "day": day.isoformat(), "start": start,
+                                  "max_demand_at": source["max_demand_at"] + shift, "computed_at": stamp})  # fmt: skip
+        _insert_documents(documents, f"scale: rollups of {day} ({index}/{len(days)}) copied from {template}")
 
 
 def _load_class(pk: int) -> tuple[int, int]:
@@ -325,9 +341,8 @@ def roll_up(pks: Sequence[int], first_day: dt.date, end_day: dt.date, silent: se
     class. Then a random sample of the copies is recomputed for real by `rollups_rebuild` and must
     come out identical (computed_at aside), or the seed stops.
     """
-    classes: dict[tuple[int, int], list[int]] = {}
-    for pk in pks:
-        classes.setdefault(_load_class(pk), []).append(pk)
+    # A class's source is a meter that reported all along (a silent meter's day stops early).
+    classes = {key: sorted(members, key=lambda pk: pk in silent) for key, members in _class_sources(pks).items()}
     sources = [members[0] for members in classes.values()]
     real = sorted(set(sources) | silent)
     rollups_rebuild(first_day=first_day, end_day=end_day, meter_pks=real,
@@ -335,28 +350,23 @@ def roll_up(pks: Sequence[int], first_day: dt.date, end_day: dt.date, silent: se
     targets = [[pk for pk in members[1:] if pk not in silent] for members in classes.values()]
     days = [d.isoformat() for d in each_day(first_day, end_day)]
     collection = timeseries.collection(ROLLUPS_DAILY)
-    for index, (source, copies) in enumerate(zip(sources, targets, strict=True), start=1):
-        collection.aggregate(
-            [
-                {"$match": {"meter": source, "day": {"$in": days}}},
-                {"$set": {"to": copies}},
-                {"$unwind": "$to"},
-                {"$set": {"meter": "$to", "_id": {"$concat": [{"$toString": "$to"}, ":", "$day"]}}},
-                {"$unset": "to"},
-                {"$merge": {"into": ROLLUPS_DAILY, "on": "_id", "whenMatched": "replace", "whenNotMatched": "insert"}},
-            ],
-            allowDiskUse=True,
-        )
-        progress("scale: rollups copied within load classes", index, len(sources))
+    copies = [pk for group in targets for pk in group]
+    for low in range(0, len(copies), 10_000):
+        collection.delete_many({"meter": {"$in": copies[low : low + 10_000]}, "day": {"$in": days}})
+    documents = []
+    for source_doc in collection.find({"meter": {"$in": sources}, "day": {"$in": days}}):
+        for pk in targets[sources.index(source_doc["meter"])]:
+            documents.append({**source_doc, "_id": f"{pk}:{source_doc['day']}", "meter": pk})
+    _insert_documents(documents, "scale: rollups copied within load classes")
     sample = random.Random(first_day.toordinal()).sample([pk for group in targets for pk in group], VERIFY_SAMPLE)
 
-    def documents() -> list[dict[str, Any]]:
+    def sampled() -> list[dict[str, Any]]:
         found = collection.find({"meter": {"$in": sample}, "day": {"$in": days}}, {"computed_at": 0})
         return sorted(found, key=lambda d: d["_id"])
 
-    copied = documents()
+    copied = sampled()
     rollups_rebuild(first_day=first_day, end_day=end_day, meter_pks=sorted(sample))
-    if documents() != copied or len(copied) != len(sample) * len(days):
+    if sampled() != copied or len(copied) != len(sample) * len(days):
         raise RuntimeError("a copied rollup differs from the real rollup of the same meter: the load classes are wrong")
     print(f"scale: {VERIFY_SAMPLE} copied meters recomputed for real: identical")
     return len(real) + VERIFY_SAMPLE

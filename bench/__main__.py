@@ -23,6 +23,7 @@ BENCHMARKS = [
     "commands",
     "realdata",
     "demo",
+    "scale",
 ]
 
 

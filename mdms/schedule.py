@@ -86,6 +86,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": crontab(minute=20),
         "options": {"expires": 3000},
     },
+    # Every 4 minutes: sum the operator dashboard's grid figures into the cache (which keeps them 5
+    # minutes), on a fleet large enough to cache them (portal.views.operator_data.GRID_CACHE_MIN_METERS).
+    "portal-grid-refresh": {"task": "portal.grid_refresh", "schedule": 240.0, "options": {"expires": 240}},
     # Every 5 minutes: judge consumers' alert rules (projected bills at most hourly) and send the
     # waiting notification e-mails, retries included.
     "alerts-evaluate-rules": {"task": "alerts.evaluate_rules", "schedule": 300.0, "options": {"expires": 300}},

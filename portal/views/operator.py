@@ -42,12 +42,13 @@ INGEST_REFRESH_S = 5
 @require_GET
 def operator_dashboard(request: HttpRequest) -> HttpResponse:
     today = local_today()
-    load = data.grid_load(today=today)
+    grid = data.grid_view(today=today)
+    load = grid.load
     # Read once: the map colours premises from them and the page lists and counts them.
     silent = monitoring.silent_meters()
     anomaly_counts = monitoring.anomaly_counts(group_by="meter_id")
-    points = data.premise_states(silent_rows=silent, anomaly_counts=anomaly_counts)
-    regions = data.region_summary()
+    premises = data.premise_map(silent_rows=silent, anomaly_counts=anomaly_counts)
+    regions = grid.regions
     open_incidents = list(monitoring.incidents(status=OutageIncident.Status.OPEN)[:INCIDENTS_SHOWN])
     context = {
         "load": load,
@@ -61,13 +62,14 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
             }
             for region in load.regions
         ],
-        "state_counts": data.state_counts(points),
+        "state_counts": premises.counts,
+        "map_cell_deg": premises.cell_deg,
         "open_incidents": open_incidents,
         "silent": silent[:20],
         # Grouped by meter or by region, the counts of a severity add up to the same total.
         "anomaly_total": sum(row["count"] for row in anomaly_counts if row["severity"] in ALERTING),
         "figures": {
-            "map": charts.map_figure(points),
+            "map": charts.map_figure(premises.points, premises.cells, premises.counts),
             "hourly": charts.region_hourly_figure(load),
             "daily": charts.region_daily_figure(load),
             "utilisation": charts.utilisation_figure(load),

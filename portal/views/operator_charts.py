@@ -10,7 +10,7 @@ from typing import Any
 from django.utils import timezone
 
 from portal.charts import Figure, empty_note, figure, layout
-from portal.views.operator_data import STATE_LABELS, GridLoad, PremisePoint
+from portal.views.operator_data import STATE_LABELS, GridLoad, MapCell, PremisePoint
 
 # One colour per map state; "normal" is quiet so the others stand out.
 STATE_COLOURS = {
@@ -111,20 +111,48 @@ def utilisation_figure(load: GridLoad) -> Figure:
     )
 
 
-def map_figure(points: Sequence[PremisePoint]) -> Figure:
+def map_figure(
+    points: Sequence[PremisePoint], cells: Sequence[MapCell] = (), counts: dict[str, int] | None = None
+) -> Figure:
     """Premises at their coordinates over a plain background: no tile server, so it works offline.
 
     Longitude is x and latitude y, with the y axis scaled by 1/cos(latitude) so distances look
-    right (an equirectangular view of a small area).
+    right (an equirectangular view of a small area). `cells` (operator_data.premise_map, for a fleet
+    too large to draw premise by premise) are drawn under the points, one mark per grid cell and
+    state, its area growing with the premises it counts; `counts` gives the legend its totals.
     """
-    traces = []
-    for state in ("normal", "anomaly", "silent", "out"):  # drawn last on top: outages are never hidden
-        chosen = [p for p in points if p.state == state]
+    traces: list[dict[str, Any]] = []
+    largest = max((c.premises for c in cells), default=1)
+    for state in ("normal", "anomaly", "silent", "out"):
+        in_cells = [c for c in cells if c.state == state]
+        if not in_cells:
+            continue
         traces.append(
             {
                 "type": "scatter",
                 "mode": "markers",
-                "name": f"{STATE_LABELS[state]} ({len(chosen)})",
+                "name": f"{STATE_LABELS[state]}, per area ({sum(c.premises for c in in_cells):,})",
+                "meta": f"{state}-cells",
+                "x": [round(c.longitude, 5) for c in in_cells],
+                "y": [round(c.latitude, 5) for c in in_cells],
+                "customdata": [c.premises for c in in_cells],
+                "marker": {
+                    "color": STATE_COLOURS[state],
+                    "opacity": 0.45,
+                    "size": [round(6 + 24 * math.sqrt(c.premises / largest), 1) for c in in_cells],
+                    "line": {"width": 0},
+                },
+                "hovertemplate": "%{customdata:,} premises<extra>" + STATE_LABELS[state] + "</extra>",
+            }
+        )
+    for state in ("normal", "anomaly", "silent", "out"):  # drawn last on top: outages are never hidden
+        chosen = [p for p in points if p.state == state]
+        total = counts[state] if counts is not None else len(chosen)
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": f"{STATE_LABELS[state]} ({total:,})",
                 "meta": state,
                 "x": [p.longitude for p in chosen],
                 "y": [p.latitude for p in chosen],
@@ -139,8 +167,11 @@ def map_figure(points: Sequence[PremisePoint]) -> Figure:
                 "hovertemplate": "%{text}<extra>" + STATE_LABELS[state] + "</extra>",
             }
         )
-    mean_lat = sum(p.latitude for p in points) / len(points) if points else 0.0
+    drawn = [(p.latitude, 1) for p in points] + [(c.latitude, c.premises) for c in cells]
+    weight = sum(n for _lat, n in drawn)
+    mean_lat = sum(lat * n for lat, n in drawn) / weight if weight else 0.0
     ratio = 1 / max(0.2, math.cos(math.radians(mean_lat)))
+    empty = not points and not cells
     return figure(
         traces,
         layout(
@@ -158,7 +189,7 @@ def map_figure(points: Sequence[PremisePoint]) -> Figure:
                 "gridcolor": "#eef1f5",
             },
             plot_bgcolor="#f8fafc",
-            annotations=[] if points else [empty_note("No premise with a meter yet.")],
+            annotations=[empty_note("No premise with a meter yet.")] if empty else [],
         ),
     )
 

@@ -2,32 +2,44 @@
 
 A group is whatever the caller maps each meter to (a feeder's pk, usually). The daily rollups do
 not carry the feeder, since a meter can move, so the caller passes the current meter -> group map
-and MongoDB applies it with $indexOfArray over a literal list: one lookup per daily document
-(1,000 meters x 7 days = 7,000 lookups), before the hourly arrays are unwound. The result is a
-few rows per group and hour, never the meters' raw readings.
+and MongoDB sums each group's meters in an aggregation of its own (their pks in a $in on the
+(meter, day) index). The result is a few rows per group and hour, never the meters' raw readings.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from mdms.core.localtime import local_day
 from mdms.core.timeseries import ROLLUPS_DAILY, collection
 
 
-def _grouped(groups: Mapping[int, int], start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
-    meters = list(groups)
-    return [
-        {"$match": {"meter": {"$in": meters}, "start": {"$gte": start, "$lt": end}}},
-        {
-            "$set": {
-                "group": {
-                    "$arrayElemAt": [{"$literal": [groups[pk] for pk in meters]}, {"$indexOfArray": [meters, "$meter"]}]
-                }
-            }
-        },
-    ]
+def _by_group(groups: Mapping[int, int]) -> dict[int, list[int]]:
+    members: dict[int, list[int]] = defaultdict(list)
+    for meter, group in groups.items():
+        members[group].append(meter)
+    return members
+
+
+def _per_group(
+    groups: Mapping[int, int], start: dt.datetime, end: dt.datetime, stages: list[dict[str, Any]]
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Run `stages` over the daily rollups of each group's meters in [start, end): (group, row) pairs.
+
+    One aggregation per group, its meters in a $in the index serves. (Mapping every document to its
+    group with $indexOfArray over a literal list of all the meters cost a scan of that list per
+    document: at 100,000 meters, 10^10 comparisons for a week.)
+    """
+    # The (meter, day) index bounds both keys; start and end are local midnights.
+    first, last = local_day(start).isoformat(), local_day(end).isoformat()
+    for group, meters in sorted(_by_group(groups).items()):
+        match = {"meter": {"$in": sorted(meters)}, "day": {"$gte": first, "$lt": last}}
+        pipeline = [{"$match": match}, *stages]
+        for row in collection(ROLLUPS_DAILY).aggregate(pipeline, allowDiskUse=True):
+            yield group, row
 
 
 def group_hourly(groups: Mapping[int, int], start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
@@ -37,58 +49,53 @@ def group_hourly(groups: Mapping[int, int], start: dt.datetime, end: dt.datetime
     """
     if not groups:
         return []
-    pipeline: list[dict[str, Any]] = [
-        *_grouped(groups, start, end),
-        {"$project": {"group": 1, "meter": 1, "start": 1, "import_kwh": 1, "export_kwh": 1}},
+    stages: list[dict[str, Any]] = [
+        {"$project": {"start": 1, "import_kwh": 1, "export_kwh": 1}},
         {"$unwind": {"path": "$import_kwh", "includeArrayIndex": "k"}},
         {
             "$group": {
-                "_id": {
-                    "group": "$group",
-                    "hour": {"$dateAdd": {"startDate": "$start", "unit": "hour", "amount": "$k"}},
-                },
+                "_id": {"hour": {"$dateAdd": {"startDate": "$start", "unit": "hour", "amount": "$k"}}},
                 "import_kwh": {"$sum": "$import_kwh"},
                 "export_kwh": {"$sum": {"$ifNull": [{"$arrayElemAt": ["$export_kwh", "$k"]}, 0]}},
                 "meters": {"$sum": 1},
             }
         },
-        {"$sort": {"_id.hour": 1}},
     ]
-    return [
+    rows = [
         {
-            "group": row["_id"]["group"],
+            "group": group,
             "hour": row["_id"]["hour"].replace(tzinfo=dt.UTC),
             "import_kwh": float(row["import_kwh"]),
             "export_kwh": float(row["export_kwh"]),
             "meters": int(row["meters"]),
         }
-        for row in collection(ROLLUPS_DAILY).aggregate(pipeline, allowDiskUse=True)
+        for group, row in _per_group(groups, start, end, stages)
     ]
+    return sorted(rows, key=lambda row: row["hour"])
 
 
 def group_daily(groups: Mapping[int, int], start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
     """Per group and local day ("YYYY-MM-DD"): import and export kWh, and the highest meter demand."""
     if not groups:
         return []
-    pipeline: list[dict[str, Any]] = [
-        *_grouped(groups, start, end),
+    stages: list[dict[str, Any]] = [
         {
             "$group": {
-                "_id": {"group": "$group", "day": "$day"},
+                "_id": {"day": "$day"},
                 "import_kwh": {"$sum": "$total_import_kwh"},
                 "export_kwh": {"$sum": "$total_export_kwh"},
                 "meters": {"$sum": 1},
             }
         },
-        {"$sort": {"_id.day": 1}},
     ]
-    return [
+    rows = [
         {
-            "group": row["_id"]["group"],
+            "group": group,
             "day": dt.date.fromisoformat(row["_id"]["day"]),
             "import_kwh": float(row["import_kwh"]),
             "export_kwh": float(row["export_kwh"]),
             "meters": int(row["meters"]),
         }
-        for row in collection(ROLLUPS_DAILY).aggregate(pipeline, allowDiskUse=True)
+        for group, row in _per_group(groups, start, end, stages)
     ]
+    return sorted(rows, key=lambda row: row["day"])

@@ -182,6 +182,41 @@ class PremisePoint:
     serials: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class _TroubledMeters:
+    """The meters out, silent and with alerting anomalies: what colours a premise on the map."""
+
+    out: set[int]
+    silent: set[int]
+    anomalous: set[int]
+
+    def state(self, pk: int, relay: str) -> str:
+        if relay == Meter.Relay.DISCONNECTED:
+            return "disconnected"
+        if pk in self.out:
+            return "out"
+        return "silent" if pk in self.silent else "anomaly" if pk in self.anomalous else "normal"
+
+
+def _troubled_meters(
+    *,
+    now: dt.datetime | None,
+    silent_rows: Sequence[dict[str, Any]] | None,
+    anomaly_counts: Sequence[dict[str, Any]] | None,
+) -> _TroubledMeters:
+    """`silent_rows` and `anomaly_counts` are read here unless the caller, which shows them too, has them."""
+    if silent_rows is None:
+        silent_rows = monitoring.silent_meters(now=now)
+    if anomaly_counts is None:
+        anomaly_counts = monitoring.anomaly_counts(group_by="meter_id", now=now)
+    return _TroubledMeters(
+        out=set(monitoring.meters_out_now().values_list("meter_id", flat=True)),
+        silent={row["meter"] for row in silent_rows},
+        # Info-only findings (unusual consumption) are advisory: they do not colour a premise.
+        anomalous={row["meter_id"] for row in anomaly_counts if row["severity"] in ALERTING},
+    )
+
+
 def premise_states(
     *,
     now: dt.datetime | None = None,
@@ -193,23 +228,12 @@ def premise_states(
     `silent_rows` (monitoring.silent_meters) and `anomaly_counts` (monitoring.anomaly_counts by
     meter_id) are read here unless the caller, which shows them too, has them already.
     """
-    out = set(monitoring.meters_out_now().values_list("meter_id", flat=True))
-    if silent_rows is None:
-        silent_rows = monitoring.silent_meters(now=now)
-    if anomaly_counts is None:
-        anomaly_counts = monitoring.anomaly_counts(group_by="meter_id", now=now)
-    silent = {row["meter"] for row in silent_rows}
-    # Info-only findings (unusual consumption) are advisory: they do not colour a premise.
-    anomalous = {row["meter_id"] for row in anomaly_counts if row["severity"] in ALERTING}
+    troubled = _troubled_meters(now=now, silent_rows=silent_rows, anomaly_counts=anomaly_counts)
     meters: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for pk, premise_pk, serial, relay in Meter.objects.filter(
         premise__isnull=False, status__in=Meter.ACCEPTING_STATUSES
     ).values_list("pk", "premise_id", "serial", "relay_state"):
-        if relay == Meter.Relay.DISCONNECTED:
-            state = "disconnected"
-        else:
-            state = "out" if pk in out else "silent" if pk in silent else "anomaly" if pk in anomalous else "normal"
-        meters[premise_pk].append((state, serial))
+        meters[premise_pk].append((troubled.state(pk, relay), serial))
     points = []
     for premise in Premise.objects.select_related("feeder").order_by("pk"):
         found = meters.get(premise.pk)
@@ -339,23 +363,13 @@ def premise_map(
         points = premise_states(now=now, silent_rows=silent_rows, anomaly_counts=anomaly_counts)
         return PremiseMap(points=points, cells=[], counts=state_counts(points), cell_deg=None)
     cell = grid.cell
-    out = set(monitoring.meters_out_now().values_list("meter_id", flat=True))
-    if silent_rows is None:
-        silent_rows = monitoring.silent_meters(now=now)
-    if anomaly_counts is None:
-        anomaly_counts = monitoring.anomaly_counts(group_by="meter_id", now=now)
-    silent = {row["meter"] for row in silent_rows}
-    anomalous = {row["meter_id"] for row in anomaly_counts if row["severity"] in ALERTING}
+    troubled = _troubled_meters(now=now, silent_rows=silent_rows, anomaly_counts=anomaly_counts)
     flagged = accepting.filter(
-        Q(pk__in=out | silent | anomalous) | Q(relay_state=Meter.Relay.DISCONNECTED)
+        Q(pk__in=troubled.out | troubled.silent | troubled.anomalous) | Q(relay_state=Meter.Relay.DISCONNECTED)
     ).values_list("pk", "premise_id", "serial", "relay_state")
     worst: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for pk, premise_pk, serial, relay in flagged:
-        if relay == Meter.Relay.DISCONNECTED:
-            state = "disconnected"
-        else:
-            state = "out" if pk in out else "silent" if pk in silent else "anomaly"
-        worst[premise_pk].append((state, serial))
+        worst[premise_pk].append((troubled.state(pk, relay), serial))
     premises = {p.pk: p for p in Premise.objects.filter(pk__in=list(worst)).select_related("feeder").order_by("pk")}
     flagged_points = [
         PremisePoint(

@@ -576,6 +576,7 @@ SPECTACULAR_SETTINGS = {
         "MeterCommandKindEnum": "commands.models.KIND_CHOICES",
         "BillKindEnum": "billing.models.Bill.Kind",
         "MeterCommandStatusEnum": "commands.models.MeterCommand.Status",
+        "ReadingSourceEnum": "mdms.core.reading_quality.SOURCES",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

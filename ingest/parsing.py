@@ -396,8 +396,13 @@ def parse_readings(payload: bytes | str, *, serial: str | None, now: dt.datetime
         raise Rejection(Reason.BAD_SHAPE, "an interval block must not be empty")
     if len(data) > MAX_BLOCK:
         raise Rejection(Reason.BAD_SHAPE, f"an interval block holds at most {MAX_BLOCK} readings, not {len(data)}")
+    return _parse_elements(data, serial=serial, now=now)
+
+
+def _parse_elements(elements: list[Any], *, serial: str | None, now: dt.datetime) -> Parsed:
+    """Each element of a block on its own: a bad one is rejected with its reason, the rest are kept."""
     parsed = Parsed()
-    for element in data:
+    for element in elements:
         try:
             parsed.readings.append(reading_from_object(element, serial=serial, now=now))
         except Rejection as rejection:
@@ -508,12 +513,7 @@ def parse_reply(payload: bytes | str, *, now: dt.datetime) -> Reply:
         elements = data["readings"]
         if not isinstance(elements, list) or len(elements) > MAX_BLOCK:
             raise Rejection(Reason.BAD_SHAPE, f"a reply's readings must be a list of at most {MAX_BLOCK} readings")
-        readings = Parsed()
-        for element in elements:
-            try:
-                readings.readings.append(reading_from_object(element, serial=None, now=now))
-            except Rejection as rejection:
-                readings.rejections.append((rejection, element))
+        readings = _parse_elements(elements, serial=None, now=now)
     relay = data.get("relay")
     if relay is not None and relay not in RELAY_STATES:
         raise Rejection(Reason.BAD_SHAPE, f"relay must be one of {', '.join(sorted(RELAY_STATES))}")

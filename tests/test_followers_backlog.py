@@ -14,6 +14,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from stream_support import publish_hourly
 
 from billing import rollups
 from mdms.core import followers, stored_batches
@@ -112,30 +113,7 @@ def _store_backlog(people: dict[str, int]) -> int:
         (pk, ts, kind) for off, on in windows for pk in out for ts, kind in ((off, "power_off"), (on, "power_on"))
     ]
     helpers.store_events(events)
-    entries = 0
-    hour = D0
-    while hour < D0 + dt.timedelta(days=DAYS):
-        in_hour = [(pk, ts, kind) for pk, ts, kind in events if hour < ts <= hour + HOUR]
-        if in_hour:
-            stored_batches.publish(
-                kind="events",
-                meter_pks=[pk for pk, _ts, _kind in in_hour],
-                min_ts=min(ts for _pk, ts, _kind in in_hour),
-                max_ts=max(ts for _pk, ts, _kind in in_hour),
-                count=len(in_hour),
-            )
-            entries += 1
-        batch = [r for r in readings if hour < r["ts"] <= hour + HOUR]
-        stored_batches.publish(
-            kind="readings",
-            meter_pks=[r["meter"] for r in batch],
-            min_ts=min(r["ts"] for r in batch),
-            max_ts=max(r["ts"] for r in batch),
-            count=len(batch),
-        )
-        entries += 1
-        hour += HOUR
-    return entries
+    return publish_hourly(readings, events, D0, D0 + dt.timedelta(days=DAYS))
 
 
 def test_a_backlog_with_an_outage_season_and_a_busy_outage_follower_still_advances_every_follower(

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from stream_support import publish_hourly
 
 from billing import rollups
 from mdms.core import followers, stored_batches
@@ -65,27 +66,7 @@ def _replay(meters: dict[str, int], end: dt.datetime) -> tuple[dt.datetime, dt.d
         (meters[name], ts, kind) for name in ("alice", "bob") for ts, kind in ((off, "power_off"), (on, "power_on"))
     ]
     helpers.store_events(events)
-    hour = start
-    while hour < end:
-        in_hour = [(pk, ts, kind) for pk, ts, kind in events if hour < ts <= hour + HOUR]
-        if in_hour:
-            stored_batches.publish(
-                kind="events",
-                meter_pks=[pk for pk, _ts, _kind in in_hour],
-                min_ts=min(ts for _pk, ts, _kind in in_hour),
-                max_ts=max(ts for _pk, ts, _kind in in_hour),
-                count=len(in_hour),
-            )
-        batch = [r for r in readings if hour < r["ts"] <= hour + HOUR]
-        if batch:
-            stored_batches.publish(
-                kind="readings",
-                meter_pks=[r["meter"] for r in batch],
-                min_ts=min(r["ts"] for r in batch),
-                max_ts=max(r["ts"] for r in batch),
-                count=len(batch),
-            )
-        hour += HOUR
+    publish_hourly(readings, events, start, end)
     return off, on
 
 

@@ -55,6 +55,7 @@ from bench.ingest import documents_for, ensure_meters, hes_credentials, mongo_in
 from bench.mqtt_wire import FastPublisher, publish_packet
 from billing.rollups import GROUP as ROLLUPS_GROUP
 from mdms.core import followers, stored_batches, timeseries
+from mdms.core.localtime import local_zone
 from mdms.core.mqtt import broker, topics
 from mdms.core.mqtt.client import connect, ingest_credentials, new_client
 from monitoring.models import IncidentMeter, OutageIncident
@@ -186,6 +187,13 @@ class Load:
             self._payload_for = step
         return self._payload
 
+    def newest_ts(self) -> dt.datetime:
+        """The end of the newest interval produced so far (of a block: its day's last)."""
+        step = max(0, self.position - 1) // len(self.topics)
+        if self.block:
+            return self.start + dt.timedelta(days=step + 1)
+        return self.start + dt.timedelta(minutes=15 * (step + 1))
+
     def take(self, count: int) -> list[bytes]:
         packets = []
         for _ in range(count):
@@ -258,6 +266,9 @@ class Step:
     lags: dict[str, float] = field(default_factory=dict)
     projected: dict[str, float] = field(default_factory=dict)
     load_average: float = 0.0
+    # The stretch of simulated time its readings covered (local wall clock), for one reading per message:
+    # how full the meter-days were that the rollups recomputed.
+    covered: str = ""
 
     @property
     def passed(self) -> bool:
@@ -291,6 +302,7 @@ class Bench:
 
     def step(self, load: Load, offered: float, label: str) -> Step:
         messages_per_s = offered / load.readings_per_message
+        first_ts = load.newest_ts()
         before = self.lags(offered)
         published_before = self.published_readings
         sent = 0
@@ -325,6 +337,9 @@ class Bench:
         bar.update(STEP_S - shown)
         bar.close()
         result = Step(load=label, offered=offered, load_average=os.getloadavg()[0])
+        if not load.block:
+            zone = local_zone()
+            result.covered = f"{first_ts.astimezone(zone):%H:%M}-{load.newest_ts().astimezone(zone):%H:%M}"
         result.published = (self.published_readings - published_before) / elapsed
         arriving = result.published
         for stage in ("ingest", *FOLLOWERS):
@@ -464,7 +479,10 @@ def report(step: Step) -> None:
         for stage in ("ingest", *FOLLOWERS)
     )
     verdict = "keeps up" if step.passed else f"falls behind ({step.limiting})"
-    print(f"    {step.load} {step.offered:,.0f}/s offered, {step.published:,.0f}/s published: {stages}: {verdict}")
+    covered = f" (readings of {step.covered})" if step.covered else ""
+    print(
+        f"    {step.load} {step.offered:,.0f}/s offered{covered}, {step.published:,.0f}/s published: {stages}: {verdict}"
+    )
 
 
 def sustained(steps: list[Step]) -> tuple[float, str]:
@@ -485,8 +503,8 @@ _CAUSES = {
     ROLLUPS_GROUP: (
         "each round recomputes every meter-day its entries touched, whole, from the raw readings, so the more of "
         "its day a meter has sent, the more a recompute re-reads (all 96 intervals by the day's end): the cost per "
-        "reading grows through the day, which is why the follower's rate falls from step to step while the "
-        "offered rate does not rise. An incremental rollup (a round's readings added to the stored day) would "
+        "reading grows through the day (the table's last columns but one: the local times the step's readings "
+        "covered), so a rate kept up early in a day may not be kept up late in it. An incremental rollup (a round's readings added to the stored day) would "
         "re-read about one reading per reading; it is not built: the daily rollup is one aggregation (quality "
         "counts, 15-minute demand, hourly arrays, estimates, edits and VEE flags merged) that the property tests "
         "prove exact under duplicates, late data and edits, and an incremental path would be a second "
@@ -666,7 +684,7 @@ def run() -> dict[str, Any]:
     rows = "\n".join(
         f"| {s.load} | {s.offered:,.0f} | {s.published:,.0f} | "
         + " | ".join(f"{s.rates[g]:,.0f} / {s.lags[g]:.0f} s ({s.projected[g]:.0f} s)" for g in ("ingest", *FOLLOWERS))
-        + f" | {'yes' if s.passed else 'no: ' + s.limiting} | {s.load_average:.1f} |"
+        + f" | {'yes' if s.passed else 'no: ' + s.limiting} | {s.covered} | {s.load_average:.1f} |"
         for s in single_steps + block_steps
     )
     save_section(
@@ -706,8 +724,8 @@ Where a goal is missed, the stage that failed first is the cause, as measured:
 
 Load average {load_before[0]:.1f} before, {load_after[0]:.1f} after (other helpers' tests and benches share the 2 cores).
 
-| load | offered/s | published/s | ingest: rate / lag (5 min) | rollups | detect | outages | keeps up | load avg |
-|---|---|---|---|---|---|---|---|---|
+| load | offered/s | published/s | ingest: rate / lag (5 min) | rollups | detect | outages | keeps up | readings of (local time) | load avg |
+|---|---|---|---|---|---|---|---|---|---|
 {rows}
 """,
     )

@@ -11,9 +11,9 @@ one reading of each meter after another, in time order.
 Then the same documents (same _id, same fields) are copied into a plain collection with the index
 the time series carries for reads, (meter, ts), and both are measured after a checkpoint (fsync):
 bytes on disk of the data (WiredTiger `storageSize`, block-compressed) plus those of every index
-(`totalIndexSize`). Nothing is compacted: both were just written in order, so neither holds much
-free space. The buckets still open at the end (each meter's last day) are stored uncompressed,
-as they would be on a live system: they are counted as they are.
+(`totalIndexSize`): as written, then at rest (compacted, indexes built anew). The buckets still open
+at the end (each meter's last day) are stored uncompressed, as they would be on a live system: they
+are counted as they are.
 """
 
 from __future__ import annotations
@@ -94,6 +94,26 @@ def sizes(name: str) -> dict[str, int]:
     return {"data": int(stats.get("storageSize", 0)), "indexes": int(stats.get("totalIndexSize", 0))}
 
 
+def settle(name: str, *, series: bool) -> None:
+    """At rest: the collection compacted and each of its secondary indexes built anew, for both alike.
+
+    Written in a few minutes, a month leaves each index as its inserts shaped it: on the time series
+    every reading moves its open bucket's upper bound (control.max), so the bucket's index entries
+    are rewritten about once per batch, and the (meter, ts) order puts each new bucket between its
+    meter's older ones and the next meter's; the pages stay part empty, and `compact` gives back only
+    what is free at the end of the file. A built index is what the same entries need.
+    """
+    database = timeseries.db()
+    # force: this bench's database is on the replica set's primary, where compact asks for it.
+    database.command("compact", f"system.buckets.{name}" if series else name, force=True)
+    collection = database[name]
+    for index_name, spec in collection.index_information().items():
+        if index_name == "_id_":
+            continue
+        collection.drop_index(index_name)
+        collection.create_index(spec["key"], name=index_name)
+
+
 def run() -> dict[str, Any]:
     print(f"storage: a month of 15-minute readings for {METERS:,} simulated meters")
     pairs = ensure_meters(METERS)
@@ -106,6 +126,11 @@ def run() -> dict[str, Any]:
     print("storage: the same documents into a plain collection with its (meter, ts) index")
     copy_to_plain()
     timeseries.client().admin.command("fsync")
+    written = {"series": sizes(timeseries.READINGS), "plain": sizes(PLAIN)}
+    print("storage: both at rest (compacted, indexes built anew)")
+    settle(timeseries.READINGS, series=True)
+    settle(PLAIN, series=False)
+    timeseries.client().admin.command("fsync")
     series = sizes(timeseries.READINGS)
     plain = sizes(PLAIN)
     buckets = database[f"system.buckets.{timeseries.READINGS}"].count_documents({})
@@ -114,6 +139,9 @@ def run() -> dict[str, Any]:
     series_bytes = series["data"] + series["indexes"]
     plain_bytes = plain["data"] + plain["indexes"]
     ratio = series_bytes / plain_bytes
+    written_series = written["series"]["data"] + written["series"]["indexes"]
+    written_plain = written["plain"]["data"] + written["plain"]["indexes"]
+    written_ratio = written_series / written_plain
     database.drop_collection(PLAIN)
     # Leave no month behind for the benchmarks after this one.
     database.drop_collection(timeseries.READINGS)
@@ -121,6 +149,9 @@ def run() -> dict[str, Any]:
 
     results = {
         "timeseries_storage_ratio": round(ratio, 3),
+        "timeseries_storage_ratio_as_written": round(written_ratio, 3),
+        "timeseries_storage_timeseries_index_bytes_as_written": written["series"]["indexes"],
+        "timeseries_storage_plain_index_bytes_as_written": written["plain"]["indexes"],
         "timeseries_storage_readings": readings,
         "timeseries_storage_buckets": buckets,
         "timeseries_storage_timeseries_data_bytes": series["data"],
@@ -138,15 +169,31 @@ def run() -> dict[str, Any]:
 A month ({DAYS} days) of 15-minute readings from {METERS:,} simulated households ({readings:,} readings, every
 field of the canonical reading), stored through the ingest pipeline in the worker's batches, one reading
 of each meter after another; then the same documents copied into a plain collection with its (meter, ts)
-index. Bytes on disk after a checkpoint (WiredTiger block compression for both; nothing compacted).
+index. Bytes on disk after a checkpoint (WiredTiger block compression for both), as written and at rest:
+both compacted and their secondary indexes built anew (`bench.storage.settle`), the same for both.
 
-| | data | indexes | total |
-|---|---:|---:|---:|
-| time series `readings` ({buckets:,} buckets, {readings / max(buckets, 1):.0f} readings each) | {series["data"] / mib:,.1f} MiB | {series["indexes"] / mib:,.1f} MiB | {series_bytes / mib:,.1f} MiB |
-| plain collection, `_id` and (meter, ts) indexes | {plain["data"] / mib:,.1f} MiB | {plain["indexes"] / mib:,.1f} MiB | {plain_bytes / mib:,.1f} MiB |
+| | data | indexes | total | as written: data + indexes |
+|---|---:|---:|---:|---:|
+| time series `readings` ({buckets:,} buckets, {readings / max(buckets, 1):.0f} readings each) | {series["data"] / mib:,.1f} MiB | {series["indexes"] / mib:,.1f} MiB | {series_bytes / mib:,.1f} MiB | {written["series"]["data"] / mib:,.1f} + {written["series"]["indexes"] / mib:,.1f} MiB |
+| plain collection, `_id` and (meter, ts) indexes | {plain["data"] / mib:,.1f} MiB | {plain["indexes"] / mib:,.1f} MiB | {plain_bytes / mib:,.1f} MiB | {written["plain"]["data"] / mib:,.1f} + {written["plain"]["indexes"] / mib:,.1f} MiB |
 
-- **timeseries_storage_ratio = {ratio:.3f}** (goal ≤ 0.15): {series_bytes / readings:.1f} bytes per reading against
-  {plain_bytes / readings:.1f}.
+- **timeseries_storage_ratio = {ratio:.3f}** at rest (goal ≤ 0.15): {series_bytes / readings:.1f} bytes per reading
+  against {plain_bytes / readings:.1f}. As written, `timeseries_storage_ratio_as_written` = {written_ratio:.3f}
+  ({written_series / readings:.1f} against {written_plain / readings:.1f}).
+- The difference is the time series' indexes: written in minutes, each reading moves its open bucket's
+  upper bound (the index keys of a time series are a bucket's meter and its control.min/max of `ts` or
+  `received_at`), so a bucket's entries are rewritten about once per batch, and the (meter, ts) order
+  puts every new bucket between its meter's older ones and the next meter's: the pages stay part
+  empty. `compact` gives back only what is free at the file's end; the same entries built anew take
+  {series["indexes"] / mib:,.1f} MiB instead of {written["series"]["indexes"] / mib:,.1f}. The plain collection's indexes hold one entry per
+  reading and change little ({written["plain"]["indexes"] / mib:,.1f} MiB as written, {plain["indexes"] / mib:,.1f} at rest). WiredTiger reuses
+  the freed pages for later writes; rebuilding an index is a maintenance-window task, never needed
+  for correctness.
+- The documents' shape was measured column by column on 200 meters (a time series each, same
+  readings): without `received_at` (when the ingest stored it, ms) the data is 0.9 bytes a reading
+  smaller and its index goes; without our own `_id` (pymongo's instead) nothing changes. Both stay:
+  `received_at` is how the followers find what was stored during a Redis outage, and `_id` orders
+  copies received in the same millisecond. Field names cost nothing in a bucket (one per column).
 - Granularity "minutes" keeps a meter's bucket for up to a day: 96 readings of 15 minutes, each field
   compressed as a column (delta-encoded times and registers, repeated values run-length encoded). The
   figure the ingest benchmark used to give (0.443) came from about 10 readings per meter, one or a few

@@ -219,11 +219,9 @@ both compacted and their secondary indexes built anew (`bench.storage.settle`), 
   reading and shrink less ({written["plain"]["indexes"] / mib:,.1f} MiB as written, {plain["indexes"] / mib:,.1f} at rest). WiredTiger reuses
   the freed pages for later writes; rebuilding an index is a maintenance-window task, never needed
   for correctness.
-- The documents' shape was measured column by column on 200 meters (a time series each, same
-  readings): without `received_at` (when the ingest stored it, ms) the data is 0.9 bytes a reading
-  smaller and its index goes; without our own `_id` (pymongo's instead) nothing changes. Both stay:
-  `received_at` is how the followers find what was stored during a Redis outage, and `_id` orders
-  copies received in the same millisecond. Field names cost nothing in a bucket (one per column).
+- The documents' shape was also tried column by column on 200 meters (a time series each, the same
+  readings): without `received_at` (when the ingest stored it) the data is 0.9 bytes a reading smaller
+  and its index goes. It stays: it is how the followers find what was stored during a Redis outage.
 - Granularity "minutes" keeps a meter's bucket for up to a day: 96 readings of 15 minutes, each field
   compressed as a column (delta-encoded times and registers, repeated values run-length encoded). The
   figure the ingest benchmark used to give (0.443) came from about 10 readings per meter, one or a few
@@ -236,11 +234,18 @@ both compacted and their secondary indexes built anew (`bench.storage.settle`), 
   |---|---:|
 {column_table}
 
-  `control` is the bucket's own overhead: the minimum and the maximum of every field, each under
-  its full name, once per bucket of about 93 readings. That, with the column names, is where the
-  documents' shape still costs: shorter stored field names would shrink it, at the price of a
-  name mapping in every reader of the raw readings (rollups, VEE, charts, exports, the lake), not
-  made here. The values themselves are already at the meters' resolution (0.1 V, 0.001 Hz, 0.01 A, Wh).
+  The shortfall from 0.15, where it lies:
+  - `control` is the bucket's own overhead: the minimum and the maximum of every field, each under
+    its full name, once per bucket of about 93 readings. Shorter stored field names would shrink it
+    (and the column names), at the price of a name mapping in every reader of the raw readings
+    (rollups, VEE, charts, exports, the lake, archive): not made here.
+  - `_id` is the ObjectId the ingest gives each reading (its time, the process, a counter in the
+    order stored, which orders copies received in the same millisecond). A batch numbers its readings
+    in (meter, ts) order, so a meter's readings in one bucket are numbered in short runs, one per
+    batch, with the batch's other meters in between (on 200 meters, 25 readings of each per batch,
+    the column took 1.4 bytes a reading).
+  - The values are already at the meters' resolution (0.1 V, 0.001 Hz, 0.01 A, Wh); energies and
+    registers vary most and cost most.
 - Storing the month took {stored_s:,.0f} s, simulation included; load average at the end
   {os.getloadavg()[0]:.2f}.
 """,

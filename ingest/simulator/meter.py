@@ -165,15 +165,16 @@ class SimulatedMeter:
         return {"ts": iso(now), "register_import_kwh": shown_import, "register_export_kwh": shown_export}
 
     def _plan(self, interval_end: dt.datetime) -> None:
-        for day in {(interval_end - dt.timedelta(seconds=self.interval_s)).date(), interval_end.date()}:
+        # The days of the interval's start and end (two only for the interval ending at midnight).
+        for day in ((interval_end - dt.timedelta(seconds=self.interval_s)).date(), interval_end.date()):
             if day not in self._planned_days:
                 self._planned_days.add(day)
+                # Faults long over are no longer needed (none of them can cover or overlap what comes).
+                horizon = interval_end - dt.timedelta(days=2)
+                self._faults = [fault for fault in self._faults if fault.end > horizon]
                 for fault in self.fault_plan.for_day(self.serial, day, seed=self.seed, interval_s=self.interval_s):
                     if not any(fault.overlaps(other) for other in self._faults):
                         self._faults.append(fault)
-        # Faults long over are no longer needed.
-        horizon = interval_end - dt.timedelta(days=2)
-        self._faults = [fault for fault in self._faults if fault.end > horizon]
 
     def _interval(self, end: dt.datetime, began: list[Fault]) -> list[Emission]:
         sample = self._model.sample(end, self.interval_s)
@@ -265,7 +266,9 @@ class SimulatedMeter:
         self._wrapped = (self.register_import_wh % capacity) + import_wh >= capacity
         self.register_import_wh += import_wh
         self.register_export_wh += export_wh
-        shown_import, shown_export = self.shown_registers()
+        # What the display shows (shown_registers), with the capacity worked out once.
+        shown_import = (self.register_import_wh % capacity) / 1000
+        shown_export = (self.register_export_wh % capacity) / 1000
         self.last_ts = sample.end
         # Average power over the interval, consistent with its energy; negative while exporting.
         power_w = round((import_wh - export_wh) * 3600.0 / self.interval_s, 1)

@@ -15,7 +15,6 @@ from ingest.simulator.profiles import MeterProfile
 from mdms.core.mqtt.topics import Kind
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 
-
 # A resumed meter makes this much before its saved moment again, unsent (SimulatedMeter._warm_up): a
 # fault lasts a day at most, and one planned the day before may overlap it.
 RESUME_WARM_UP = dt.timedelta(days=2)

@@ -8,6 +8,7 @@ Real PostgreSQL, MongoDB and Redis.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import Any
 
 import pytest
@@ -90,7 +91,7 @@ def test_stretches_are_cut_at_utc_midnights() -> None:
     parts = history.stretches(START, END, days=4)
     assert parts[0][0] == START and parts[-1][1] == END
     assert all(b.hour == 0 and b.minute == 0 for _a, b in parts[:-1])
-    assert all(a == b for (_x, a), (b, _y) in zip(parts, parts[1:], strict=False))
+    assert all(a == b for (_x, a), (b, _y) in itertools.pairwise(parts))
 
 
 @pytest.mark.django_db

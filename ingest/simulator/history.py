@@ -38,6 +38,7 @@ import logging
 import multiprocessing
 import queue
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -304,12 +305,21 @@ def make_history(
     result = HistoryResult(meters=[], totals=Totals(), workers=workers, seconds=0.0)
     final: list[list[SimulatedMeter]] = [[] for _ in range(workers)]
     states: dict[str, dict[str, Any]] = {}
-    with tqdm(total=total, unit="reading", unit_scale=True, desc="history", disable=not progress) as bar:
+    # A bar on a terminal; in a log (make run's supervisor), a line every tenth of the way.
+    on_terminal = sys.stderr.isatty()
+    with tqdm(total=total, unit="reading", unit_scale=True, desc="history", disable=not progress or not on_terminal,
+              file=sys.stderr) as bar:  # fmt: skip
+        made = [0]
 
         def take(share: int, report: tuple[Any, ...]) -> None:
             kind = report[0]
             if kind == "made":
                 bar.update(report[1])
+                tenth, made[0] = made[0] * 10 // max(1, total), made[0] + report[1]
+                if progress and not on_terminal and made[0] * 10 // max(1, total) > tenth:
+                    elapsed = time.monotonic() - began_at
+                    print(f"history: {made[0]:,} of about {total:,} readings made and stored ({elapsed:.0f} s)",
+                          file=sys.stderr, flush=True)  # fmt: skip
             elif kind == "stretch":
                 states.update(report[1])
                 save_states(dict(states))

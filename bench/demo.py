@@ -153,13 +153,15 @@ django.setup()
 from billing.rollups import GROUP
 from mdms.core import stored_batches
 from mdms.core.localtime import local_today
-from mdms.core.models import Meter
+from mdms.core.models import MeterInstallation
 from mdms.core.timeseries import ROLLUPS_DAILY, READINGS, collection
 today = local_today()
 first = today - dt.timedelta(days={days})
 # The demo's premises, each with its meters: a premise whose meter was exchanged has the old meter's
 # days before the exchange and the new one's after.
-premise_of = dict(Meter.objects.filter(premise__meters__serial__regex=r"^MTR[0-9]{{6}}$").values_list("pk", "premise_id"))
+premise_of = dict(
+    MeterInstallation.objects.filter(meter__serial__regex=r"^MTR[0-9]{{6}}").values_list("meter_id", "premise_id")
+)
 premises = len(set(premise_of.values()))
 covered = {{
     (premise_of[doc["meter"]], doc["day"])

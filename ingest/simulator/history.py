@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import itertools
 import logging
 import multiprocessing
@@ -43,6 +44,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.queues import Queue as ProcessQueue
 from pathlib import Path
 from typing import Any
@@ -138,51 +140,83 @@ def stretches(start: dt.datetime, end: dt.datetime, days: int = STRETCH_DAYS) ->
 
 
 class _Share:
-    """One worker's meters: made stretch by stretch, stored through the pipeline, rolled up."""
+    """One worker's meters: made stretch by stretch, stored through the pipeline, rolled up.
 
-    def __init__(self, meters: list[SimulatedMeter], *, labels: LabelWriter, exchanger: Exchanger | None) -> None:
+    The meter model and the parsing run on the calling thread; the writes (pipeline.flush) and the
+    rollups go, in order, to a writer thread of the share's own, so that making the next readings
+    goes on while MongoDB stores and aggregates the last ones (one batch in flight at a time). Each
+    local day is rolled up once, as soon as every reading that may fall in it is stored (STRETCH_MARGIN
+    after its end), and a stretch's states are reported once its days are rolled up.
+    """
+
+    def __init__(
+        self,
+        meters: list[SimulatedMeter],
+        *,
+        labels: LabelWriter,
+        exchanger: Exchanger | None,
+        report: Callable[[tuple[Any, ...]], None],
+        first_day: dt.date,
+    ) -> None:
         self.meters = meters
         self.labels = labels
         self.exchanger = exchanger
+        self.report = report
         # A miss re-reads the registry at once: a meter put in by an exchange is known to the next message.
         self.registry = pipeline.MeterCache(refresh_s=3600, miss_refresh_s=0)
         self.watermarks = pipeline.Watermarks()
         self.batch = pipeline.Batch()
         self.totals = Totals()
-        self._stretch_pks: set[int] = set()
+        self._unrolled = first_day  # the oldest local day not rolled up yet
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-writer")
+        self._pending: Future[object] | None = None
 
-    def stretch(self, start: dt.datetime, end: dt.datetime, tick: Callable[[int], object]) -> None:
-        """Make, store and roll up (start, end] for every meter of the share."""
-        self._stretch_pks = set()
+    def stretch(self, start: dt.datetime, end: dt.datetime, *, last: bool) -> None:
+        """Make (start, end] for every meter of the share, and hand its writes and rollups on."""
         for index in range(len(self.meters)):
             meter = self.meters[index]
             made = 0
             while True:
-                began_at = time.process_time()
+                began_at = time.thread_time()
                 emissions, began = meter.advance(start, end)
-                self.totals.model_cpu_s += time.process_time() - began_at
+                self.totals.model_cpu_s += time.thread_time() - began_at
                 self.labels.write(began)
                 exchange, meter.exchange_due = meter.exchange_due, None
                 made += self._add(meter, emissions)
                 if exchange is None:
                     break
                 # The old meter's readings up to its exchange are stored before it is exchanged.
-                self._flush()
+                self._hand_batch()
+                self.settle()
                 successor = self._exchange(meter, exchange)
                 if successor is not None:
                     meter = self.meters[index] = successor
                 # else the old meter carries on (the exchange is not offered to it again)
-            tick(made)
-        self._flush()
-        if self._stretch_pks:
-            began_at = time.monotonic()
-            reprocessing.reprocess(
-                meter_pks=sorted(self._stretch_pks),
-                first_day=local_day(start - STRETCH_MARGIN),
-                end_day=local_day(end + STRETCH_MARGIN) + dt.timedelta(days=1),
-                stages={reprocessing.ROLLUPS},
-            )
-            self.totals.rollups_s += time.monotonic() - began_at
+            self.report(("made", made))
+        self._hand_batch()
+        # The days every reading of which is stored: up to the one STRETCH_MARGIN before the stretch's
+        # end (readings cross a stretch's bounds by that much), or all of them after the last stretch.
+        through = local_day(end) + dt.timedelta(days=1) if last else local_day(end - STRETCH_MARGIN)
+        first, self._unrolled = self._unrolled, max(self._unrolled, through)
+        self._hand(functools.partial(self._roll_up, first, through, _states(self.meters)))
+
+    def settle(self) -> None:
+        """Wait for the writer (and raise what it raised)."""
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+
+    def close(self) -> None:
+        try:
+            self.settle()
+            self._hand(connections.close_all)  # the writer thread's own PostgreSQL connection
+            self.settle()
+        finally:
+            self._writer.shutdown()
+
+    def _hand(self, job: Callable[[], object]) -> None:
+        self.settle()
+        self._pending = self._writer.submit(job)
 
     def _add(self, meter: SimulatedMeter, emissions: Sequence[Any]) -> int:
         began_at = time.monotonic()
@@ -195,19 +229,21 @@ class _Share:
                 readings += len(payloads)
         self.totals.store_s += time.monotonic() - began_at
         if len(self.batch.readings) >= BATCH_READINGS:
-            self._flush()
+            self._hand_batch()
         return readings
 
-    def _flush(self) -> None:
+    def _hand_batch(self) -> None:
         batch, self.batch = self.batch, pipeline.Batch()
-        if not batch.messages:
-            return
+        if batch.messages:
+            self._hand(functools.partial(self._store, batch))
+
+    def _store(self, batch: pipeline.Batch) -> None:
+        """On the writer thread: the batch through the pipeline's flush, counted."""
         began_at = time.monotonic()
-        # Not handed to the followers: the stretch's rollups and the history's outages are done here.
+        # Not handed to the followers: the history's rollups and outages are done here.
         pipeline.flush(batch, self.watermarks, live=False, hand_on=False)
-        self._stretch_pks.update(doc["meter"] for doc in batch.readings)
         t, counts = self.totals, batch.counts
-        t.meter_pks |= self._stretch_pks
+        t.meter_pks.update(doc["meter"] for doc in batch.readings)
         t.readings += counts["readings_received"]
         t.stored += counts["stored"]
         t.duplicates += counts["duplicates"]
@@ -215,6 +251,17 @@ class _Share:
         t.events += counts["events_stored"]
         t.dead_lettered += counts["dead_lettered"]
         t.store_s += time.monotonic() - began_at
+
+    def _roll_up(self, first_day: dt.date, end_day: dt.date, states: dict[str, dict[str, Any]]) -> None:
+        """On the writer thread: the days [first_day, end_day) of the share's meters, then the states."""
+        if self.totals.meter_pks and first_day < end_day:
+            began_at = time.monotonic()
+            reprocessing.reprocess(
+                meter_pks=sorted(self.totals.meter_pks), first_day=first_day, end_day=end_day,
+                stages={reprocessing.ROLLUPS},
+            )  # fmt: skip
+            self.totals.rollups_s += time.monotonic() - began_at
+        self.report(("stretch", states))
 
     def _exchange(self, meter: SimulatedMeter, exchange: Fault) -> SimulatedMeter | None:
         assert self.exchanger is not None
@@ -245,15 +292,18 @@ def _run_share(
 ) -> None:
     """A share from start to end; reports ("made", n), ("stretch", states) and finally ("done", meters, totals)."""
     writer = LabelWriter(labels)
-    share = _Share(meters, labels=writer, exchanger=exchanger)
+    first_day = local_day(parts[0][0] - STRETCH_MARGIN) if parts else dt.date.min
+    share = _Share(meters, labels=writer, exchanger=exchanger, report=report, first_day=first_day)
     try:
-        for start, end in parts:
+        for k, (start, end) in enumerate(parts):
             if stop():
                 break
-            share.stretch(start, end, lambda made: report(("made", made)))
-            report(("stretch", _states(share.meters)))
+            share.stretch(start, end, last=k == len(parts) - 1)
     finally:
-        writer.close()
+        try:
+            share.close()
+        finally:
+            writer.close()
     report(("done", share.meters, share.totals))
 
 
@@ -333,6 +383,7 @@ def make_history(
         if workers == 1:
             _run_share(shares[0], parts, labels=labels, exchanger=exchanger, report=lambda r: take(0, r),
                        stop=should_stop)  # fmt: skip
+            result.stopped = should_stop()
         else:
             _run_forked(shares, parts, labels=labels, exchanger=exchanger, take=take, should_stop=should_stop)
             result.stopped = should_stop()

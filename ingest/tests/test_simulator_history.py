@@ -152,3 +152,22 @@ def test_a_history_stopped_midway_carries_on_from_its_state_without_a_copy(
     assert rest.totals.conflicting == 0
     assert first.totals.stored + rest.totals.stored == sum(len(_sent(m, end)) for m in _meters(alice, bob))
     _check([alice, bob], rest, end)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_last_days_of_the_history_are_judged_in_the_background(alice: Any, mongo: Any, empty_stream: Any) -> None:
+    from mdms.core.timeseries import ANOMALY_BASELINES
+    from mdms.core.timeseries import anomalies as anomaly_store
+
+    sag = Fault("*", FaultKind.VOLTAGE_SAG, END - dt.timedelta(hours=5), END - dt.timedelta(hours=4, minutes=30),
+                {"voltage_factor": 0.7})  # fmt: skip
+    early = Fault("*", FaultKind.VOLTAGE_SAG, START + dt.timedelta(days=1), START + dt.timedelta(days=1, minutes=30),
+                  {"voltage_factor": 0.7})  # fmt: skip
+    meters = [SimulatedMeter(profile_for(alice.meter.serial, seed=5), 5, fault_plan=FaultPlan(explicit=(early, sag)))]
+    result = history.make_history(meters, start=START, end=END, workers=1, progress=False)
+    history.judge_recent(sorted(result.totals.meter_pks), end=END).join(timeout=120)
+    pk = alice.meter.pk
+    # The sag of the last day is judged; the one of 9 days before is not (older history keeps its rollups).
+    assert anomaly_store.count_anomalies(meter_pk=pk, since=END - dt.timedelta(days=1), until=END) >= 1
+    assert anomaly_store.count_anomalies(meter_pk=pk, until=END - dt.timedelta(days=3)) == 0
+    assert collection(ANOMALY_BASELINES).count_documents({"_id": pk}) == 1

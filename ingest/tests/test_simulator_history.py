@@ -118,6 +118,7 @@ def test_the_history_is_the_meter_models_and_a_second_run_stores_nothing(
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("role_groups")  # a transactional test's flush drops the groups the migrations made
 def test_shared_among_processes_the_history_is_the_same(alice: Any, bob: Any, mongo: Any, empty_stream: Any) -> None:
     saved: list[dict[str, Any]] = []
     result = history.make_history(
@@ -155,6 +156,7 @@ def test_a_history_stopped_midway_carries_on_from_its_state_without_a_copy(
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("role_groups")
 def test_the_last_days_of_the_history_are_judged_in_the_background(alice: Any, mongo: Any, empty_stream: Any) -> None:
     from mdms.core.timeseries import ANOMALY_BASELINES
     from mdms.core.timeseries import anomalies as anomaly_store

@@ -3,21 +3,25 @@
 For meters and local days [first_day, end_day), in the order the live system would have done it:
 the daily rollups, then VEE day by day (estimates, exceptions; estimation reads the days before),
 then anomaly detection day by day, each day judged against the baselines of the four weeks before
-it (never against a time when the meter had no data yet), and finally each meter's current
-baseline rebuilt so that live detection from now on includes the imported history. Idempotent:
-estimates are replaced, exceptions refreshed, anomalies stored once.
+it (never against a time when the meter had no data yet), and each meter's current baseline
+rebuilt so that live detection from now on includes the imported history; then, when asked, the
+outages (a bulk load with events: monitoring.outages.outages_replay). Idempotent: estimates are
+replaced, exceptions refreshed, anomalies stored once, an outage joins its incident once.
+
+`stages` (mdms.core.reprocessing.STAGES) picks which of these run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from billing.rollups import rollups_rebuild
 from billing.vee.services import vee_run
 from mdms.core.localtime import local_midnight
-from mdms.core.reprocessing import Progress
+from mdms.core.reprocessing import BASELINES, DEFAULT_STAGES, DETECTION, OUTAGES, ROLLUPS, VEE, Progress
+from monitoring import outages
 from monitoring import services as monitoring
 
 # Meters judged per detection call: one call loads their readings of one UTC day.
@@ -39,7 +43,12 @@ def _tick(progress: Progress | None, stage: str, done: int, total: int) -> None:
 
 
 def reprocess_range(
-    *, meter_pks: Sequence[int], first_day: dt.date, end_day: dt.date, progress: Progress | None = None
+    *,
+    meter_pks: Sequence[int],
+    first_day: dt.date,
+    end_day: dt.date,
+    progress: Progress | None = None,
+    stages: Collection[str] = DEFAULT_STAGES,
 ) -> ReprocessResult:
     pks = sorted(set(meter_pks))
     days = (end_day - first_day).days
@@ -50,23 +59,24 @@ def reprocess_range(
     def rolled_up(span: int) -> None:
         nonlocal rolled
         rolled += span
-        _tick(progress, "rollups", rolled, days)
+        _tick(progress, ROLLUPS, rolled, days)
 
-    rollups_rebuild(first_day=first_day, end_day=end_day, meter_pks=pks, progress=rolled_up)
+    if ROLLUPS in stages:
+        rollups_rebuild(first_day=first_day, end_day=end_day, meter_pks=pks, progress=rolled_up)
     estimated = exceptions = 0
-    day = first_day
+    day = first_day if VEE in stages else end_day
     while day < end_day:
         # All meters one day at a time: day d's estimates may use day d-1's (the profile reads back).
         result = vee_run(meter_pks=pks, first_day=day, end_day=day + dt.timedelta(days=1))
         estimated += result.estimated_intervals
         exceptions += result.exceptions
         day += dt.timedelta(days=1)
-        _tick(progress, "vee", (day - first_day).days, days)
+        _tick(progress, VEE, (day - first_day).days, days)
     judged = stored = 0
     # UTC days covering the local days (detection's baselines are per UTC day).
     start = local_midnight(first_day).astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     end = local_midnight(end_day).astimezone(dt.UTC)
-    utc_days = int((end - start).total_seconds() // 86400) + 1
+    utc_days = int((end - start).total_seconds() // 86400) + 1 if DETECTION in stages else 0
     for n in range(utc_days):
         lower = start + dt.timedelta(days=n)
         upper = min(end, lower + dt.timedelta(days=1))
@@ -76,7 +86,11 @@ def reprocess_range(
             found = monitoring.anomalies_detect(ranges=[(chunk, lower + dt.timedelta(microseconds=1), upper)])
             judged += found.scanned
             stored += found.stored
-        _tick(progress, "detection", n + 1, utc_days)
-    monitoring.baselines_rebuild(meter_pks=pks, through=monitoring.current_baseline_day())
-    _tick(progress, "baselines", 1, 1)
+        _tick(progress, DETECTION, n + 1, utc_days)
+    if BASELINES in stages:
+        monitoring.baselines_rebuild(meter_pks=pks, through=monitoring.current_baseline_day())
+        _tick(progress, BASELINES, 1, 1)
+    if OUTAGES in stages:
+        outages.outages_replay(meter_pks=pks, start=local_midnight(first_day), end=local_midnight(end_day))
+        _tick(progress, OUTAGES, 1, 1)
     return ReprocessResult(len(pks) * days, estimated, exceptions, judged, stored)

@@ -335,12 +335,14 @@ def dedupe(readings: list[dict[str, Any]], watermarks: Watermarks) -> tuple[list
     return keep, duplicates, conflicts
 
 
-def flush(batch: Batch, watermarks: Watermarks, *, live: bool = True) -> None:
+def flush(batch: Batch, watermarks: Watermarks, *, live: bool = True, hand_on: bool = True) -> None:
     """Write the batch to MongoDB, then count it and hand its bounds on. Raises if MongoDB fails,
     in which case nothing may be acknowledged and the same batch is flushed again.
 
     live=False (historical import) keeps the batch out of the live ingest counters, whose lag
     would otherwise show years; its bounds are still handed on, since rollups must recompute.
+    hand_on=False keeps them from the followers too: for a bulk load that does the followers' work
+    itself, over whole ranges (the simulator's history, ingest.simulator.history).
     """
     batch.attempts += 1
     readings, duplicates, conflicts = dedupe(batch.readings, watermarks)
@@ -377,7 +379,7 @@ def flush(batch: Batch, watermarks: Watermarks, *, live: bool = True) -> None:
     # attempt failed, at MongoDB's acknowledgement during a failover or at Redis).
     handed = batch.readings if batch.attempts > 1 else readings
     for kind, docs in (("readings", handed), ("events", batch.events)):
-        if docs:
+        if docs and hand_on:
             stored_batches.publish(
                 kind=kind,
                 meter_pks=(doc["meter"] for doc in docs),

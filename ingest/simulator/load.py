@@ -8,6 +8,7 @@ day costs nothing to reach from another. Appliance bursts started late in a day 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import random
 import zlib
@@ -59,6 +60,9 @@ class Sample:
     power_factor: float
 
 
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
 def _gauss(x: float, mu: float, sigma: float) -> float:
     return math.exp(-0.5 * ((x - mu) / sigma) ** 2)
 
@@ -108,9 +112,50 @@ def feeder_load_fraction(local_hour: float, weekend: bool) -> float:
     return min(1.0, activity_shape(local_hour, weekend) / 1100.0)
 
 
+@functools.lru_cache(maxsize=8192)
 def _unit_noise(*parts: object) -> float:
-    """A cheap deterministic value in [-1, 1], shared by everyone who names the same parts."""
+    """A cheap deterministic value in [-1, 1], shared by everyone who names the same parts (and kept
+    for the next meter of a fleet, which asks for the same interval's grid noise)."""
     return zlib.crc32(":".join(map(str, parts)).encode()) / 0x7FFFFFFF - 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Moment:
+    """What the load model draws from an interval's middle alone, the same for every household in one
+    time zone: worked out once per interval for the whole fleet (_moment), not once per meter."""
+
+    local_hour: float
+    weekend: bool
+    activity: float  # activity_shape, for a two-person home
+    temperature_c: float
+    heating_demand: float
+    heating_shape: float
+    winter_extra: float
+    feeder_load: float  # feeder_load_fraction
+    sun_elevation_sin: float
+    closeness: tuple[float, ...]  # per appliance, how near its preferred hours
+
+
+@functools.lru_cache(maxsize=4096)
+def _moment(end_s: int, interval_s: int, tz: zoneinfo.ZoneInfo) -> _Moment:
+    """The moment of the interval ending at `end_s` (a UNIX time), at its middle."""
+    middle = dt.datetime.fromtimestamp(end_s, tz=dt.UTC) - dt.timedelta(seconds=interval_s / 2)
+    local = middle.astimezone(tz)
+    local_hour = local.hour + local.minute / 60.0
+    weekend = local.weekday() >= 5
+    temperature = outdoor_temperature_c(local.timetuple().tm_yday)
+    return _Moment(
+        local_hour=local_hour,
+        weekend=weekend,
+        activity=activity_shape(local_hour, weekend),
+        temperature_c=temperature,
+        heating_demand=max(0.0, min(1.0, (16.0 - temperature) / 14.0)),
+        heating_shape=0.55 + 0.45 * (_gauss(local_hour, 6.5, 1.5) + _gauss(local_hour, 20.0, 2.5)),
+        winter_extra=1.0 + 0.25 * max(0.0, (15.0 - temperature) / 12.0),
+        feeder_load=feeder_load_fraction(local_hour, weekend),
+        sun_elevation_sin=sun_elevation_sin(middle),
+        closeness=tuple(max(_gauss(local_hour, hour, 1.2) for hour in appliance.hours) for appliance in APPLIANCES),
+    )
 
 
 @dataclass
@@ -127,6 +172,7 @@ class LoadModel:
     time_zone: str = "Europe/Paris"
     _tz: zoneinfo.ZoneInfo = field(init=False)
     _day: dt.date | None = field(default=None, init=False)
+    _day_index: int | None = field(default=None, init=False)  # _day as days since the epoch (UTC)
     _rng: random.Random = field(default_factory=random.Random, init=False)
     _cloudiness: float = field(default=0.0, init=False)
     _day_factor: float = field(default=1.0, init=False)
@@ -137,6 +183,7 @@ class LoadModel:
 
     def _enter_day(self, day: dt.date) -> None:
         self._day = day
+        self._day_index = day.toordinal() - _EPOCH_ORDINAL
         self._rng = random.Random(f"load:{self.seed}:{self.profile.serial}:{day.isoformat()}")
         # Winter skies are cloudier; a day is clear, mixed or overcast as a whole.
         winter = 0.5 + 0.5 * math.cos(2.0 * math.pi * (day.timetuple().tm_yday - 15) / 365.0)
@@ -146,35 +193,30 @@ class LoadModel:
     def sample(self, end: dt.datetime, interval_s: int) -> Sample:
         """The interval ending at `end` (UTC, aware). Call in time order for appliance carry-over."""
         start = end - dt.timedelta(seconds=interval_s)
-        if start.date() != self._day:
+        end_s = int(end.timestamp())
+        if (end_s - interval_s) // 86400 != self._day_index:
             self._enter_day(start.date())
         rng = self._rng
-        middle = start + dt.timedelta(seconds=interval_s / 2)
-        local = middle.astimezone(self._tz)
-        local_hour = local.hour + local.minute / 60.0
-        weekend = local.weekday() >= 5
+        moment = _moment(end_s, interval_s, self._tz)
         people = 0.55 + 0.225 * self.profile.household_size
-        temperature = outdoor_temperature_c(local.timetuple().tm_yday)
 
-        activity = activity_shape(local_hour, weekend) * people
-        heating_demand = max(0.0, min(1.0, (16.0 - temperature) / 14.0))
-        heating_shape = 0.55 + 0.45 * (_gauss(local_hour, 6.5, 1.5) + _gauss(local_hour, 20.0, 2.5))
-        heating = self.profile.heating_w * heating_demand * heating_shape
+        activity = moment.activity * people
+        heating_demand = moment.heating_demand
+        heating = self.profile.heating_w * heating_demand * moment.heating_shape
         # Lighting and more time indoors in winter, for homes without electric heating too.
-        winter_extra = 1.0 + 0.25 * max(0.0, (15.0 - temperature) / 12.0)
-        consumption = (self.profile.base_load_w + activity * winter_extra * self._day_factor + heating) * max(
+        consumption = (self.profile.base_load_w + activity * moment.winter_extra * self._day_factor + heating) * max(
             0.4, rng.gauss(1.0, 0.12)
-        ) + self._appliances_w(start, end, local_hour, people, rng)
+        ) + self._appliances_w(start, end, moment, people, rng)
 
         production = 0.0
         if self.profile.has_solar:
-            elevation = sun_elevation_sin(middle)
+            elevation = moment.sun_elevation_sin
             if elevation > 0.0:
                 cloud = min(1.0, max(0.0, self._cloudiness + rng.gauss(0.0, 0.12)))
                 production = self.profile.solar_capacity_kw * 1000.0 * 0.82 * elevation**1.3 * (1.0 - 0.78 * cloud)
 
-        interval_index = int(end.timestamp()) // interval_s
-        feeder = feeder_load_fraction(local_hour, weekend) * (0.7 + 0.3 * heating_demand)
+        interval_index = end_s // interval_s
+        feeder = moment.feeder_load * (0.7 + 0.3 * heating_demand)
         feeder_noise = 0.003 * _unit_noise("feeder", self.seed, self.profile.feeder, interval_index)
         net_w = consumption - production
         own_drop = 0.006 * max(0.0, net_w) / (self.profile.nominal_voltage_v * self.profile.rated_current_a)
@@ -200,16 +242,17 @@ class LoadModel:
         )
 
     def _appliances_w(
-        self, start: dt.datetime, end: dt.datetime, local_hour: float, people: float, rng: random.Random
+        self, start: dt.datetime, end: dt.datetime, moment: _Moment, people: float, rng: random.Random
     ) -> float:
         interval_s = (end - start).total_seconds()
-        for appliance in APPLIANCES:
-            closeness = max(_gauss(local_hour, hour, 1.2) for hour in appliance.hours)
+        for appliance, closeness in zip(APPLIANCES, moment.closeness, strict=True):
             # Normalised so that per_day starts spread over the day's preferred hours.
             chance = appliance.per_day * people * closeness * interval_s / (3.0 * 3600.0 * len(appliance.hours))
             if rng.random() < chance:
                 begins = start + dt.timedelta(seconds=rng.uniform(0.0, interval_s))
                 self._running.append(_Running(appliance, begins, begins + dt.timedelta(seconds=appliance.duration_s)))
+        if not self._running:
+            return 0.0
         energy_ws = 0.0
         for running in self._running:
             overlap = (min(end, running.end) - max(start, running.start)).total_seconds()

@@ -15,6 +15,10 @@ from ingest.simulator.profiles import MeterProfile
 from mdms.core.mqtt.topics import Kind
 from mdms.core.reading_fields import DEFAULT_INTERVAL_S
 
+# A resumed meter makes this much before its saved moment again, unsent (SimulatedMeter._warm_up): a
+# fault lasts a day at most, and one planned the day before may overlap it.
+RESUME_WARM_UP = dt.timedelta(days=2)
+
 
 @dataclass(frozen=True)
 class Emission:
@@ -51,7 +55,9 @@ class SimulatedMeter:
     # Registers in whole Wh, so that a register is exactly the running sum of interval energies.
     register_import_wh: int = field(init=False)
     register_export_wh: int = field(init=False)
-    last_ts: dt.datetime | None = field(default=None, init=False)
+    last_ts: dt.datetime | None = field(default=None, init=False)  # of the newest reading made
+    # The end of the last interval made (after an outage, later than last_ts): a resumed meter goes on after it.
+    made_until: dt.datetime | None = field(default=None, init=False)
     _model: LoadModel = field(init=False)
     _faults: list[Fault] = field(default_factory=list, init=False)
     _planned_days: set[dt.date] = field(default_factory=set, init=False)
@@ -100,7 +106,7 @@ class SimulatedMeter:
             register_capacity_kwh=self.register_capacity_kwh, exchanges=self.exchanges,
         )  # fmt: skip
         new.register_import_wh = new.register_export_wh = 0  # a new meter's register starts at 0, whatever the plan
-        new.last_ts = new.installed_at = at
+        new.last_ts = new.made_until = new.installed_at = at
         new.relay_connected = self.relay_connected
         return new
 
@@ -108,18 +114,52 @@ class SimulatedMeter:
         """What a restart needs to carry on where this meter stopped: its registers and last interval."""
         return {
             "last_ts": self.last_ts.isoformat() if self.last_ts else None,
+            "made_until": self.made_until.isoformat() if self.made_until else None,
             "register_import_wh": self.register_import_wh,
             "register_export_wh": self.register_export_wh,
             "relay_connected": self.relay_connected,
         }
 
     def resume(self, state: dict[str, Any]) -> None:
-        """Carry on from a saved state: registers go on from where they were, nothing is sent twice."""
+        """Carry on from a saved state: registers go on from where they were, nothing is sent twice,
+        and what comes next is what the meter would have made had it never stopped (RESUME_WARM_UP)."""
+        self.relay_connected = bool(state.get("relay_connected", True))
+        import_wh = int(state.get("register_import_wh", self.register_import_wh))
+        export_wh = int(state.get("register_export_wh", self.register_export_wh))
+        through = state.get("made_until") or state.get("last_ts")
+        if through:
+            self._warm_up(dt.datetime.fromisoformat(through), import_wh, export_wh)
         if state.get("last_ts"):
             self.last_ts = dt.datetime.fromisoformat(state["last_ts"])
-        self.register_import_wh = int(state.get("register_import_wh", self.register_import_wh))
-        self.register_export_wh = int(state.get("register_export_wh", self.register_export_wh))
-        self.relay_connected = bool(state.get("relay_connected", True))
+        self.register_import_wh, self.register_export_wh = import_wh, export_wh
+
+    def _warm_up(self, through: dt.datetime, import_wh: int, export_wh: int) -> None:
+        """Make the RESUME_WARM_UP before `through` again, unsent, so that what was under way then goes
+        on: faults (a drifting clock, an outage, a stuck register), readings held back, appliances
+        running, and the faults' planning, which skips a fault overlapping an earlier one. Made twice:
+        the first time gives the energy the warm-up draws, the second starts the registers that much
+        below the saved ones, so that what it holds (a held reading, a stuck register) shows them."""
+        since = through - RESUME_WARM_UP
+        probe = self._twin(0, 0)
+        probe.advance(since, through)
+        twin = self._twin(import_wh - probe.register_import_wh, export_wh - probe.register_export_wh)
+        twin.advance(since, through)
+        for name in ("_model", "_faults", "_planned_days", "_started", "_stuck", "_held", "_powered", "last_ts"):
+            setattr(self, name, getattr(twin, name))
+        self.made_until = through
+        # An exchange before `through` was done then, or refused: it is not offered again.
+        self._started.update(
+            fault for fault in self._faults if fault.kind is FaultKind.METER_EXCHANGE and fault.start < through
+        )
+
+    def _twin(self, import_wh: int, export_wh: int) -> SimulatedMeter:
+        twin = SimulatedMeter(
+            self.profile, self.seed, self.interval_s, self.fault_plan, self.time_zone,
+            register_capacity_kwh=self.register_capacity_kwh,
+        )  # fmt: skip
+        twin.register_import_wh, twin.register_export_wh = import_wh, export_wh
+        twin.relay_connected = self.relay_connected
+        return twin
 
     @property
     def serial(self) -> str:
@@ -130,8 +170,9 @@ class SimulatedMeter:
         and the faults that began in them (for the label file)."""
         emissions: list[Emission] = []
         began: list[Fault] = []
+        made = self.made_until or self.last_ts
         for interval_end in interval_ends(start, end, self.interval_s):
-            if self.last_ts is not None and interval_end <= self.last_ts:
+            if made is not None and interval_end <= made:
                 continue  # already sent before a restart (resumed from saved state)
             self._plan(interval_end)
             exchange = self._exchange_before(interval_end)
@@ -140,6 +181,7 @@ class SimulatedMeter:
                 self.exchange_due = exchange
                 break
             emissions.extend(self._interval(interval_end, began))
+            self.made_until = interval_end
         return emissions, began
 
     def _exchange_before(self, interval_end: dt.datetime) -> Fault | None:
@@ -165,15 +207,16 @@ class SimulatedMeter:
         return {"ts": iso(now), "register_import_kwh": shown_import, "register_export_kwh": shown_export}
 
     def _plan(self, interval_end: dt.datetime) -> None:
-        for day in {(interval_end - dt.timedelta(seconds=self.interval_s)).date(), interval_end.date()}:
+        # The days of the interval's start and end (two only for the interval ending at midnight).
+        for day in ((interval_end - dt.timedelta(seconds=self.interval_s)).date(), interval_end.date()):
             if day not in self._planned_days:
                 self._planned_days.add(day)
+                # Faults long over are no longer needed (none of them can cover or overlap what comes).
+                horizon = interval_end - dt.timedelta(days=2)
+                self._faults = [fault for fault in self._faults if fault.end > horizon]
                 for fault in self.fault_plan.for_day(self.serial, day, seed=self.seed, interval_s=self.interval_s):
                     if not any(fault.overlaps(other) for other in self._faults):
                         self._faults.append(fault)
-        # Faults long over are no longer needed.
-        horizon = interval_end - dt.timedelta(days=2)
-        self._faults = [fault for fault in self._faults if fault.end > horizon]
 
     def _interval(self, end: dt.datetime, began: list[Fault]) -> list[Emission]:
         sample = self._model.sample(end, self.interval_s)
@@ -265,7 +308,9 @@ class SimulatedMeter:
         self._wrapped = (self.register_import_wh % capacity) + import_wh >= capacity
         self.register_import_wh += import_wh
         self.register_export_wh += export_wh
-        shown_import, shown_export = self.shown_registers()
+        # What the display shows (shown_registers), with the capacity worked out once.
+        shown_import = (self.register_import_wh % capacity) / 1000
+        shown_export = (self.register_export_wh % capacity) / 1000
         self.last_ts = sample.end
         # Average power over the interval, consistent with its energy; negative while exporting.
         power_w = round((import_wh - export_wh) * 3600.0 / self.interval_s, 1)

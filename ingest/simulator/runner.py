@@ -17,7 +17,7 @@ import logging
 import selectors
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -370,23 +370,11 @@ class Fleet:
 
     def send(self, link: Link, emissions: Iterable[Emission], block_size: int = 1) -> None:
         """Publish in order; consecutive readings go as blocks of up to block_size (1: one object each)."""
-        block: list[dict[str, Any]] = []
-        for emission in emissions:
-            if emission.kind is Kind.READINGS and block_size > 1:
-                block.append(emission.payload)
-                if len(block) == block_size:
-                    self._send_readings(link, block)
-                    block = []
-                continue
-            if block:
-                self._send_readings(link, block)
-                block = []
-            if emission.kind is Kind.READINGS:
-                self._send_readings(link, [emission.payload])
+        for kind, payloads in messages(emissions, block_size):
+            if kind is Kind.READINGS:
+                self._send_readings(link, payloads)
             else:
-                self._publish(link, emission.kind, emission.payload)
-        if block:
-            self._send_readings(link, block)
+                self._publish(link, kind, payloads[0])
 
     def _send_readings(self, link: Link, readings: list[dict[str, Any]]) -> None:
         self._publish(link, Kind.READINGS, readings if len(readings) > 1 else readings[0])
@@ -453,6 +441,31 @@ class Fleet:
             if link.client.socket() is not None:
                 link.client.disconnect()
         self._selector.close()
+
+
+def messages(emissions: Iterable[Emission], block_size: int = 1) -> Iterator[tuple[Kind, list[dict[str, Any]]]]:
+    """The messages a meter publishes for its emissions, in order, each as (kind, payloads):
+    consecutive readings in blocks of up to block_size, every event alone. A message's body is
+    `wire(payloads)`."""
+    block: list[dict[str, Any]] = []
+    for emission in emissions:
+        if emission.kind is Kind.READINGS and block_size > 1:
+            block.append(emission.payload)
+            if len(block) == block_size:
+                yield Kind.READINGS, block
+                block = []
+            continue
+        if block:
+            yield Kind.READINGS, block
+            block = []
+        yield emission.kind, [emission.payload]
+    if block:
+        yield Kind.READINGS, block
+
+
+def wire(payloads: list[dict[str, Any]]) -> bytes:
+    """A message's body: a block of readings as an array, a lone reading or an event as one object."""
+    return json.dumps(payloads if len(payloads) > 1 else payloads[0]).encode()
 
 
 def run_accelerated(

@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 import queue
+import signal
 import threading
 import time
 import uuid
@@ -263,3 +265,47 @@ def test_real_time_sends_one_reading_per_interval_end(meters: list[Person], watc
         "2026-06-01T12:30:00Z",
     ]
     assert all(isinstance(reading, dict) for reading in readings)  # one object per message, not a block
+
+
+def test_a_history_through_the_pipeline_then_real_time_over_the_broker(
+    meters: list[Person], watcher: Watcher, tmp_path: Path, mongo: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """make run's meters: the history stored in bulk (ingest.simulator.history), not published; then the
+    same meters connect and go on over MQTT, their state saved for a restart."""
+    from ingest.simulator import history
+    from mdms.core.timeseries import ROLLUPS_DAILY, collection
+    from mdms.core.timeseries import readings as store
+
+    judged: list[tuple[list[int], dt.datetime]] = []
+    monkeypatch.setattr(history, "judge_recent", lambda pks, *, end: judged.append((list(pks), end)))
+    for person in meters:
+        watcher.subscribe(topics.topic(person.meter.serial, Kind.READINGS))
+    out, state = StringIO(), tmp_path / "state.json"
+
+    def stop_once_connected() -> None:  # the command stops on SIGINT, as under the supervisor
+        deadline = time.monotonic() + 60
+        while "meters connected" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    stopper = threading.Thread(target=stop_once_connected)
+    stopper.start()
+    call_command(
+        "simulate_meters", "--credentials", str(credentials_file(tmp_path / "meters.csv", meters)),
+        "--backfill-days", "3", "--backfill-via", "pipeline", "--history-workers", "1", "--state", str(state),
+        "--no-progress", stdout=out,
+    )  # fmt: skip
+    stopper.join()
+    said = out.getvalue()
+    assert "history: " in said and "2 of 2 meters connected" in said
+    pks = sorted(person.meter.pk for person in meters)
+    # Three days of each meter stored (about 288 intervals) and rolled up, not published: over the broker
+    # come only the intervals that ended since (none, or one if a quarter of an hour ended meanwhile).
+    for pk in pks:
+        assert 285 <= store.count_distinct_readings([pk]) <= 289
+        assert collection(ROLLUPS_DAILY).count_documents({"meter": pk}) >= 3
+    assert len(watcher.collect(until=lambda seen: False, within_s=0.5)) <= len(meters)
+    assert [sorted(p) for p, _end in judged] == [pks]
+    saved = json.loads(state.read_text())
+    assert set(saved) == {person.meter.serial for person in meters}
+    assert all(entry["made_until"] for entry in saved.values())

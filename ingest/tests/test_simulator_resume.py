@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
+from ingest.simulator.faults import FaultKind, FaultPlan
 from ingest.simulator.meter import SimulatedMeter
 from ingest.simulator.profiles import profile_for
 from mdms.core.mqtt.topics import Kind
@@ -29,3 +31,21 @@ def test_a_resumed_meter_continues_its_registers_without_resending() -> None:
 
     assert len(day_one) + len(day_two) == len(straight) == 192
     assert day_one + day_two == straight
+
+
+def test_a_resumed_meter_makes_exactly_what_it_would_have_made_had_it_never_stopped() -> None:
+    # Every fault often (a drifting clock, readings held back, a stuck register, outages), restarts
+    # at any moment of the day: what was under way then goes on (SimulatedMeter._warm_up).
+    kinds = set(FaultKind) - {FaultKind.METER_EXCHANGE, FaultKind.REGISTER_ROLLOVER}
+    plan = FaultPlan(rates=dict.fromkeys(kinds, 0.6))
+    start, end = START + dt.timedelta(hours=6, minutes=7), START + dt.timedelta(days=6)
+    for n in range(12):
+        profile = profile_for(f"RESUME{n:02d}", seed=2, solar_share=0.5)
+        straight, _ = SimulatedMeter(profile, 2, fault_plan=plan).advance(start, end)
+        first = SimulatedMeter(profile, 2, fault_plan=plan)
+        cut = start + dt.timedelta(days=3, hours=2 * n, minutes=15 * (n % 4))
+        before, _ = first.advance(start, cut)
+        restarted = SimulatedMeter(profile, 2, fault_plan=plan)
+        restarted.resume(json.loads(json.dumps(first.state())))
+        after, _ = restarted.advance(cut - dt.timedelta(hours=1), end)
+        assert [(e.at, e.kind, e.payload) for e in before + after] == [(e.at, e.kind, e.payload) for e in straight]

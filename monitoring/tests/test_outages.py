@@ -232,3 +232,24 @@ def test_webhook_receiver_gets_the_incident_after_a_failed_first_attempt(
     }
     delivery = WebhookDelivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == (WebhookDelivery.Status.DELIVERED, 2, 200)
+
+
+def test_an_outage_applied_again_after_its_restore_is_recorded_once(feeder_people: dict[str, Any]) -> None:
+    # A follower that died after applying its entries has them redone; a replay of history may go
+    # over the same range again: the same last gasp is the same outage, not a new one.
+    alice, bob = (feeder_people[name].meter.pk for name in ("alice", "bob"))
+    events = [
+        {"meter": alice, "ts": T0, "type": "power_off"},
+        {"meter": bob, "ts": T0 + dt.timedelta(seconds=4), "type": "power_off"},
+        {"meter": alice, "ts": T0 + dt.timedelta(minutes=40), "type": "power_on"},
+        {"meter": bob, "ts": T0 + dt.timedelta(minutes=41), "type": "power_on"},
+    ]
+    for _ in range(2):
+        outages.outages_apply_events(events=events, touched={})
+    (incident,) = OutageIncident.objects.all()
+    assert incident.status == OutageIncident.Status.CLOSED and incident.affected_meters == 2
+    assert (incident.started_at, incident.ended_at) == (T0, T0 + dt.timedelta(minutes=41))
+    # A later outage of the same meter is a new one.
+    outages.outages_apply_events(events=[{"meter": alice, "ts": T0 + dt.timedelta(hours=3), "type": "power_off"}],
+                                 touched={})  # fmt: skip
+    assert OutageIncident.objects.count() == 2

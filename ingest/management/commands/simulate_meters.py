@@ -3,6 +3,13 @@
     manage.py simulate_meters --meters 200                          # real time, until Ctrl-C
     manage.py simulate_meters --from 2026-05-01 --to 2026-11-01     # backfill, months in minutes
     manage.py simulate_meters --faults 0.05 --labels var/faults.jsonl --seed 7
+    manage.py simulate_meters --backfill-days 190 --backfill-via pipeline --state var/simulator-state.json
+
+With --backfill-days, real time begins with the days the meters missed, sent at full speed over the
+broker (--backfill-via broker), or, for the demo's months of history, made in bulk and stored through
+the ingest pipeline's own code, rolled up and turned into past incidents in this process
+(--backfill-via pipeline: ingest.simulator.history), in --history-workers processes; the meters then
+go on over the broker from exactly where their history stopped.
 
 Each meter logs in with its own credentials from the provisioning CSV (seed_demo writes
 var/demo-meters.csv): a password on the broker's MQTT port, or, for a row with `certificate` and
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import fcntl
 import json
 import logging
 import signal
@@ -28,6 +36,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
+from ingest.simulator import history
 from ingest.simulator.faults import Fault, FaultKind, FaultPlan, LabelWriter
 from ingest.simulator.meter import SimulatedMeter
 from ingest.simulator.profiles import MeterProfile, profile_for
@@ -121,6 +130,12 @@ class MdmsExchanger:
         return login
 
     def _replace_row(self, old_serial: str, login: MeterLogin) -> None:
+        # The history's worker processes exchange meters at once: one rewrite of the file at a time.
+        with self.credentials.with_suffix(".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._rewrite(old_serial, login)
+
+    def _rewrite(self, old_serial: str, login: MeterLogin) -> None:
         with self.credentials.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             fields = list(reader.fieldnames or ["serial", "password"])
@@ -140,6 +155,14 @@ def _plans_exchanges(plan: FaultPlan) -> bool:
     return plan.rates.get(FaultKind.METER_EXCHANGE, 0.0) > 0 or any(
         fault.kind is FaultKind.METER_EXCHANGE for fault in plan.explicit
     )
+
+
+def _write_state(path: Path, states: dict[str, Any]) -> None:
+    """The meters' states, replaced at once (a crash leaves the previous file whole)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(states))
+    temporary.replace(path)
 
 
 def _register_capacities(serials: list[str]) -> dict[str, float]:
@@ -178,6 +201,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--backfill-days", type=int, default=0,
             help="real time only: first send the last N days (or, with --state, what was missed since) at full speed",
+        )  # fmt: skip
+        parser.add_argument(
+            "--backfill-via", choices=["broker", "pipeline"], default="broker",
+            help="broker: publish the backfill over MQTT; pipeline: store it in bulk through the ingest "
+            "pipeline's code, roll it up and replay its outages here (the demo's history), then go on over MQTT",
+        )  # fmt: skip
+        parser.add_argument(
+            "--history-workers", type=int, default=history.WORKERS,
+            help="processes that make and store a --backfill-via pipeline history (meters are shared among them)",
         )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -229,20 +261,15 @@ class Command(BaseCommand):
             except ValueError:
                 choices = ", ".join(b.value for b in Behaviour)
                 raise CommandError(f"--command-behaviour {spec!r}: say SERIAL=BEHAVIOUR, one of {choices}") from None
-        fleet = Fleet(
-            meters,
-            {login.serial: login for login in credentials},
-            behaviours=behaviours,
-            # Exchanges need the registry (the MDMS's service): with none, the plan's exchanges are skipped.
-            exchanger=MdmsExchanger(options["credentials"]) if known and _plans_exchanges(plan) else None,
-        )
+        exchanger = MdmsExchanger(options["credentials"]) if known and _plans_exchanges(plan) else None
 
         def save_state() -> None:
             if state_file is not None:
-                state_file.parent.mkdir(parents=True, exist_ok=True)
-                temporary = state_file.with_suffix(".tmp")
-                temporary.write_text(json.dumps({m.serial: m.state() for m in meters}))
-                temporary.replace(state_file)
+                _write_state(state_file, {m.serial: m.state() for m in meters})
+
+        def save_history_states(states: dict[str, Any]) -> None:
+            if state_file is not None:
+                _write_state(state_file, {**saved, **states})
 
         stopping = False
 
@@ -252,7 +279,43 @@ class Command(BaseCommand):
 
         previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
         labels = LabelWriter(options["labels"])
+        fleet: Fleet | None = None
         try:
+            backfill = dt.timedelta(days=options["backfill_days"])
+            if speed == "realtime" and backfill and options["backfill_via"] == "pipeline":
+                now = dt.datetime.now(tz=dt.UTC)
+                self.stdout.write(
+                    f"making the last {options['backfill_days']} days of history and storing them through the "
+                    f"pipeline, in {options['history_workers']} processes"
+                )
+                made = history.make_history(
+                    meters,
+                    start=now - backfill,
+                    end=now,
+                    workers=options["history_workers"],
+                    labels=options["labels"],
+                    exchanger=exchanger,
+                    save_states=save_history_states,
+                    progress=not options["no_progress"],
+                    should_stop=lambda: stopping,
+                )
+                self.stdout.write(made.describe())
+                # The same meters go on (exchanged ones replaced by their successors, whose logins the
+                # exchanges wrote into the credentials file).
+                meters[:] = made.meters
+                save_state()
+                if stopping:
+                    return
+                credentials = read_credentials(options["credentials"], options["meters"])
+                if made.totals.stored:
+                    history.judge_recent(sorted(made.totals.meter_pks), end=now)
+            fleet = Fleet(
+                meters,
+                {login.serial: login for login in credentials},
+                behaviours=behaviours,
+                # Exchanges need the registry (the MDMS's service): with none, the plan's exchanges are skipped.
+                exchanger=exchanger,
+            )
             live = fleet.connect()
             self.stdout.write(
                 f"{len(live)} of {len(meters)} meters connected ({known} known to the registry), speed {speed}"
@@ -276,13 +339,14 @@ class Command(BaseCommand):
                     should_stop=lambda: stopping,
                 )
             else:
-                if options["backfill_days"] > 0:
-                    # Catch up at full speed: each meter skips the intervals it sent before (--state).
+                if backfill:
+                    # Catch up at full speed: each meter skips the intervals it sent before (--state, or
+                    # the history just stored through the pipeline, whose last minutes it sends).
                     now = dt.datetime.now(tz=dt.UTC)
                     self.stdout.write(f"catching up the last {options['backfill_days']} days at full speed")
                     run_accelerated(
                         fleet,
-                        start=now - dt.timedelta(days=options["backfill_days"]),
+                        start=now - backfill,
                         end=now,
                         labels=labels,
                         progress=not options["no_progress"],
@@ -293,7 +357,9 @@ class Command(BaseCommand):
         finally:
             save_state()
             labels.close()
-            fleet.close()
+            if fleet is not None:
+                fleet.close()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        self.stdout.write(describe(fleet.stats))
+        if fleet is not None:
+            self.stdout.write(describe(fleet.stats))

@@ -19,7 +19,7 @@ import datetime as dt
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.utils import timezone
@@ -232,7 +232,8 @@ def bill_projection(*, account: Account, meter: Meter, now: dt.datetime | None =
         bounds_ = []
         for kwh in (max(0.0, to_come - band), to_come + band):
             scale = kwh / to_come
-            scaled = [replace(h, import_kwh=h.import_kwh * scale) for h in projected]
+            # Built directly: dataclasses.replace costs several times more, for up to 700 hours twice a page.
+            scaled = [ProjectedHour(h.hour_start, h.import_kwh * scale, h.export_kwh) for h in projected]
             bounds_.append(
                 _price(terms, window, meter, [*actual, *scaled], bounds=(start, end), namer=namer, peaks=peaks)[2]
             )

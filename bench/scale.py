@@ -13,6 +13,7 @@ sessions share its 2 cores.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import random
 import statistics
@@ -60,6 +61,10 @@ PASSWORD = "scale-olivia-pw"
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def _whole(value: float) -> int | None:
+    return None if math.isnan(value) else round(value)
 
 
 def _timed(label: str, count: int, request: Callable[[int], Any]) -> list[float]:
@@ -299,8 +304,9 @@ def run() -> dict[str, Any]:
         "scale_determinants_cycle_p95_ms": p95(walks),
         "scale_determinants_page_p95_ms": p95(pages),
         "scale_determinants_cycle_accounts": rows,
-        "scale_map_render_ms": round(chromium["render_ms"]),
-        "scale_map_longest_task_ms": round(chromium["longest_task_ms"]),
+        # None when Chromium could not run (its error is printed above): the other figures are kept.
+        "scale_map_render_ms": _whole(chromium["render_ms"]),
+        "scale_map_longest_task_ms": _whole(chromium["longest_task_ms"]),
         "scale_map_marks": drawn,
         "scale_load_average": round(load_after[1], 2),
     }
@@ -329,6 +335,13 @@ def run() -> dict[str, Any]:
         f"| {name} | {value:,} {unit} | {ceiling:,} {unit} | {verdict(value, ceiling)} |"
         for name, value, unit, ceiling in rows_md
     )
+    if results["scale_map_render_ms"] is None:
+        map_line = "Map in headless Chromium (`scale_map_render_ms`): not measured, Chromium did not start in this run."
+    else:
+        map_line = f"""Map in headless Chromium, from navigation to the drawn map (`scale_map_render_ms`):
+  **{chromium["render_ms"]:,.0f} ms** (median of 2 loads after a first); the longest main-thread task
+  while loading {chromium["longest_task_ms"]:,.0f} ms (`scale_map_longest_task_ms`); {chromium["marks"]:,}
+  marks in the SVG."""
     setup_line = ", ".join(f"{k} {v:,.0f}" for k, v in setup.items())
     save_section(
         "90-scale",
@@ -367,10 +380,7 @@ figures are upper bounds for a quiet machine.
   documents) took {grid_s:.1f} s computed cold (`scale_grid_refresh_s`); on a fleet of
   {operator_data.GRID_CACHE_MIN_METERS:,} meters or more the page reads them from the cache, at most
   {operator_data.GRID_CACHE_S} s old. {anomaly_rows:,} warning/critical anomalies in the last 24 hours.
-- Map in headless Chromium, from navigation to the drawn map (`scale_map_render_ms`):
-  **{chromium["render_ms"]:,.0f} ms** (median of 2 loads after a first); the longest main-thread task
-  while loading {chromium["longest_task_ms"]:,.0f} ms (`scale_map_longest_task_ms`); {chromium["marks"]:,}
-  marks in the SVG.
+- {map_line}
 - Billing run: {billing_run.bills_created:,} bills (held {billing_run.held}, failed {billing_run.failed}) in {billing_s:,.1f} s
   ({results["scale_billing_bills_per_s"]:,} bills/s), `bill_run_create` + `bill_run_execute` as
   bench/billing times it, all accounts due on {seeded.run_date} for the run (then back to their own

@@ -4,22 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0010_audit_actions_all'),
+        ("core", "0010_audit_actions_all"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='meter',
-            name='meter_status_idx',
+            model_name="meter",
+            name="meter_status_idx",
         ),
         migrations.AddIndex(
-            model_name='meter',
-            index=models.Index(fields=['status', 'interval_s'], name='meter_status_interval_idx'),
+            model_name="meter",
+            index=models.Index(fields=["status", "interval_s"], name="meter_status_interval_idx"),
         ),
         migrations.AddIndex(
-            model_name='meter',
-            index=models.Index(condition=models.Q(('relay_state', 'disconnected')), fields=['relay_state'], name='meter_disconnected_idx'),
+            model_name="meter",
+            index=models.Index(
+                condition=models.Q(("relay_state", "disconnected")),
+                fields=["relay_state"],
+                name="meter_disconnected_idx",
+            ),
         ),
     ]

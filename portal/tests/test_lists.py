@@ -99,8 +99,8 @@ def test_billing_runs_and_reads_filter_by_state_and_days(bill: Any, alice: Any) 
         day = dt.date(2026, 9, 1) + dt.timedelta(days=n)
         BillingRun.objects.create(run_date=day, cycle_day=day.day, period_start=day, period_end=day, status=status)
     now = timezone.now()
-    for n, status in enumerate([OnDemandRead.Status.PENDING, OnDemandRead.Status.TIMED_OUT]):
-        OnDemandRead.objects.create(command_id=f"cmd-{n}", meter=alice.meter, status=status,
+    for n, read_status in enumerate([OnDemandRead.Status.PENDING, OnDemandRead.Status.TIMED_OUT]):
+        OnDemandRead.objects.create(command_id=f"cmd-{n}", meter=alice.meter, status=read_status,
                                     requested_at=now - dt.timedelta(days=n * 3), timeout_at=now)  # fmt: skip
     client = client_for(bill)
 

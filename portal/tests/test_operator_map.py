@@ -82,6 +82,7 @@ def test_map_cells_count_every_normal_premise_once_and_troubled_ones_stay_points
     expected: dict[tuple[int, int], int] = {}
     for meter in meters:
         if meter.premise_id not in flagged:
+            assert meter.premise is not None
             key = _cell_of(meter.premise, found.cell_deg)
             expected[key] = expected.get(key, 0) + 1
     assert sorted(c.premises for c in found.cells) == sorted(expected.values())

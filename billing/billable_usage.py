@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from billing import determinants as det
 from billing.selectors import (
@@ -254,16 +254,21 @@ def _usage_to_read(
     return meters
 
 
-def accounts_due(run_date: dt.date) -> list[Account]:
-    """Accounts with their bill-cycle day on run_date, active at some point of the period billed."""
+def accounts_due_query(run_date: dt.date) -> QuerySet[Account]:
+    """Accounts with their bill-cycle day on run_date, active at some point of the period billed, by pk,
+    with their tariff: the API pages this in the database (a count and a slice, not every account)."""
     period_start, period_end = det.cycle_period(run_date)
-    return list(
+    return (
         Account.objects.filter(bill_cycle_day=run_date.day, move_in_date__lt=period_end)
         .filter(Q(move_out_date__isnull=True) | Q(move_out_date__gt=period_start))
         .select_related("tariff")
-        .prefetch_related("tariff__tou_periods", "tariff__versions")
         .order_by("pk")
     )
+
+
+def accounts_due(run_date: dt.date) -> list[Account]:
+    """accounts_due_query, all of them, with their tariffs' terms read ahead (a run prices every one)."""
+    return list(accounts_due_query(run_date).prefetch_related("tariff__tou_periods", "tariff__versions"))
 
 
 @dataclass(frozen=True)

@@ -467,9 +467,10 @@ def vee_exception_list(
     return queryset
 
 
-def released_in_batch(run_date: dt.date, batch: int) -> list[int]:
-    """The accounts (pks) whose determinants of run_date went out in this delivery batch."""
-    return list(DeterminantDelivery.objects.filter(run_date=run_date, batch=batch).values_list("account_id", flat=True))
+def released_in_batch(run_date: dt.date, batch: int) -> QuerySet[DeterminantDelivery, int]:
+    """The accounts (pks) whose determinants of run_date went out in this delivery batch (a subquery
+    for the API's page of accounts)."""
+    return DeterminantDelivery.objects.filter(run_date=run_date, batch=batch).values_list("account_id", flat=True)
 
 
 def pending_accounts(run_date: dt.date) -> list[DeterminantDelivery]:

@@ -40,7 +40,8 @@ def incidents(
     started_before: dt.datetime | None = None,
 ) -> QuerySet[OutageIncident]:
     """Outage incidents, newest first; filters on status, feeder, region and start in [from, before)."""
-    queryset = OutageIncident.objects.select_related("feeder", "region")
+    # The feeder's region too: a list shows it where the incident has no region of its own (one query a row, else).
+    queryset = OutageIncident.objects.select_related("feeder__region", "region")
     if status:
         queryset = queryset.filter(status=status)
     if feeder_pk is not None:

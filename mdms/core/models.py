@@ -282,7 +282,16 @@ class Meter(models.Model):
 
     class Meta:
         ordering = ["serial"]
-        indexes = [models.Index(fields=["status"], name="meter_status_idx")]
+        indexes = [
+            # By status, and within it by interval: the silent-meter check asks every page view for the
+            # shortest interval of the active meters, one index probe instead of a scan of the fleet.
+            models.Index(fields=["status", "interval_s"], name="meter_status_interval_idx"),
+            # The few meters whose supply was cut: the operator's map draws each, and without this
+            # index finding them scanned the fleet (16 ms a page at 100,000 meters).
+            models.Index(
+                fields=["relay_state"], name="meter_disconnected_idx", condition=Q(relay_state="disconnected")
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.serial

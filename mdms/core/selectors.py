@@ -33,7 +33,9 @@ def meters_for_user(user: User | AnonymousUser) -> QuerySet[Meter]:
     if roles & {Role.OPERATOR, Role.BILLING}:
         return base.all()
     if Role.CONSUMER in roles and isinstance(user, User):
-        return base.filter(premise__accounts__customer__user=user).distinct()
+        # The meters at the premises of the user's accounts: a subquery, where joining the accounts
+        # needed a DISTINCT over every column (most of the query's time went to planning it).
+        return base.filter(premise_id__in=Account.objects.filter(customer__user=user).values("premise_id"))
     return base.none()
 
 

@@ -99,8 +99,8 @@ def test_billing_runs_and_reads_filter_by_state_and_days(bill: Any, alice: Any) 
         day = dt.date(2026, 9, 1) + dt.timedelta(days=n)
         BillingRun.objects.create(run_date=day, cycle_day=day.day, period_start=day, period_end=day, status=status)
     now = timezone.now()
-    for n, status in enumerate([OnDemandRead.Status.PENDING, OnDemandRead.Status.TIMED_OUT]):
-        OnDemandRead.objects.create(command_id=f"cmd-{n}", meter=alice.meter, status=status,
+    for n, read_status in enumerate([OnDemandRead.Status.PENDING, OnDemandRead.Status.TIMED_OUT]):
+        OnDemandRead.objects.create(command_id=f"cmd-{n}", meter=alice.meter, status=read_status,
                                     requested_at=now - dt.timedelta(days=n * 3), timeout_at=now)  # fmt: skip
     client = client_for(bill)
 
@@ -112,3 +112,36 @@ def test_billing_runs_and_reads_filter_by_state_and_days(bill: Any, alice: Any) 
     assert [r.command_id for r in timed_out] == ["cmd-1"]
     recent = client.get("/billing/reads/live/", {"requested_from": timezone.localdate().isoformat()})
     assert [r.command_id for r in recent.context["reads"]] == ["cmd-0"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("data", [None, {"feeder": "FEEDER", "region": "x"}, {"feeder": "999999"}, {"feeder": "a<b"}])
+def test_the_quick_select_writes_the_markup_of_djangos_select(data: dict[str, str] | None) -> None:
+    from django import forms
+
+    from mdms.core.models import Feeder, Region
+    from mdms.core.testing import make_grid
+    from portal.listing import QuickSelect
+
+    feeder = make_grid("quick")
+    Feeder.objects.create(region=feeder.region, code="q<&>", name='Odd "name" <b>')
+
+    def form(widget: type[forms.Select]) -> forms.Form:
+        class Filter(forms.Form):
+            feeder = forms.ModelChoiceField(
+                queryset=Feeder.objects.select_related("region").order_by("code"),
+                required=False,
+                empty_label="All feeders",
+                widget=widget,
+            )
+            region = forms.ModelChoiceField(queryset=Region.objects.order_by("code"), widget=widget)
+            severity = forms.ChoiceField(
+                choices=[("", "Any"), ("warning", "Warning & worse")], required=False, widget=widget
+            )
+
+        chosen = {k: str(feeder.pk) if v == "FEEDER" else v for k, v in data.items()} if data else None
+        return Filter(chosen)
+
+    django_form, quick_form = form(forms.Select), form(QuickSelect)
+    for name in ("feeder", "region", "severity"):
+        assert str(quick_form[name]) == str(django_form[name])

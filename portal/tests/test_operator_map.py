@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +34,17 @@ def _fleet(count: int) -> list[Meter]:
     return Meter.objects.bulk_create(
         [Meter(serial=f"MAP{n:05d}", premise=p, status=Meter.Status.ACTIVE) for n, p in enumerate(premises)]
     )
+
+
+@pytest.fixture
+def grid_cache() -> Iterator[None]:
+    """Today's cached grid figures, emptied before and after: a dashboard reads them whenever they are
+    there (only a large fleet's are stored), so a test that makes its fleet "large" must not leave them."""
+    for day in (local_today(), dt.date(2026, 12, 2)):
+        operator_data.cache.delete(operator_data.GRID_CACHE_KEY.format(day=day.isoformat()))
+    yield
+    for day in (local_today(), dt.date(2026, 12, 2)):
+        operator_data.cache.delete(operator_data.GRID_CACHE_KEY.format(day=day.isoformat()))
 
 
 def _cell_of(premise: Premise, cell: Decimal) -> tuple[int, int]:
@@ -70,6 +82,7 @@ def test_map_cells_count_every_normal_premise_once_and_troubled_ones_stay_points
     expected: dict[tuple[int, int], int] = {}
     for meter in meters:
         if meter.premise_id not in flagged:
+            assert meter.premise is not None
             key = _cell_of(meter.premise, found.cell_deg)
             expected[key] = expected.get(key, 0) + 1
     assert sorted(c.premises for c in found.cells) == sorted(expected.values())
@@ -133,12 +146,11 @@ def test_the_dashboard_draws_cells_for_a_large_fleet(olivia: Any, mongo: Any, mo
 
 @pytest.mark.django_db
 def test_on_a_large_fleet_the_grid_sums_come_from_the_cache_until_refreshed(
-    mongo: Any, monkeypatch: pytest.MonkeyPatch
+    mongo: Any, monkeypatch: pytest.MonkeyPatch, grid_cache: None
 ) -> None:
     _fleet(3)
     monkeypatch.setattr(operator_data, "GRID_CACHE_MIN_METERS", 1)
     today = dt.date(2026, 12, 2)
-    operator_data.cache.delete(operator_data.GRID_CACHE_KEY.format(day=today.isoformat()))
 
     first = operator_data.grid_view(today=today)
     again = operator_data.grid_view(today=today)
@@ -152,13 +164,12 @@ def test_on_a_large_fleet_the_grid_sums_come_from_the_cache_until_refreshed(
 
 @pytest.mark.django_db
 def test_the_grid_refresh_job_fills_the_cache_only_on_a_large_fleet(
-    mongo: Any, monkeypatch: pytest.MonkeyPatch
+    mongo: Any, monkeypatch: pytest.MonkeyPatch, grid_cache: None
 ) -> None:
     from portal.tasks import grid_refresh
 
     _fleet(3)
     key = operator_data.GRID_CACHE_KEY.format(day=local_today().isoformat())
-    operator_data.cache.delete(key)
     assert grid_refresh() is False
     assert operator_data.cache.get(key) is None
 

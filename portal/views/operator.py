@@ -82,8 +82,16 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
 
 
 class AnomalyFilter(forms.Form):
-    region = forms.ModelChoiceField(queryset=Region.objects.order_by("code"), required=False, empty_label="All regions")
-    feeder = forms.ModelChoiceField(queryset=Feeder.objects.order_by("code"), required=False, empty_label="All feeders")
+    region = forms.ModelChoiceField(
+        queryset=Region.objects.order_by("code"), required=False, empty_label="All regions", widget=listing.QuickSelect
+    )
+    # A feeder's label names its region: read with it (one query, not one per feeder).
+    feeder = forms.ModelChoiceField(
+        queryset=Feeder.objects.select_related("region").order_by("code"),
+        required=False,
+        empty_label="All feeders",
+        widget=listing.QuickSelect,
+    )
     meter = forms.CharField(required=False, label="Meter serial")
     severity = forms.ChoiceField(
         choices=[("", "Warning and critical"), *((s, s.capitalize()) for s in SEVERITIES)], required=False

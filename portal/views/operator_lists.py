@@ -23,9 +23,14 @@ from portal.views.operator_access import operator_required
 
 
 class _GridFilter(forms.Form):
-    region = forms.ModelChoiceField(queryset=Region.objects.order_by("code"), required=False, empty_label="All regions")
+    region = forms.ModelChoiceField(
+        queryset=Region.objects.order_by("code"), required=False, empty_label="All regions", widget=listing.QuickSelect
+    )
     feeder = forms.ModelChoiceField(
-        queryset=Feeder.objects.select_related("region").order_by("code"), required=False, empty_label="All feeders"
+        queryset=Feeder.objects.select_related("region").order_by("code"),
+        required=False,
+        empty_label="All feeders",
+        widget=listing.QuickSelect,
     )
 
 

@@ -20,7 +20,7 @@ from forecast import selectors as forecast
 from ingest.datahub import selectors as datahub
 from lake import selectors as lake_selectors
 from mdms.core.localtime import local_day, local_midnight, local_today
-from mdms.core.models import Feeder, Meter, Region
+from mdms.core.models import Meter
 from mdms.core.timeseries import anomalies as anomaly_store
 from mdms.core.timeseries import readings as stored
 from monitoring import selectors as monitoring
@@ -31,6 +31,7 @@ from portal.selectors import DASHBOARD_MONTHS
 from portal.views import operator_charts as charts
 from portal.views import operator_data as data
 from portal.views.operator_access import operator_required
+from portal.views.operator_lists import GridFilter
 
 # Without a chosen range the drill-down shows yesterday and today (up to 192 readings at 15 minutes).
 DRILLDOWN_DEFAULT_DAYS = dt.timedelta(days=1)
@@ -81,17 +82,7 @@ def operator_dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/operator/dashboard.html", context)
 
 
-class AnomalyFilter(forms.Form):
-    region = forms.ModelChoiceField(
-        queryset=Region.objects.order_by("code"), required=False, empty_label="All regions", widget=listing.QuickSelect
-    )
-    # A feeder's label names its region: read with it (one query, not one per feeder).
-    feeder = forms.ModelChoiceField(
-        queryset=Feeder.objects.select_related("region").order_by("code"),
-        required=False,
-        empty_label="All feeders",
-        widget=listing.QuickSelect,
-    )
+class AnomalyFilter(GridFilter):
     meter = forms.CharField(required=False, label="Meter serial")
     severity = forms.ChoiceField(
         choices=[("", "Warning and critical"), *((s, s.capitalize()) for s in SEVERITIES)], required=False

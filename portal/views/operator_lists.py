@@ -22,7 +22,9 @@ from portal import listing
 from portal.views.operator_access import operator_required
 
 
-class _GridFilter(forms.Form):
+class GridFilter(forms.Form):
+    """A region and a feeder, the filters every operator list starts with."""
+
     region = forms.ModelChoiceField(
         queryset=Region.objects.order_by("code"), required=False, empty_label="All regions", widget=listing.QuickSelect
     )
@@ -34,7 +36,7 @@ class _GridFilter(forms.Form):
     )
 
 
-class IncidentFilter(_GridFilter):
+class IncidentFilter(GridFilter):
     started_from = listing.iso_date_field("Started from", required=False)
     started_to = listing.iso_date_field("Started to (included)", required=False)
     status = forms.ChoiceField(choices=[("", "Any status"), *OutageIncident.Status.choices], required=False)
@@ -118,7 +120,7 @@ def operator_incident(request: HttpRequest, incident_pk: int) -> HttpResponseBas
     return render(request, "portal/operator/incident.html", context)
 
 
-class MeterFilter(_GridFilter):
+class MeterFilter(GridFilter):
     q = forms.CharField(
         required=False,
         label="Serial, address, city, customer or feeder",

@@ -307,11 +307,14 @@ def run() -> dict[str, Any]:
                 break
             time.sleep(1.0)
     finally:
-        os.killpg(stack.pid, signal.SIGTERM)
+        # The stack may have stopped on its own (the error above says why): nothing left to signal then.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(stack.pid, signal.SIGTERM)
         try:
             stack.wait(60)
         except subprocess.TimeoutExpired:
-            os.killpg(stack.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(stack.pid, signal.SIGKILL)
             stack.wait(10)
         _stop_broker(broker_pid)
     load_after = os.getloadavg()

@@ -63,20 +63,42 @@ def reprocess_range(
 
     if ROLLUPS in stages:
         rollups_rebuild(first_day=first_day, end_day=end_day, meter_pks=pks, progress=rolled_up)
+    estimated = exceptions = judged = stored = 0
+    if VEE in stages:
+        estimated, exceptions = _vee_days(pks, first_day, end_day, progress)
+    if DETECTION in stages:
+        judged, stored = _detect_days(pks, first_day, end_day, progress)
+    if BASELINES in stages:
+        monitoring.baselines_rebuild(meter_pks=pks, through=monitoring.current_baseline_day())
+        _tick(progress, BASELINES, 1, 1)
+    if OUTAGES in stages:
+        outages.outages_replay(meter_pks=pks, start=local_midnight(first_day), end=local_midnight(end_day))
+        _tick(progress, OUTAGES, 1, 1)
+    return ReprocessResult(len(pks) * days, estimated, exceptions, judged, stored)
+
+
+def _vee_days(pks: list[int], first_day: dt.date, end_day: dt.date, progress: Progress | None) -> tuple[int, int]:
+    """VEE of all meters one day at a time (day d's estimates may use day d-1's: the profile reads back);
+    (intervals estimated, exceptions)."""
+    days = (end_day - first_day).days
     estimated = exceptions = 0
-    day = first_day if VEE in stages else end_day
+    day = first_day
     while day < end_day:
-        # All meters one day at a time: day d's estimates may use day d-1's (the profile reads back).
         result = vee_run(meter_pks=pks, first_day=day, end_day=day + dt.timedelta(days=1))
         estimated += result.estimated_intervals
         exceptions += result.exceptions
         day += dt.timedelta(days=1)
         _tick(progress, VEE, (day - first_day).days, days)
+    return estimated, exceptions
+
+
+def _detect_days(pks: list[int], first_day: dt.date, end_day: dt.date, progress: Progress | None) -> tuple[int, int]:
+    """Anomaly detection over the UTC days covering the local days (detection's baselines are per UTC
+    day), DETECT_CHUNK meters a call; (readings judged, anomalies stored)."""
     judged = stored = 0
-    # UTC days covering the local days (detection's baselines are per UTC day).
     start = local_midnight(first_day).astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     end = local_midnight(end_day).astimezone(dt.UTC)
-    utc_days = int((end - start).total_seconds() // 86400) + 1 if DETECTION in stages else 0
+    utc_days = int((end - start).total_seconds() // 86400) + 1
     for n in range(utc_days):
         lower = start + dt.timedelta(days=n)
         upper = min(end, lower + dt.timedelta(days=1))
@@ -87,10 +109,4 @@ def reprocess_range(
             judged += found.scanned
             stored += found.stored
         _tick(progress, DETECTION, n + 1, utc_days)
-    if BASELINES in stages:
-        monitoring.baselines_rebuild(meter_pks=pks, through=monitoring.current_baseline_day())
-        _tick(progress, BASELINES, 1, 1)
-    if OUTAGES in stages:
-        outages.outages_replay(meter_pks=pks, start=local_midnight(first_day), end=local_midnight(end_day))
-        _tick(progress, OUTAGES, 1, 1)
-    return ReprocessResult(len(pks) * days, estimated, exceptions, judged, stored)
+    return judged, stored

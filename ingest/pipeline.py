@@ -380,12 +380,5 @@ def flush(batch: Batch, watermarks: Watermarks, *, live: bool = True, hand_on: b
     handed = batch.readings if batch.attempts > 1 else readings
     for kind, docs in (("readings", handed), ("events", batch.events)):
         if docs and hand_on:
-            stored_batches.publish(
-                kind=kind,
-                meter_pks=(doc["meter"] for doc in docs),
-                min_ts=min(doc["ts"] for doc in docs),
-                max_ts=max(doc["ts"] for doc in docs),
-                count=len(docs),
-                pipe=pipe,
-            )
+            stored_batches.publish_stored(kind, docs, pipe=pipe)
     pipe.execute()

@@ -18,25 +18,11 @@ def publish_hourly(
     entries = 0
     hour = start
     while hour < end:
-        in_hour = [(pk, ts, kind) for pk, ts, kind in events if hour < ts <= hour + HOUR]
-        if in_hour:
-            stored_batches.publish(
-                kind="events",
-                meter_pks=[pk for pk, _ts, _kind in in_hour],
-                min_ts=min(ts for _pk, ts, _kind in in_hour),
-                max_ts=max(ts for _pk, ts, _kind in in_hour),
-                count=len(in_hour),
-            )
-            entries += 1
+        in_hour = [{"meter": pk, "ts": ts} for pk, ts, _kind in events if hour < ts <= hour + HOUR]
         batch = [r for r in readings if hour < r["ts"] <= hour + HOUR]
-        if batch:
-            stored_batches.publish(
-                kind="readings",
-                meter_pks=[r["meter"] for r in batch],
-                min_ts=min(r["ts"] for r in batch),
-                max_ts=max(r["ts"] for r in batch),
-                count=len(batch),
-            )
-            entries += 1
+        for kind, documents in (("events", in_hour), ("readings", batch)):
+            if documents:
+                stored_batches.publish_stored(kind, documents)
+                entries += 1
         hour += HOUR
     return entries

@@ -52,13 +52,7 @@ def quarters(meter_pk: int, start: dt.datetime, end: dt.datetime, kwh: float = 0
 
 def store_and_publish(documents: list[Any]) -> None:
     insert_readings(documents)
-    stored_batches.publish(
-        kind="readings",
-        meter_pks=[d["meter"] for d in documents],
-        min_ts=min(d["ts"] for d in documents),
-        max_ts=max(d["ts"] for d in documents),
-        count=len(documents),
-    )
+    stored_batches.publish_stored("readings", documents)
 
 
 def local(day: dt.date) -> dt.datetime:

@@ -20,7 +20,7 @@ first hands out what MongoDB received since the watermark, as entries of the sam
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -85,6 +85,20 @@ def publish(
         },
         maxlen=MAXLEN,
         approximate=True,
+    )
+
+
+def publish_stored(
+    kind: str, documents: Sequence[Mapping[str, Any]], *, pipe: redis.client.Pipeline | None = None
+) -> None:
+    """Append the entry that describes these stored documents (each with its `meter` and `ts`)."""
+    publish(
+        kind=kind,
+        meter_pks=(doc["meter"] for doc in documents),
+        min_ts=min(doc["ts"] for doc in documents),
+        max_ts=max(doc["ts"] for doc in documents),
+        count=len(documents),
+        pipe=pipe,
     )
 
 

@@ -36,13 +36,7 @@ def feeder_people(db: None, mongo: Any) -> dict[str, Any]:
 
 def _hand_on_events(events: list[tuple[int, dt.datetime, str]]) -> None:
     helpers.store_events(events)
-    stored_batches.publish(
-        kind="events",
-        meter_pks=[pk for pk, _ts, _kind in events],
-        min_ts=min(ts for _pk, ts, _kind in events),
-        max_ts=max(ts for _pk, ts, _kind in events),
-        count=len(events),
-    )
+    stored_batches.publish_stored("events", [{"meter": pk, "ts": ts} for pk, ts, _kind in events])
 
 
 def _hand_on_reading(meter_pk: int, ts: dt.datetime) -> None:
